@@ -1,0 +1,105 @@
+"""doit tasks: a Rust repository's git history -> dataset/{train,val,test}.pt.
+
+    doit                      build from the configured repository (or the generated sample)
+    doit repo=PATH ref=REF    build from another repository; any setting can be given so
+    doit clean                remove cache/ and dataset/
+    doit list                 the tasks
+
+Per-commit tasks are keyed by content-addressed targets (commit sha + stage settings +
+code versions), so a task is up to date exactly when its shard exists.
+"""
+
+import os
+from pathlib import Path
+
+from doit import create_after, doit_cmd
+from doit.exceptions import InvalidCommand
+
+from pipeline import progress, stages
+from pipeline.commits import current_commit_list
+from pipeline.config import load_settings
+from pipeline.errors import PipelineError
+from pipeline.sample_repo import SAMPLE_VERSION
+from pipeline.tokenizing import current_tokenizer_info
+
+DOIT_CONFIG = {
+    "default_tasks": ["sample_repo", "commits", "chunks", "tokenizer", "tokens", "merge"],
+    "dep_file": ".doit.db",
+    "backend": "sqlite3",
+    "reporter": progress.ProgressReporter,
+}
+
+
+def settings():
+    """Settings from pyproject.toml, pipeline.toml and `doit name=value`.
+
+    The files are read from PIPELINE_CONFIG_DIR if set (tests use their own), else from here.
+    """
+    config_dir = os.environ.get("PIPELINE_CONFIG_DIR", Path(__file__).resolve().parent)
+    try:
+        return load_settings(dict(doit_cmd._CMDLINE_VARS or {}), root=config_dir)
+    except PipelineError as error:
+        raise InvalidCommand(str(error)) from None
+
+
+def task_sample_repo():
+    """Generate the sample Rust repository (only when no repo= is configured)."""
+    config = settings()
+    if config.repo:
+        return {"actions": None, "uptodate": [True]}
+    progress.note("This was the generated sample repository; build yours with "
+                  "`doit repo=PATH` or set repo in pipeline.toml (README.md).")
+    stamp = config.cache / f"sample_repo.v{SAMPLE_VERSION}.done"
+    return {"actions": [(stages.make_sample_repository, [config, stamp])],
+            "targets": [str(stamp)], "uptodate": [True]}
+
+
+def task_commits():
+    """List the commits reachable from ref, with parents, times, message and Rust changes."""
+    config = settings()
+    return {"actions": [(stages.list_commits, [config])], "task_dep": ["sample_repo"],
+            "clean": [(stages.remove_outputs, [config])], "verbosity": 2}
+
+
+@create_after(executed="commits")
+def task_chunks():
+    """Per commit: the changed Rust items (tree-sitter), old and new code, as a msgpack shard."""
+    config = settings()
+    shas = [commit["sha"] for commit in current_commit_list(config)["commits"]]
+    progress.expect("chunks", len(shas))
+    for sha in shas:
+        yield {"name": sha, "actions": [(stages.build_chunk_shard, [config, sha])],
+               "targets": [str(stages.chunk_shard_path(config, sha))], "uptodate": [True]}
+
+
+@create_after(executed="commits")
+def task_tokenizer():
+    """Train the byte-level BPE on the pinned commit's Rust files, or load tokenizer=PATH."""
+    config = settings()
+    return {"actions": [(stages.build_tokenizer, [config])], "verbosity": 2}
+
+
+def task_retrain_tokenizer():
+    """Forget the tokenizer's pinned commit: the next `doit` trains anew and re-tokenizes."""
+    return {"actions": [(stages.retrain_tokenizer, [settings()])], "verbosity": 2}
+
+
+@create_after(executed="tokenizer")
+def task_tokens():
+    """Per commit: examples in StarCoder commit format as token ids and loss spans (msgpack)."""
+    config = settings()
+    tokenizer_hash = current_tokenizer_info(config)["hash"]
+    shas = [commit["sha"] for commit in current_commit_list(config)["commits"]]
+    progress.expect("tokens", len(shas))
+    for sha in shas:
+        yield {"name": sha, "actions": [(stages.build_token_shard, [config, sha])],
+               "task_dep": [f"chunks:{sha}"], "uptodate": [True],
+               "targets": [str(stages.token_shard_path(config, sha, tokenizer_hash))]}
+
+
+@create_after(executed="tokenizer")
+def task_merge():
+    """Merge token shards in temporal order into dataset/ splits, stats and manifest."""
+    config = settings()
+    return {"actions": [(stages.merge_dataset, [config])], "task_dep": ["tokens"],
+            "uptodate": [lambda: stages.merge_is_current(config)], "verbosity": 2}

@@ -1,0 +1,215 @@
+"""One commit in, its chunk shard out: each changed Rust item with its old and new code.
+
+Old and new items of a file are paired by qualified name (so a method moved within its
+file is one chunk) and compared by text. What lies outside every item (use lines, comments)
+is compared as one file-level chunk, so no change vanishes. A file that does not parse
+cleanly falls back to windows of lines around the changed lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from pathlib import Path
+
+from pipeline import cache
+from pipeline.config import Settings
+from pipeline.git_history import NULL_BLOB, BlobReader, Commit, FileChange
+from pipeline.rust_syntax import ANALYSER_VERSION, cached_analysis
+
+# Bump when chunk shards change shape or content: part of every chunk shard's key.
+CHUNKER_VERSION = 1
+SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
+GENERATED_MARKERS = (b"@generated", b"DO NOT EDIT")
+FALLBACK_CONTEXT_LINES = 3
+# Items that are compared as units; `use` lines and inline-mod headers belong to the file.
+_NOT_UNITS = {"use", "mod"}
+
+
+def shard_key(settings: Settings, sha: str) -> str:
+    return cache.content_key([sha, settings.section_hash(settings.chunk_section()),
+                              ANALYSER_VERSION, CHUNKER_VERSION])
+
+
+def module_path(path: str) -> str:
+    """`crates/net/src/peer/mod.rs` -> `peer`: the module a file defines, within its crate."""
+    parts = path[:-3].split("/") if path.endswith(".rs") else path.split("/")
+    if "src" in parts:
+        parts = parts[len(parts) - parts[::-1].index("src"):]
+    if parts and parts[-1] in ("mod", "lib", "main"):
+        parts = parts[:-1]
+    return "::".join(parts)
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _own_text(source: bytes, items: list, index: int) -> str:
+    """An item's text without its child items: for an impl, its header and non-item lines."""
+    item = items[index]
+    pieces, cursor = [], item["start_byte"]
+    for child in items:
+        if child["parent"] == index:
+            pieces.append(source[cursor:child["start_byte"]])
+            cursor = child["end_byte"]
+    pieces.append(source[cursor:item["end_byte"]])
+    return _decode(b"".join(pieces))
+
+
+def _units(source: bytes, analysis: dict) -> dict:
+    """(qualname, occurrence) -> (item, text) for every item compared as a unit."""
+    items, units, seen = analysis["items"], {}, Counter()
+    for index, item in enumerate(items):
+        if item["kind"] in _NOT_UNITS:
+            continue
+        has_children = any(child["parent"] == index for child in items)
+        text = _own_text(source, items, index) if has_children else _decode(
+            source[item["start_byte"]:item["end_byte"]])
+        occurrence = seen[item["qualname"]]
+        seen[item["qualname"]] += 1
+        units[(item["qualname"], occurrence)] = (item, text)
+    return units
+
+
+def _residual(source: bytes, analysis: dict) -> str:
+    """The file's lines that lie in no unit: imports, comments, mod headers."""
+    lines = source.split(b"\n")
+    covered = [False] * len(lines)
+    items = analysis["items"]
+    for item in items:
+        if item["kind"] in _NOT_UNITS or (item["parent"] >= 0 and
+                                          items[item["parent"]]["kind"] != "mod"):
+            continue
+        for row in range(item["start_line"] - 1, min(item["end_line"], len(lines))):
+            covered[row] = True
+    return _decode(b"\n".join(line for line, skip in zip(lines, covered) if not skip)).strip()
+
+
+def _changed_ranges(old: str, new: str, first_line: int) -> list:
+    """New-side line ranges [start, end] (1-based, in the file) that differ from old."""
+    matcher = difflib.SequenceMatcher(None, old.splitlines(), new.splitlines(), autojunk=False)
+    ranges = []
+    for tag, _, _, start, end in matcher.get_opcodes():
+        if tag != "equal":
+            ranges.append([first_line + start, first_line + max(start, end - 1)])
+    return ranges
+
+
+def _fit(text: str, limit: int) -> tuple[str, bool]:
+    """Text cut at a line boundary to at most limit characters; whether it was cut."""
+    if len(text) <= limit:
+        return text, False
+    cut = text.rfind("\n", 0, limit)
+    return text[:cut if cut > 0 else limit], True
+
+
+def _make_chunk(settings, change, kind, qualname, change_kind, old, new, first_line, imports):
+    old_code, old_cut = _fit(old, settings.max_item_chars)
+    new_code, new_cut = _fit(new, settings.max_item_chars)
+    return {
+        "path": change.new_path, "old_path": change.old_path, "kind": kind,
+        "qualname": qualname, "change": change_kind, "old_code": old_code,
+        "new_code": new_code, "changed_lines": _changed_ranges(old, new, first_line),
+        "truncated": old_cut or new_cut, "context": imports,
+    }
+
+
+def _import_context(analysis: dict | None) -> list:
+    if not analysis or not analysis["imports"]:
+        return []
+    lines = "\n".join(f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
+                      else f"use {path} as {alias};" for path, alias in analysis["imports"])
+    return [{"kind": "import", "path": "", "name": "imports", "text": lines}]
+
+
+def _item_chunks(settings, change, old_src, new_src, old_an, new_an) -> list:
+    prefix = module_path(change.new_path)
+    prefix = f"{prefix}::" if prefix else ""
+    imports = _import_context(new_an if new_src is not None else old_an)
+    old_units = _units(old_src, old_an) if old_src is not None else {}
+    new_units = _units(new_src, new_an) if new_src is not None else {}
+    chunks = []
+    for key in list(new_units) + [k for k in old_units if k not in new_units]:
+        old_item, old_text = old_units.get(key, (None, ""))
+        new_item, new_text = new_units.get(key, (None, ""))
+        if old_text == new_text:
+            continue
+        item = new_item or old_item
+        change_kind = "added" if old_item is None else "deleted" if new_item is None else "modified"
+        chunks.append(_make_chunk(settings, change, item["kind"], prefix + key[0], change_kind,
+                                  old_text, new_text, item["start_line"], imports))
+    old_rest = _residual(old_src, old_an) if old_src is not None else ""
+    new_rest = _residual(new_src, new_an) if new_src is not None else ""
+    if old_rest != new_rest:
+        chunks.append(_make_chunk(settings, change, "file", prefix.rstrip(":") or change.new_path,
+                                  "modified", old_rest, new_rest, 1, imports))
+    return chunks
+
+
+def _fallback_chunks(settings, change, old_src, new_src) -> list:
+    """Windows of lines around each changed hunk, for files tree-sitter cannot parse cleanly."""
+    old_lines = _decode(old_src or b"").splitlines()
+    new_lines = _decode(new_src or b"").splitlines()
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    chunks = []
+    for group in matcher.get_grouped_opcodes(FALLBACK_CONTEXT_LINES):
+        old_start, old_end = group[0][1], group[-1][2]
+        new_start, new_end = group[0][3], group[-1][4]
+        chunks.append(_make_chunk(
+            settings, change, "lines", f"{change.new_path}:{new_start + 1}", "modified",
+            "\n".join(old_lines[old_start:old_end]), "\n".join(new_lines[new_start:new_end]),
+            new_start + 1, []))
+    return chunks
+
+
+def _read_side(reader: BlobReader, blob: str, mode: str, settings, skipped: Counter):
+    """(bytes, ok) for one side of a change; ok False means the file was skipped and counted."""
+    if blob == NULL_BLOB or mode == "000000":
+        return None, True
+    if mode in SKIPPED_MODES:
+        skipped[SKIPPED_MODES[mode]] += 1
+        return None, False
+    data = reader.read(blob)
+    if data is None:
+        skipped["missing_object"] += 1
+        return None, False
+    if len(data) > settings.max_file_bytes:
+        skipped["oversize_file"] += 1
+        return None, False
+    if any(marker in data[:2048] for marker in GENERATED_MARKERS):
+        skipped["generated_file"] += 1
+        return None, False
+    return data, True
+
+
+def file_chunks(settings, cache_root, reader, change: FileChange, skipped: Counter) -> list:
+    """The chunks of one changed Rust file; skips are counted by reason in skipped."""
+    if change.old_blob == change.new_blob:
+        return []                        # a pure rename or a mode change: no code changed
+    old_src, old_ok = _read_side(reader, change.old_blob, change.old_mode, settings, skipped)
+    new_src, new_ok = _read_side(reader, change.new_blob, change.new_mode, settings, skipped)
+    if not (old_ok and new_ok) or (old_src is None and new_src is None):
+        return []
+    old_an = cached_analysis(cache_root, old_src) if old_src is not None else None
+    new_an = cached_analysis(cache_root, new_src) if new_src is not None else None
+    if any(an and an["decode_errors"] for an in (old_an, new_an)):
+        skipped["non_utf8_decoded_with_replacement"] += 1
+    if any(an and an["has_error"] for an in (old_an, new_an)):
+        skipped["syntax_error_fallback"] += 1
+        return _fallback_chunks(settings, change, old_src, new_src)
+    return _item_chunks(settings, change, old_src, new_src, old_an, new_an)
+
+
+def commit_chunks(settings: Settings, cache_root: Path, reader: BlobReader,
+                  commit: Commit, changes) -> dict:
+    """The chunk shard of one commit: its chunks, message and skip counts."""
+    skipped: Counter = Counter()
+    chunks: list = []
+    if changes is None:
+        skipped["merge_commit"] += 1
+    else:
+        for change in changes:
+            chunks.extend(file_chunks(settings, cache_root, reader, change, skipped))
+    return {"sha": commit.sha, "message": commit.message, "committer_time": commit.committer_time,
+            "chunks": chunks, "skipped": dict(sorted(skipped.items()))}

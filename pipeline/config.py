@@ -1,0 +1,166 @@
+"""Settings: defaults here, then pyproject.toml [tool.pipeline], pipeline.toml, `doit name=value`.
+
+Each stage reads only its own section, and each section has a hash that keys that stage's
+cache entries, so a changed setting re-runs its stage and the ones after it, never the
+ones before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from pipeline.cache import content_key
+from pipeline.errors import PipelineError
+
+PERSONAL_CONFIG = "pipeline.toml"
+PROJECT_CONFIG = "pyproject.toml"
+# Tokens an example spends outside its budgeted fields: repository name, path, markers.
+HEADER_TOKENS = 72
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where the history comes from; an empty repo means the generated sample repository.
+    repo: str = ""
+    ref: str = "HEAD"
+    cache_dir: str = "cache"
+    dataset_dir: str = "dataset"
+    # Chunking.
+    include_merges: bool = False
+    max_file_bytes: int = 1_000_000
+    max_item_chars: int = 4000
+    # Tokenizer: a tokenizer.json path, or empty to train a byte-level BPE on the tree of
+    # tokenizer_commit (empty: the ref's commit at the first build, then kept).
+    tokenizer: str = ""
+    vocab_size: int = 32768
+    tokenizer_commit: str = ""
+    # Examples: token budgets per field and in total.
+    max_length: int = 4096
+    budget_message: int = 64
+    budget_old: int = 512
+    budget_new: int = 2048
+    budget_context: int = 256
+    loss_on_all: bool = False
+    # Split by commit, in temporal order.
+    val_ratio: float = 0.1
+    test_ratio: float = 0.1
+
+    def chunk_section(self) -> dict:
+        return {"include_merges": self.include_merges, "max_file_bytes": self.max_file_bytes,
+                "max_item_chars": self.max_item_chars}
+
+    def tokenizer_section(self) -> dict:
+        return {"tokenizer": self.tokenizer, "vocab_size": self.vocab_size,
+                "tokenizer_commit": self.tokenizer_commit}
+
+    def format_section(self) -> dict:
+        return {"max_length": self.max_length, "budget_message": self.budget_message,
+                "budget_old": self.budget_old, "budget_new": self.budget_new,
+                "budget_context": self.budget_context, "loss_on_all": self.loss_on_all}
+
+    def split_section(self) -> dict:
+        return {"val_ratio": self.val_ratio, "test_ratio": self.test_ratio}
+
+    def section_hash(self, section: dict) -> str:
+        return content_key(sorted(section.items()))
+
+    @property
+    def cache(self) -> Path:
+        return Path(self.cache_dir)
+
+    @property
+    def dataset(self) -> Path:
+        return Path(self.dataset_dir)
+
+
+SETTING_TYPES = {f.name: f.type for f in fields(Settings)}
+
+
+def _convert(name: str, value, origin: str):
+    """Turn a value from TOML or the command line into the setting's type, or say why not."""
+    kind = SETTING_TYPES[name]
+    problem = f"setting {name}={value!r} (from {origin}) must be {kind}"
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise PipelineError(problem + ": use true or false.")
+    if kind == "int":
+        if isinstance(value, bool):
+            raise PipelineError(problem + ".")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise PipelineError(problem + ", a whole number.") from None
+    if kind == "float":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise PipelineError(problem + ", a number.") from None
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise PipelineError(problem + ", a string.")
+    return str(value)
+
+
+def _apply(values: dict, source: dict, origin: str) -> None:
+    for name, value in source.items():
+        if name not in SETTING_TYPES:
+            known = ", ".join(sorted(SETTING_TYPES))
+            raise PipelineError(
+                f"unknown setting {name!r} (from {origin}). Known settings: {known}. "
+                "README.md lists each with its default.")
+        values[name] = _convert(name, value, origin)
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise PipelineError(f"{path} is not valid TOML: {error}. Fix or remove the file.") from None
+
+
+def load_settings(command_line: dict | None = None, root: Path | str = ".") -> Settings:
+    """Settings from the project's files under root and command-line name=value pairs."""
+    root = Path(root)
+    values: dict = {}
+    project = root / PROJECT_CONFIG
+    if project.is_file():
+        _apply(values, _read_toml(project).get("tool", {}).get("pipeline", {}), str(project))
+    personal = root / PERSONAL_CONFIG
+    if personal.is_file():
+        _apply(values, _read_toml(personal), str(personal))
+    _apply(values, command_line or {}, "the command line")
+    settings = Settings(**values)
+    _check_ranges(settings)
+    return settings
+
+
+def _check_ranges(settings: Settings) -> None:
+    if not (0 <= settings.val_ratio < 1 and 0 <= settings.test_ratio < 1
+            and settings.val_ratio + settings.test_ratio < 1):
+        raise PipelineError(
+            f"val_ratio={settings.val_ratio} and test_ratio={settings.test_ratio} must each be "
+            "in [0, 1) and leave some commits for training (their sum below 1).")
+    budgets = ("max_length", "budget_message", "budget_old", "budget_new", "budget_context",
+               "vocab_size", "max_item_chars", "max_file_bytes")
+    for name in budgets:
+        if getattr(settings, name) <= 0:
+            raise PipelineError(f"setting {name} must be positive, got {getattr(settings, name)}.")
+    fixed = settings.budget_message + settings.budget_old + settings.budget_new + HEADER_TOKENS
+    if fixed > settings.max_length:
+        raise PipelineError(
+            f"max_length={settings.max_length} cannot hold budget_message + budget_old + "
+            f"budget_new ({fixed - HEADER_TOKENS}) plus {HEADER_TOKENS} tokens of name, path and "
+            "markers. Raise max_length or lower the budgets.")
+
+
+def replace(settings: Settings, **changes) -> Settings:
+    return dataclasses.replace(settings, **changes)

@@ -1,0 +1,180 @@
+"""Git repository in, commits (with their changed Rust files) and blob bytes out.
+
+One `git log --raw -z` lists the whole history with its changes, and blobs come through
+GitPython's persistent `git cat-file --batch` process: one process per run instead of one
+per commit. Paths and messages are read as bytes, because a diff parser that decodes
+text loses non-UTF-8 paths without an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from pipeline.errors import PipelineError
+
+RUST_SUFFIX = b".rs"
+_LOG_FORMAT = "%x01%H%x00%P%x00%at%x00%ct%x00%an%x00%B%x00"
+
+
+@dataclass(frozen=True)
+class FileChange:
+    status: str        # git's letter: A added, M modified, D deleted, R renamed, T type change
+    old_mode: str
+    new_mode: str
+    old_blob: str      # all zeros when there is no old version
+    new_blob: str
+    old_path: str
+    new_path: str
+
+    def as_list(self) -> list:
+        return [self.status, self.old_mode, self.new_mode, self.old_blob, self.new_blob,
+                self.old_path, self.new_path]
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    parents: tuple
+    author_time: int
+    committer_time: int
+    author: str
+    message: str
+    changes: tuple     # FileChange of Rust files only
+
+    def as_dict(self) -> dict:
+        return {"sha": self.sha, "parents": list(self.parents), "author_time": self.author_time,
+                "committer_time": self.committer_time, "author": self.author,
+                "message": self.message, "changes": [c.as_list() for c in self.changes]}
+
+    @staticmethod
+    def from_dict(data: dict) -> "Commit":
+        return Commit(data["sha"], tuple(data["parents"]), data["author_time"],
+                      data["committer_time"], data["author"], data["message"],
+                      tuple(FileChange(*c) for c in data["changes"]))
+
+
+NULL_BLOB = "0" * 40
+
+
+def _repository_error(path: str, why: str) -> PipelineError:
+    return PipelineError(
+        f"repo={path} {why}. Point repo= at the working tree of a git repository that holds "
+        "Rust (.rs) files, e.g. `doit repo=~/projects/the-block`, or set repo in pipeline.toml "
+        "(see README.md); leave repo unset to build the generated sample repository.")
+
+
+def open_repository(path: str) -> git.Repo:
+    """A GitPython Repo for path, or a PipelineError that says what is wrong and what to do."""
+    location = Path(path).expanduser()
+    if not location.exists():
+        raise _repository_error(path, "does not exist")
+    if not location.is_dir():
+        raise _repository_error(path, "is a file, not a directory")
+    try:
+        return git.Repo(location, odbt=git.GitCmdObjectDB)
+    except git.InvalidGitRepositoryError:
+        raise _repository_error(path, "is not a git repository") from None
+    except git.GitError as error:
+        raise _repository_error(path, f"could not be opened by git ({error})") from None
+
+
+def resolve_ref(repo: git.Repo, ref: str) -> str:
+    try:
+        return repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}").strip()
+    except git.GitCommandError:
+        raise PipelineError(
+            f"ref={ref} names no commit in {repo.working_dir}. Use a branch, tag or commit "
+            "that `git -C REPO log REF` accepts (default: HEAD); an empty repository has no "
+            "commits to read yet.") from None
+
+
+def _is_rust(path: bytes) -> bool:
+    return path.endswith(RUST_SUFFIX)
+
+
+def _decode_path(path: bytes) -> str:
+    return path.decode("utf-8", errors="replace")
+
+
+def _parse_raw(tokens: list, i: int) -> tuple[list, int]:
+    """Rust FileChanges of raw diff entries from tokens[i] up to the next commit header."""
+    changes = []
+    while i < len(tokens) and not tokens[i].lstrip(b"\n").startswith(b"\x01"):
+        meta = tokens[i].lstrip(b"\n")
+        if not meta.startswith(b":"):
+            i += 1
+            continue
+        old_mode, new_mode, old_blob, new_blob, status = meta[1:].decode().split(" ")
+        letter = status[0]
+        if letter in "RC":
+            old_path, new_path = tokens[i + 1], tokens[i + 2]
+            i += 3
+        else:
+            old_path = new_path = tokens[i + 1]
+            i += 2
+        if _is_rust(old_path) or _is_rust(new_path):
+            changes.append(FileChange(letter, old_mode, new_mode, old_blob, new_blob,
+                                      _decode_path(old_path), _decode_path(new_path)))
+    return changes, i
+
+
+def _parse_log(data: bytes) -> list[Commit]:
+    """Parse `git log --format=_LOG_FORMAT --raw -z` output, positionally, token by token."""
+    tokens = data.split(b"\0")
+    commits = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i].lstrip(b"\n")
+        if not token.startswith(b"\x01"):
+            i += 1
+            continue
+        sha = token[1:].decode()
+        parents = tuple(tokens[i + 1].decode().split())
+        author_time, committer_time = int(tokens[i + 2]), int(tokens[i + 3])
+        author = tokens[i + 4].decode("utf-8", errors="replace")
+        message = tokens[i + 5].decode("utf-8", errors="replace")
+        i += 6
+        changes, i = _parse_raw(tokens, i)
+        commits.append(Commit(sha, parents, author_time, committer_time, author, message,
+                              tuple(changes)))
+    return commits
+
+
+def list_commits(repo: git.Repo, head: str) -> list[Commit]:
+    """Every commit reachable from head in temporal order: committer time, ties topological."""
+    output = repo.git.execute(
+        ["git", "-c", "core.quotePath=false", "log", f"--format={_LOG_FORMAT}", "--raw", "-z",
+         "-M", "--no-abbrev", "--topo-order", "--reverse", head],
+        stdout_as_string=False)
+    commits = _parse_log(output)
+    topological = {commit.sha: index for index, commit in enumerate(commits)}
+    return sorted(commits, key=lambda c: (c.committer_time, topological[c.sha]))
+
+
+def first_parent_changes(repo: git.Repo, commit: Commit) -> tuple:
+    """A merge commit's Rust changes against its first parent."""
+    output = repo.git.execute(
+        ["git", "diff-tree", "-r", "-z", "-M", "--raw", "--no-abbrev", commit.parents[0],
+         commit.sha], stdout_as_string=False)
+    changes, _ = _parse_raw(output.split(b"\0"), 0)
+    return tuple(changes)
+
+
+class BlobReader:
+    """Blob bytes by sha through one persistent `git cat-file --batch` process."""
+
+    def __init__(self, repo: git.Repo):
+        self.repo = repo
+
+    def read(self, sha: str) -> bytes | None:
+        """The blob's bytes, or None if the object is missing from the repository."""
+        try:
+            return self.repo.odb.stream(bytes.fromhex(sha)).read()
+        except (ValueError, git.BadObject, git.GitCommandError):
+            return None
+
+    def close(self) -> None:
+        self.repo.close()

@@ -1,0 +1,206 @@
+"""Rust file bytes in, the file's items out (tree-sitter-rust), cached by content hash.
+
+An item is a plain dict (it goes straight into msgpack): kind, name, qualname (within the
+file), owner (the impl or trait of a method), byte and line span including the doc comments
+and attributes before it (tree-sitter makes those preceding siblings, not children),
+signature, the identifiers it references, and its parent item's index (-1 at top level).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from pathlib import Path
+
+import tree_sitter_rust
+from tree_sitter import Language, Parser, Query, QueryCursor
+
+from pipeline import cache
+
+# Bump when the analysis output changes: it is part of every analysis and chunk cache key.
+ANALYSER_VERSION = 1
+
+LANGUAGE = Language(tree_sitter_rust.language())
+_REFERENCE_QUERY = Query(LANGUAGE, """
+(type_identifier) @name
+(identifier) @name
+(macro_invocation macro: (identifier) @name)
+""")
+
+_SIMPLE_KINDS = {
+    "function_item": "fn", "function_signature_item": "fn", "struct_item": "struct",
+    "enum_item": "enum", "union_item": "union", "trait_item": "trait", "impl_item": "impl",
+    "type_item": "type", "const_item": "const", "static_item": "static", "mod_item": "mod",
+    "macro_definition": "macro_rules", "macro_invocation": "macro_call",
+    "use_declaration": "use", "extern_crate_declaration": "extern_crate",
+    "foreign_mod_item": "extern_block", "associated_type": "type",
+}
+# Items whose body holds further items: methods of impls and traits, items of inline mods.
+_CONTAINERS = {"impl_item", "trait_item", "mod_item"}
+_BODY_FIELDS = ("body", "value")
+_parser: Parser | None = None
+
+
+def _get_parser() -> Parser:
+    """One parser per process: building it costs far more than a parse of a small file."""
+    global _parser
+    if _parser is None:
+        _parser = Parser(LANGUAGE)
+    return _parser
+
+
+def _text(node) -> str:
+    return node.text.decode("utf-8", errors="replace")
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _is_doc_or_attribute(node) -> bool:
+    if node.type == "attribute_item":
+        return True
+    if node.type in ("line_comment", "block_comment"):
+        text = node.text
+        return (text.startswith(b"///") and not text.startswith(b"////")) or (
+            text.startswith(b"/**") and not text.startswith(b"/***"))
+    return False
+
+
+def _item_name(node, kind: str) -> str:
+    if node.type == "impl_item":
+        trait, target = node.child_by_field_name("trait"), node.child_by_field_name("type")
+        head = f"impl {_text(trait)} for " if trait is not None else "impl "
+        return _squash(head + (_text(target) if target is not None else "?"))
+    if node.type == "macro_invocation":
+        return _text(node.child_by_field_name("macro")) + "!"
+    if node.type == "use_declaration":
+        return _squash(_text(node.child_by_field_name("argument")))
+    if node.type == "foreign_mod_item":
+        return "extern"
+    name = node.child_by_field_name("name")
+    return _text(name) if name is not None else kind
+
+
+def _signature(node, source: bytes) -> str:
+    """The item's header: its text up to the body, whitespace squashed."""
+    for field in _BODY_FIELDS:
+        body = node.child_by_field_name(field)
+        if body is not None:
+            return _squash(source[node.start_byte:body.start_byte].decode("utf-8", "replace"))
+    return _squash(_text(node))[:300]
+
+
+def _item_node(node):
+    """The item a top-level/body node stands for, if any (a `foo!(..);` is a statement)."""
+    if node.type in _SIMPLE_KINDS:
+        return node
+    if node.type == "expression_statement" and node.named_child_count == 1:
+        inner = node.named_children[0]
+        if inner.type == "macro_invocation":
+            return inner
+    return None
+
+
+def _collect(container, source: bytes, scope: str, owner: str, parent: int, out: dict):
+    """Append the items (and flattened imports) directly inside container."""
+    pending_start = None
+    for node in container.children:
+        if _is_doc_or_attribute(node):
+            if pending_start is None:
+                pending_start = node
+            continue
+        item_node = _item_node(node)
+        if item_node is None:
+            if node.type not in ("line_comment", "block_comment"):
+                pending_start = None
+            continue
+        start = pending_start if pending_start is not None else node
+        pending_start = None
+        _add_item(node, item_node, start, source, scope, owner, parent, out)
+
+
+def _add_item(node, item_node, start, source, scope, owner, parent, out):
+    items = out["items"]
+    kind = _SIMPLE_KINDS[item_node.type]
+    if kind == "fn" and owner:
+        kind = "method"
+    name = _item_name(item_node, kind)
+    qualname = f"{scope}{owner}::{name}" if owner else f"{scope}{name}"
+    index = len(items)
+    items.append({
+        "kind": kind, "name": name, "qualname": qualname, "owner": owner,
+        "start_byte": start.start_byte, "end_byte": node.end_byte,
+        "start_line": start.start_point.row + 1, "end_line": node.end_point.row + 1,
+        "signature": _signature(item_node, source), "refs": [], "parent": parent,
+    })
+    if item_node.type == "use_declaration":
+        _flatten_use(item_node.child_by_field_name("argument"), "", out["imports"])
+    body = item_node.child_by_field_name("body")
+    if item_node.type in _CONTAINERS and body is not None:
+        if item_node.type == "mod_item":
+            _collect(body, source, f"{scope}{name}::", "", index, out)
+        else:
+            inner_owner = name if item_node.type == "impl_item" else f"trait {name}"
+            _collect(body, source, scope, inner_owner, index, out)
+
+
+def _flatten_use(node, prefix: str, out: list) -> None:
+    """Full paths of a use tree: groups, globs, `as` aliases, self/super/crate kept as written."""
+    kind = node.type
+    if kind in ("identifier", "scoped_identifier", "crate", "self", "super", "metavariable"):
+        path = _squash(_text(node)).replace(" ", "")
+        full = f"{prefix}{path}" if path != "self" or not prefix else prefix.rstrip(":")
+        out.append([full, full.rsplit("::", 1)[-1]])
+    elif kind == "use_as_clause":
+        path = _squash(_text(node.child_by_field_name("path"))).replace(" ", "")
+        out.append([f"{prefix}{path}", _text(node.child_by_field_name("alias"))])
+    elif kind == "use_wildcard":
+        out.append([prefix + _squash(_text(node)).replace(" ", ""), "*"])
+    elif kind == "scoped_use_list":
+        path_node = node.child_by_field_name("path")
+        inner = prefix + (_squash(_text(path_node)).replace(" ", "") + "::" if path_node else "")
+        _flatten_use(node.child_by_field_name("list"), inner, out)
+    elif kind == "use_list":
+        for child in node.named_children:
+            _flatten_use(child, prefix, out)
+
+
+def _attach_references(tree, items: list) -> None:
+    """Give each item the sorted distinct identifiers inside its span (one query per file)."""
+    captures = QueryCursor(_REFERENCE_QUERY).captures(tree.root_node).get("name", [])
+    positions = sorted((node.start_byte, node.text.decode("utf-8", "replace")) for node in captures)
+    starts = [position for position, _ in positions]
+    for item in items:
+        low = bisect.bisect_left(starts, item["start_byte"])
+        high = bisect.bisect_left(starts, item["end_byte"])
+        names = {name for _, name in positions[low:high]}
+        names.discard(item["name"])
+        item["refs"] = sorted(names)
+
+
+def analyse(source: bytes) -> dict:
+    """The items, imports and health of one version of a Rust file."""
+    tree = _get_parser().parse(source)
+    out: dict = {"items": [], "imports": []}
+    _collect(tree.root_node, source, "", "", -1, out)
+    _attach_references(tree, out["items"])
+    try:
+        source.decode("utf-8")
+        decode_errors = False
+    except UnicodeDecodeError:
+        decode_errors = True
+    return {"version": ANALYSER_VERSION, "has_error": tree.root_node.has_error,
+            "decode_errors": decode_errors, "line_count": source.count(b"\n") + 1,
+            "items": out["items"], "imports": out["imports"]}
+
+
+def cached_analysis(cache_root: Path, source: bytes) -> dict:
+    """analyse(source), computed once per distinct file content in the whole history."""
+    key = cache.content_key([cache.digest(source), ANALYSER_VERSION])
+    path = cache.record_path(cache_root, "analysis", key)
+    analysis = cache.read_record(path)
+    if analysis is None:
+        analysis = analyse(source)
+        cache.write_record(path, analysis)
+    return analysis

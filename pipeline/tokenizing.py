@@ -1,0 +1,168 @@
+"""Settings in, the run's tokenizer out (trained or loaded, with the special tokens added).
+
+The trained tokenizer must not move as history grows, or incremental builds could not equal
+clean ones: it is trained on the Rust files of one pinned commit's tree. The pin is
+`tokenizer_commit` when set, otherwise the ref's commit at the first build, remembered in the
+cache (and recorded in the manifest, so a clean build can reproduce it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from pipeline import cache
+from pipeline.commits import git_session, repository_path
+from pipeline.config import Settings
+from pipeline.errors import PipelineError
+from pipeline.git_history import resolve_ref
+
+# Bump when training changes (corpus choice, trainer options): part of the trained key.
+TRAINER_VERSION = 1
+END_OF_TEXT = "<|endoftext|>"
+PAD = "<pad>"
+CONTEXT_KINDS = ("import", "struct", "enum", "trait", "impl", "fn", "macro", "const")
+SPECIAL_TOKENS = [END_OF_TEXT, PAD, "<reponame>", "<filename>", "<commit_before>",
+                  "<commit_msg>", "<commit_after>"] + [f"<ctx_{kind}>" for kind in CONTEXT_KINDS]
+
+
+def context_marker(kind: str) -> str:
+    return f"<ctx_{kind}>" if kind in CONTEXT_KINDS else "<ctx_fn>"
+
+
+def pointer_path(settings: Settings) -> Path:
+    return settings.cache / "tokenizer" / "current.msgpack"
+
+
+def _pin_path(settings: Settings) -> Path:
+    key = cache.content_key(["pin", repository_path(settings)])
+    return settings.cache / "tokenizer" / f"pin-{key}.msgpack"
+
+
+def pinned_commit(settings: Settings) -> str:
+    """The commit whose tree trains the tokenizer: the setting, else the remembered pin."""
+    repo, _ = git_session(settings)
+    if settings.tokenizer_commit:
+        return resolve_ref(repo, settings.tokenizer_commit)
+    pin = cache.read_record(_pin_path(settings))
+    if pin is None:
+        pin = {"commit": resolve_ref(repo, settings.ref)}
+        cache.write_record(_pin_path(settings), pin)
+    return pin["commit"]
+
+
+def forget_pin(settings: Settings) -> None:
+    """Make the next build train a new tokenizer on the ref's commit as of then."""
+    _pin_path(settings).unlink(missing_ok=True)
+
+
+def _rust_files_at(settings: Settings, commit: str):
+    """The bytes of every Rust file in commit's tree, in path order, within the size cap."""
+    repo, reader = git_session(settings)
+    listing = repo.git.execute(["git", "ls-tree", "-r", "-z", commit], stdout_as_string=False)
+    for entry in listing.split(b"\0"):
+        if not entry:
+            continue
+        meta, path = entry.split(b"\t", 1)
+        mode, kind, blob = meta.split(b" ")
+        if kind == b"blob" and mode != b"120000" and path.endswith(b".rs"):
+            data = reader.read(blob.decode())
+            if data is not None and len(data) <= settings.max_file_bytes:
+                yield data.decode("utf-8", errors="replace")
+
+
+def train_tokenizer(texts, vocab_size: int) -> Tokenizer:
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer)
+    return tokenizer
+
+
+def add_missing_special_tokens(tokenizer: Tokenizer) -> list[str]:
+    """Add the special tokens the tokenizer lacks; returns those added."""
+    missing = [token for token in SPECIAL_TOKENS if tokenizer.token_to_id(token) is None]
+    if missing:
+        tokenizer.add_special_tokens(missing)
+    return missing
+
+
+def _given_path(settings: Settings) -> Path:
+    path = Path(settings.tokenizer).expanduser()
+    if not path.is_file():
+        raise PipelineError(
+            f"tokenizer={settings.tokenizer} is not a file. Give the path of a Hugging Face "
+            "tokenizer.json, or leave tokenizer unset to train one on the repository.")
+    return path
+
+
+def _load_given(path: Path) -> Tokenizer:
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as error:  # tokenizers raises a bare Exception for unreadable files
+        raise PipelineError(
+            f"tokenizer={path} could not be loaded as a Hugging Face tokenizer.json ({error}). "
+            "Give the path of a tokenizer.json file, or leave tokenizer unset.") from None
+
+
+def _tokenizer_key(settings: Settings) -> str:
+    if settings.tokenizer:
+        source = cache.digest(_given_path(settings).read_bytes())
+        return cache.content_key(["file", source, SPECIAL_TOKENS])
+    return cache.content_key(["trained", pinned_commit(settings), settings.vocab_size,
+                              settings.max_file_bytes, TRAINER_VERSION, SPECIAL_TOKENS])
+
+
+def _build(settings: Settings) -> tuple[Tokenizer, dict]:
+    """The tokenizer, and where it came from and which special tokens were added to it."""
+    if settings.tokenizer:
+        path = _given_path(settings)
+        tokenizer = _load_given(path)
+        added = add_missing_special_tokens(tokenizer)
+        return tokenizer, {"source": f"file:{path}", "added_tokens": added,
+                           "trained_on_commit": None}
+    commit = pinned_commit(settings)
+    tokenizer = train_tokenizer(_rust_files_at(settings, commit), settings.vocab_size)
+    return tokenizer, {"source": f"trained:{commit}", "added_tokens": [],
+                       "trained_on_commit": commit}
+
+
+def prepare_tokenizer(settings: Settings) -> dict:
+    """Make sure the run's tokenizer is in the cache; point the run at it and return its info."""
+    key = _tokenizer_key(settings)
+    info_path = settings.cache / "tokenizer" / f"{key}.msgpack"
+    info = cache.read_record(info_path)
+    if info is None or not Path(info["path"]).is_file():
+        tokenizer, origin = _build(settings)
+        text = tokenizer.to_str().encode()
+        json_path = settings.cache / "tokenizer" / f"{key}.json"
+        cache.write_atomic(json_path, text)
+        info = {"path": str(json_path), "hash": cache.digest(text), **origin}
+        cache.write_record(info_path, info)
+    cache.write_record(pointer_path(settings), info)
+    return info
+
+
+def current_tokenizer_info(settings: Settings) -> dict:
+    info = cache.read_record(pointer_path(settings))
+    if info is None:
+        raise PipelineError("the tokenizer is missing from the cache; run `doit` to build it.")
+    return info
+
+
+_loaded: dict = {}
+
+
+def load_tokenizer(path: str) -> Tokenizer:
+    """The tokenizer stored at path, loaded once per process."""
+    if path not in _loaded:
+        _loaded[path] = Tokenizer.from_file(path)
+    return _loaded[path]
+
+
+def special_ids(tokenizer: Tokenizer) -> dict:
+    return {token: tokenizer.token_to_id(token) for token in SPECIAL_TOKENS}
