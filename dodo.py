@@ -42,6 +42,14 @@ def settings():
         raise InvalidCommand(str(error)) from None
 
 
+def listed_shas(config):
+    """The current run's commits; none yet when `doit list` or `doit clean` load the tasks."""
+    try:
+        return [commit["sha"] for commit in current_commit_list(config)["commits"]]
+    except PipelineError:
+        return []
+
+
 def task_sample_repo():
     """Generate the sample Rust repository (only when no repo= is configured)."""
     config = settings()
@@ -65,7 +73,7 @@ def task_commits():
 def task_chunks():
     """Per commit: the changed Rust items (tree-sitter), old and new code, as a msgpack shard."""
     config = settings()
-    shas = [commit["sha"] for commit in current_commit_list(config)["commits"]]
+    shas = listed_shas(config)
     progress.expect("chunks", len(shas))
     for sha in shas:
         yield {"name": sha, "actions": [(stages.build_chunk_shard, [config, sha])],
@@ -88,8 +96,8 @@ def task_retrain_tokenizer():
 def task_tokens():
     """Per commit: examples in StarCoder commit format as token ids and loss spans (msgpack)."""
     config = settings()
-    tokenizer_hash = current_tokenizer_info(config)["hash"]
-    shas = [commit["sha"] for commit in current_commit_list(config)["commits"]]
+    shas = listed_shas(config)
+    tokenizer_hash = current_tokenizer_info(config)["hash"] if shas else ""
     progress.expect("tokens", len(shas))
     for sha in shas:
         yield {"name": sha, "actions": [(stages.build_token_shard, [config, sha])],

@@ -45,13 +45,19 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def _line_start(source: bytes, start: int) -> int:
+    """Start of start's line if only indentation precedes it, so code keeps its indentation."""
+    line_start = source.rfind(b"\n", 0, start) + 1
+    return line_start if not source[line_start:start].strip() else start
+
+
 def _own_text(source: bytes, items: list, index: int) -> str:
     """An item's text without its child items: for an impl, its header and non-item lines."""
     item = items[index]
-    pieces, cursor = [], item["start_byte"]
+    pieces, cursor = [], _line_start(source, item["start_byte"])
     for child in items:
         if child["parent"] == index:
-            pieces.append(source[cursor:child["start_byte"]])
+            pieces.append(source[cursor:_line_start(source, child["start_byte"])])
             cursor = child["end_byte"]
     pieces.append(source[cursor:item["end_byte"]])
     return _decode(b"".join(pieces))
@@ -65,7 +71,7 @@ def _units(source: bytes, analysis: dict) -> dict:
             continue
         has_children = any(child["parent"] == index for child in items)
         text = _own_text(source, items, index) if has_children else _decode(
-            source[item["start_byte"]:item["end_byte"]])
+            source[_line_start(source, item["start_byte"]):item["end_byte"]])
         occurrence = seen[item["qualname"]]
         seen[item["qualname"]] += 1
         units[(item["qualname"], occurrence)] = (item, text)
@@ -142,8 +148,9 @@ def _item_chunks(settings, change, old_src, new_src, old_an, new_an) -> list:
     old_rest = _residual(old_src, old_an) if old_src is not None else ""
     new_rest = _residual(new_src, new_an) if new_src is not None else ""
     if old_rest != new_rest:
+        file_change = "added" if old_src is None else "deleted" if new_src is None else "modified"
         chunks.append(_make_chunk(settings, change, "file", prefix.rstrip(":") or change.new_path,
-                                  "modified", old_rest, new_rest, 1, imports))
+                                  file_change, old_rest, new_rest, 1, imports))
     return chunks
 
 

@@ -1,0 +1,156 @@
+"""Chunk shards of real commits: which items changed, old and new code, skips and fallbacks."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import cache, stages
+from pipeline.chunking import module_path
+from pipeline.commits import build_commit_list
+from pipeline.config import Settings
+
+PEER_V1 = """use std::fmt;
+
+pub struct PeerId(u64);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "peer-{}", self.0)
+    }
+}
+
+impl PeerId {
+    pub fn new(id: u64) -> Self {
+        PeerId(id)
+    }
+
+    pub fn id(&self) -> u64 {
+        self.0
+    }
+}
+"""
+
+
+def shard_of(repo, sha, **settings):
+    config = Settings(repo=str(repo.path), cache_dir=str(repo.path.parent / "cache"), **settings)
+    build_commit_list(config)
+    assert stages.build_chunk_shard(config, sha) is None
+    return cache.read_record(stages.chunk_shard_path(config, sha))
+
+
+def chunk_named(shard, qualname):
+    matches = [chunk for chunk in shard["chunks"] if chunk["qualname"] == qualname]
+    assert len(matches) == 1, [chunk["qualname"] for chunk in shard["chunks"]]
+    return matches[0]
+
+
+@pytest.mark.parametrize("path, module", [
+    ("src/net/peer.rs", "net::peer"), ("crates/a/src/lib.rs", ""), ("src/net/mod.rs", "net"),
+    ("build.rs", "build"), ("crates/a/src/x/y.rs", "x::y")])
+def test_module_paths_follow_the_crate_layout(path, module):
+    assert module_path(path) == module
+
+
+def test_an_edited_method_is_one_chunk_with_old_and_new_code(rust_repo):
+    rust_repo.commit("peer", {"src/net/peer.rs": PEER_V1})
+    sha = rust_repo.commit("format ids in hex", {
+        "src/net/peer.rs": PEER_V1.replace('"peer-{}"', '"peer-{:x}"')})
+    shard = shard_of(rust_repo, sha)
+    assert shard["message"] == "format ids in hex\n"
+    assert len(shard["chunks"]) == 1
+    chunk = chunk_named(shard, "net::peer::impl fmt::Display for PeerId::fmt")
+    assert chunk["kind"] == "method" and chunk["change"] == "modified"
+    assert '"peer-{}"' in chunk["old_code"] and '"peer-{:x}"' in chunk["new_code"]
+    assert chunk["old_code"].startswith("    fn fmt") and chunk["new_code"].rstrip().endswith("}")
+    assert chunk["changed_lines"] == [[7, 7]]
+    assert chunk["context"][0]["kind"] == "import" and "use std::fmt;" in chunk["context"][0]["text"]
+
+
+def test_a_moved_method_is_no_change_and_a_moved_edited_one_is_one_chunk(rust_repo):
+    rust_repo.commit("peer", {"src/peer.rs": PEER_V1})
+    new_fn = "    pub fn new(id: u64) -> Self {\n        PeerId(id)\n    }\n"
+    id_fn = "    pub fn id(&self) -> u64 {\n        self.0\n    }\n"
+    swapped = PEER_V1.replace(new_fn + "\n" + id_fn, id_fn + "\n" + new_fn)
+    assert swapped != PEER_V1
+    moved = rust_repo.commit("reorder", {"src/peer.rs": swapped})
+    assert shard_of(rust_repo, moved)["chunks"] == []
+    edited = rust_repo.commit("reorder back, edit", {
+        "src/peer.rs": PEER_V1.replace("PeerId(id)", "PeerId(id + 1)")})
+    chunks = shard_of(rust_repo, edited)["chunks"]
+    assert [(c["qualname"], c["change"]) for c in chunks] == [("peer::impl PeerId::new", "modified")]
+
+
+def test_added_deleted_and_renamed_files(rust_repo):
+    added = rust_repo.commit("add", {"src/peer.rs": PEER_V1, "README.md": "not rust\n"})
+    shard = shard_of(rust_repo, added)
+    assert {c["change"] for c in shard["chunks"]} == {"added"}
+    assert all(c["old_code"] == "" and c["new_code"] for c in shard["chunks"])
+    assert "peer::PeerId" in {c["qualname"] for c in shard["chunks"]}
+
+    rust_repo.git("mv", "src/peer.rs", "src/node.rs")
+    pure_rename = rust_repo.commit("rename", {})
+    assert shard_of(rust_repo, pure_rename)["chunks"] == []
+
+    rust_repo.git("mv", "src/node.rs", "src/host.rs")
+    edited = PEER_V1.replace("self.0\n", "self.0 + 0\n")
+    renamed = rust_repo.commit("rename and edit", {"src/host.rs": edited})
+    chunk = chunk_named(shard_of(rust_repo, renamed), "host::impl PeerId::id")
+    assert chunk["old_path"] == "src/node.rs" and chunk["path"] == "src/host.rs"
+    assert "self.0\n" in chunk["old_code"] and "self.0 + 0" in chunk["new_code"]
+
+    deleted = rust_repo.commit("delete", {"src/host.rs": None})
+    chunks = shard_of(rust_repo, deleted)["chunks"]
+    assert chunks and all(c["change"] == "deleted" and c["new_code"] == "" for c in chunks)
+
+
+def test_a_use_edit_outside_any_item_becomes_a_file_level_chunk(rust_repo):
+    rust_repo.commit("peer", {"src/peer.rs": PEER_V1})
+    sha = rust_repo.commit("import io", {"src/peer.rs": "use std::io;\n" + PEER_V1})
+    chunks = shard_of(rust_repo, sha)["chunks"]
+    assert len(chunks) == 1 and chunks[0]["kind"] == "file"
+    assert "use std::io;" in chunks[0]["new_code"] and "use std::io;" not in chunks[0]["old_code"]
+
+
+def test_a_file_that_does_not_parse_falls_back_to_changed_line_windows(rust_repo):
+    rust_repo.commit("peer", {"src/peer.rs": PEER_V1})
+    broken = PEER_V1.replace("        self.0\n    }\n}\n", "        self.0\n<<<<<<< HEAD\n")
+    sha = rust_repo.commit("conflict", {"src/peer.rs": broken})
+    shard = shard_of(rust_repo, sha)
+    assert shard["skipped"] == {"syntax_error_fallback": 1}
+    assert len(shard["chunks"]) == 1
+    chunk = shard["chunks"][0]
+    assert chunk["kind"] == "lines" and "<<<<<<< HEAD" in chunk["new_code"]
+    assert chunk["old_code"].strip()
+
+
+def test_oversize_items_are_cut_at_a_line_and_flagged(rust_repo):
+    body = "".join(f"    let v{i} = {i};\n" for i in range(200))
+    sha = rust_repo.commit("big", {"src/big.rs": f"fn big() {{\n{body}}}\n"})
+    chunk = chunk_named(shard_of(rust_repo, sha, max_item_chars=500), "big::big")
+    assert chunk["truncated"] and len(chunk["new_code"]) <= 500
+    assert chunk["new_code"].endswith(";")
+
+
+def test_merge_commits_are_skipped_by_default_and_diffed_against_the_first_parent_if_asked(
+        rust_repo):
+    rust_repo.commit("base", {"src/peer.rs": PEER_V1})
+    rust_repo.git("checkout", "-q", "-b", "side")
+    rust_repo.commit("side", {"src/side.rs": "pub fn side() {}\n"})
+    rust_repo.git("checkout", "-q", "main")
+    rust_repo.commit("main", {"src/other.rs": "pub fn other() {}\n"})
+    rust_repo.git("merge", "-q", "--no-ff", "-m", "merge side", "side")
+    merge = rust_repo.git("rev-parse", "HEAD").strip()
+    skipped = shard_of(rust_repo, merge)
+    assert skipped["chunks"] == [] and skipped["skipped"] == {"merge_commit": 1}
+    included = shard_of(rust_repo, merge, include_merges=True)
+    assert [c["qualname"] for c in included["chunks"]] == ["side::side"]
+
+
+def test_symlinks_and_generated_files_are_skipped_and_counted(rust_repo):
+    rust_repo.commit("base", {"src/peer.rs": PEER_V1})
+    (rust_repo.path / "src" / "link.rs").symlink_to("peer.rs")
+    sha = rust_repo.commit("link and generated", {
+        "src/gen.rs": "// @generated by a tool\npub fn g() {}\n"})
+    shard = shard_of(rust_repo, sha)
+    assert shard["chunks"] == []
+    assert shard["skipped"] == {"generated_file": 1, "symlink": 1}

@@ -1,0 +1,70 @@
+"""The merged splits: temporal order without overlap, masks that line up, loading."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tokenizers import Tokenizer
+
+from conftest import run_doit
+from pipeline.config import Settings
+from pipeline.dataset import IGNORE_INDEX, split_bounds
+
+
+@pytest.mark.parametrize("count, bounds", [(10, (8, 9)), (31, (25, 28)), (1, (1, 1)), (0, (0, 0))])
+def test_split_bounds_by_commit_ratio(count, bounds):
+    assert split_bounds(count, Settings()) == bounds
+
+
+@pytest.fixture
+def built_sample(workdir, sample_repo):
+    assert run_doit(f"repo={sample_repo}")[0] == 0
+    return workdir / "dataset"
+
+
+def load(dataset, split):
+    return torch.load(dataset / f"{split}.pt", weights_only=True, mmap=True)
+
+
+def test_splits_are_temporal_and_every_commit_is_in_one_split(built_sample):
+    splits = {name: load(built_sample, name) for name in ("train", "val", "test")}
+    times = {name: split["commit_time"].tolist() for name, split in splits.items()}
+    for values in times.values():
+        assert values == sorted(values)
+    assert max(times["train"]) <= min(times["val"]) <= max(times["val"]) <= min(times["test"])
+    shas = {name: set(split["commit_sha"]) for name, split in splits.items()}
+    assert not (shas["train"] & shas["val"] or shas["val"] & shas["test"]
+                or shas["train"] & shas["test"])
+    manifest = json.loads((built_sample / "manifest.json").read_text())
+    assert manifest["splits"]["train"]["last_time"] <= manifest["splits"]["val"]["first_time"]
+
+
+def test_masks_and_labels_line_up_with_the_tokens(built_sample):
+    split = load(built_sample, "train")
+    tokenizer = Tokenizer.from_file(str(built_sample / "tokenizer.json"))
+    pad, after = tokenizer.token_to_id("<pad>"), tokenizer.token_to_id("<commit_after>")
+    ids, mask, labels = split["input_ids"], split["attention_mask"], split["labels"]
+    assert ids.dtype == labels.dtype == torch.int32
+    assert torch.equal(ids[mask == 0], torch.full_like(ids[mask == 0], pad))
+    assert torch.equal(labels[labels != IGNORE_INDEX], ids[labels != IGNORE_INDEX])
+    for row in range(ids.shape[0]):
+        length = int(mask[row].sum())
+        assert mask[row, :length].all() and not mask[row, length:].any()
+        start = ids[row].tolist().index(after) + 1
+        assert (labels[row, :start] == IGNORE_INDEX).all()
+        assert torch.equal(labels[row, start:length], ids[row, start:length])
+        assert tokenizer.id_to_token(int(ids[row, length - 1])) == "<|endoftext|>"
+    assert len(split["path"]) == len(split["item"]) == ids.shape[0]
+
+
+def test_manifest_and_stats_describe_the_files(built_sample):
+    import hashlib
+    manifest = json.loads((built_sample / "manifest.json").read_text())
+    for name, entry in manifest["files"].items():
+        assert hashlib.sha256((built_sample / name).read_bytes()).hexdigest() == entry["sha256"]
+    assert manifest["settings"]["val_ratio"] == 0.1
+    stats = json.loads((built_sample / "stats.json").read_text())
+    assert stats["splits"]["train"]["rows"] == load(built_sample, "train")["input_ids"].shape[0]
+    assert stats["skipped"].get("syntax_error_fallback", 0) >= 1

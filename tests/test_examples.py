@@ -1,0 +1,87 @@
+"""Tokenizer and example format: round trips, budgets, masks, a given tokenizer.json."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+from conftest import run_doit
+from pipeline.config import Settings
+from pipeline.examples import build_examples
+from pipeline.tokenizing import SPECIAL_TOKENS, special_ids, train_tokenizer
+
+CORPUS = ["fn main() {\n    println!(\"hello\");\n}\n", "pub struct Point { x: f64, y: f64 }\n",
+          "impl Point {\n    pub fn norm(&self) -> f64 {\n        (self.x * self.x).sqrt()\n    }\n}\n"]
+OLD = "pub fn norm(&self) -> f64 {\n    self.x.abs()\n}"
+NEW = "pub fn norm(&self) -> f64 {\n    (self.x * self.x + self.y * self.y).sqrt()\n}"
+
+
+def shard(old=OLD, new=NEW, message="Use the euclidean norm\n"):
+    chunk = {"path": "src/point.rs", "old_path": "src/point.rs", "kind": "method",
+             "qualname": "point::impl Point::norm", "change": "modified", "old_code": old,
+             "new_code": new, "changed_lines": [[2, 2]], "truncated": False,
+             "context": [{"kind": "import", "path": "", "name": "imports",
+                          "text": "use std::fmt;"}]}
+    return {"sha": "a" * 40, "message": message, "committer_time": 1, "chunks": [chunk],
+            "skipped": {}}
+
+
+def between(tokenizer, ids, start, end):
+    special = special_ids(tokenizer)
+    i, j = ids.index(special[start]), ids.index(special[end])
+    return tokenizer.decode(ids[i + 1:j], skip_special_tokens=False)
+
+
+def test_training_is_deterministic_and_has_every_special_token():
+    first, second = train_tokenizer(CORPUS, 400), train_tokenizer(CORPUS, 400)
+    assert first.to_str() == second.to_str()
+    assert all(first.token_to_id(token) is not None for token in SPECIAL_TOKENS)
+
+
+def test_decoding_an_example_gives_back_its_fields_and_the_loss_is_on_the_new_code():
+    tokenizer = train_tokenizer(CORPUS, 400)
+    result = build_examples(Settings(), tokenizer, special_ids(tokenizer), shard(), "demo")
+    (example,) = result["examples"]
+    ids = example["input_ids"]
+    assert between(tokenizer, ids, "<reponame>", "<filename>") == "demo"
+    assert between(tokenizer, ids, "<ctx_import>", "<commit_before>") == "use std::fmt;"
+    assert between(tokenizer, ids, "<commit_before>", "<commit_msg>") == OLD
+    assert between(tokenizer, ids, "<commit_msg>", "<commit_after>") == "Use the euclidean norm\n"
+    assert between(tokenizer, ids, "<commit_after>", "<|endoftext|>") == NEW
+    loss = ids[example["loss_start"]:]
+    assert tokenizer.decode(loss, skip_special_tokens=False) == NEW + "<|endoftext|>"
+    assert result["truncations"] == {"context": 0, "message": 0, "new_code": 0, "old_code": 0}
+
+
+def test_a_field_over_budget_is_cut_at_a_line_boundary_and_counted():
+    tokenizer = train_tokenizer(CORPUS, 400)
+    old = "".join(f"    let value_{i} = compute({i});\n" for i in range(40))
+    settings = Settings(budget_old=30)
+    result = build_examples(settings, tokenizer, special_ids(tokenizer), shard(old=old), "demo")
+    decoded = between(tokenizer, result["examples"][0]["input_ids"], "<commit_before>",
+                      "<commit_msg>")
+    assert result["truncations"]["old_code"] == 1
+    assert old.startswith(decoded) and len(decoded) < len(old)
+    assert decoded.rstrip(" ").endswith("\n")
+    assert result["examples"][0]["field_tokens"]["old_code"] <= 30
+
+
+def test_a_given_tokenizer_without_commit_tokens_gets_them_added_and_listed(workdir, sample_repo):
+    plain = Tokenizer(models.BPE())
+    plain.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    plain.train_from_iterator(CORPUS, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    path = workdir / "given-tokenizer.json"
+    plain.save(str(path))
+    assert plain.token_to_id("<commit_before>") is None
+
+    assert run_doit(f"repo={sample_repo}", f"tokenizer={path}")[0] == 0
+    manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
+    added = manifest["tokenizer"]["added_tokens"]
+    assert "<commit_before>" in added and "<|endoftext|>" not in added
+    assert added["<commit_before>"] >= plain.get_vocab_size()
+    train = torch.load(workdir / "dataset" / "train.pt", weights_only=True)
+    assert (train["input_ids"] == added["<commit_before>"]).sum() == train["input_ids"].shape[0]

@@ -1,0 +1,109 @@
+"""tree-sitter-rust analysis of hand-written Rust: items, owners, docs, imports, errors."""
+
+from pipeline import cache
+from pipeline.rust_syntax import ANALYSER_VERSION, analyse, cached_analysis
+
+SOURCE = b'''//! Crate docs stay with the file.
+use std::{fmt::{self, Display}, io::*};
+use crate::net::Peer as Remote;
+
+/// A point.
+#[derive(Debug, Clone)]
+pub struct Point<T> { x: T }
+
+pub enum Shape { Circle, Square }
+
+impl<T: Clone> Display for Point<T> where T: Copy {
+    /// Formats.
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result { write!(f, "p") }
+}
+
+pub trait Area { fn area(&self) -> f64; fn twice(&self) -> f64 { 2.0 * self.area() } }
+
+type Pair = (u8, u8);
+const LIMIT: usize = 3;
+static NAME: &str = "n";
+macro_rules! square { ($x:expr) => { $x * $x }; }
+lazy_static! { static ref X: u8 = 1; }
+mod inner { pub fn helper() -> Remote { todo!() } }
+mod outer;
+pub fn gr\xc3\xbc\xc3\x9fe(s: &str) -> &str { "\xe2\x9c\x93" }
+'''
+
+
+def by_qualname(analysis):
+    return {item["qualname"]: item for item in analysis["items"]}
+
+
+def test_every_item_kind_with_owner_and_qualified_name():
+    items = by_qualname(analyse(SOURCE))
+    assert items["Point"]["kind"] == "struct"
+    assert items["Shape"]["kind"] == "enum"
+    assert items["impl Display for Point<T>"]["kind"] == "impl"
+    method = items["impl Display for Point<T>::fmt"]
+    assert method["kind"] == "method" and method["owner"] == "impl Display for Point<T>"
+    assert items["trait Area::twice"]["kind"] == "method"
+    assert items["Area"]["kind"] == "trait"
+    assert items["Pair"]["kind"] == "type"
+    assert items["LIMIT"]["kind"] == "const" and items["NAME"]["kind"] == "static"
+    assert items["square"]["kind"] == "macro_rules"
+    assert items["lazy_static!"]["kind"] == "macro_call"
+    assert items["inner"]["kind"] == "mod" and items["inner::helper"]["kind"] == "fn"
+    assert items["outer"]["kind"] == "mod"
+    assert items["grüße"]["kind"] == "fn"
+
+
+def test_doc_comments_and_attributes_belong_to_the_item_they_precede():
+    item = by_qualname(analyse(SOURCE))["Point"]
+    text = SOURCE[item["start_byte"]:item["end_byte"]]
+    assert text.startswith(b"/// A point.\n#[derive(Debug, Clone)]\npub struct Point")
+    assert item["start_line"] == 5 and item["end_line"] == 7
+    method = by_qualname(analyse(SOURCE))["impl Display for Point<T>::fmt"]
+    assert SOURCE[method["start_byte"]:method["end_byte"]].startswith(b"/// Formats.")
+
+
+def test_signatures_stop_at_the_body_and_references_are_collected():
+    items = by_qualname(analyse(SOURCE))
+    assert items["impl Display for Point<T>::fmt"]["signature"] == \
+        "fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result"
+    assert items["inner::helper"]["signature"] == "pub fn helper() -> Remote"
+    assert "Remote" in items["inner::helper"]["refs"]
+    assert "Formatter" in items["impl Display for Point<T>::fmt"]["refs"]
+
+
+def test_use_trees_are_flattened_to_full_paths():
+    imports = analyse(SOURCE)["imports"]
+    assert ["std::fmt", "fmt"] in imports
+    assert ["std::fmt::Display", "Display"] in imports
+    assert ["std::io::*", "*"] in imports
+    assert ["crate::net::Peer", "Remote"] in imports
+
+
+def test_syntax_errors_and_bad_bytes_are_flagged_not_fatal():
+    broken = analyse(b"fn a() {\n    let x = 1;\n<<<<<<< HEAD\n")
+    assert broken["has_error"]
+    garbage = analyse(b"\x00\xff\xfe fn \x00 struct {{{")
+    assert garbage["has_error"] and garbage["decode_errors"]
+    assert not analyse(SOURCE)["has_error"] and not analyse(SOURCE)["decode_errors"]
+
+
+def test_a_file_version_is_analysed_once_and_read_back_from_the_cache(tmp_path):
+    first = cached_analysis(tmp_path, SOURCE)
+    key = cache.content_key([cache.digest(SOURCE), ANALYSER_VERSION])
+    stored = cache.record_path(tmp_path, "analysis", key)
+    assert stored.is_file()
+    mtime = stored.stat().st_mtime_ns
+    assert cached_analysis(tmp_path, SOURCE) == first
+    assert stored.stat().st_mtime_ns == mtime
+
+
+def test_a_damaged_cache_record_is_a_miss_and_is_rebuilt(tmp_path):
+    first = cached_analysis(tmp_path, SOURCE)
+    key = cache.content_key([cache.digest(SOURCE), ANALYSER_VERSION])
+    stored = cache.record_path(tmp_path, "analysis", key)
+    data = bytearray(stored.read_bytes())
+    data[-5] ^= 0x40
+    stored.write_bytes(bytes(data))
+    assert cache.read_record(stored) is None
+    assert cached_analysis(tmp_path, SOURCE) == first
+    assert cache.read_record(stored) == first
