@@ -1,7 +1,7 @@
 """doit tasks: a Rust repository's git history -> dataset/{train,val,test}.pt.
 
     doit                      build from the configured repository (or the generated sample)
-    doit repo=PATH ref=REF    build from another repository; any setting can be given so
+    doit repo=PATH ref=REF    build from another repository (any setting: name=value)
     doit clean                remove cache/ and dataset/
     doit list                 the tasks
 
@@ -96,8 +96,11 @@ def task_retrain_tokenizer():
 def task_tokens():
     """Per commit: examples in StarCoder commit format as token ids and loss spans (msgpack)."""
     config = settings()
-    shas = listed_shas(config)
-    tokenizer_hash = current_tokenizer_info(config)["hash"] if shas else ""
+    try:
+        tokenizer_hash = current_tokenizer_info(config)["hash"]
+        shas = listed_shas(config)
+    except PipelineError:                  # `doit list` before the first build
+        shas = []
     progress.expect("tokens", len(shas))
     for sha in shas:
         yield {"name": sha, "actions": [(stages.build_token_shard, [config, sha])],

@@ -78,10 +78,14 @@ class ProgressReporter(ConsoleReporter):
         stage = task.name.split(":", 1)[0]
         return stage if stage in PER_COMMIT_STAGES and ":" in task.name else None
 
-    def _line(self, text: str) -> None:
+    def _close_line(self) -> None:
+        """End a progress line that was being rewritten in place."""
         if self.open_line:
             self.write("\n")
             self.open_line = False
+
+    def _line(self, text: str) -> None:
+        self._close_line()
         self.write(text + "\n")
 
     def _draw(self, stage: str, force: bool = False) -> None:
@@ -118,8 +122,7 @@ class ProgressReporter(ConsoleReporter):
         stage = self._stage(task)
         if stage and RUN.count(RUN.executed + RUN.up_to_date, stage) >= RUN.expected.get(stage, 0):
             self._draw(stage, force=True)
-            if self.open_line:
-                self._line("")
+            self._close_line()
 
     def skip_uptodate(self, task):
         RUN.up_to_date.append(task.name)
@@ -133,8 +136,7 @@ class ProgressReporter(ConsoleReporter):
         super().add_failure(task, fail)
 
     def complete_run(self):
-        if self.open_line:
-            self._line("")
+        self._close_line()
         failures, self.failures = self.failures, [f for f in self.failures
                                                   if f["exception"].traceback]
         super().complete_run()

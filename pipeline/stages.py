@@ -27,6 +27,7 @@ from pipeline.tokenizing import (current_tokenizer_info, forget_pin, load_tokeni
 
 
 def user_errors_fail_the_task(action):
+    """Wrap a task action so a PipelineError fails the task with its message alone."""
     @functools.wraps(action)
     def run(*args, **kwargs):
         try:
