@@ -18,7 +18,7 @@ from pipeline.git_history import NULL_BLOB, BlobReader, Commit, FileChange
 from pipeline.rust_syntax import ANALYSER_VERSION, cached_analysis
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
 SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
 GENERATED_MARKERS = (b"@generated", b"DO NOT EDIT")
 FALLBACK_CONTEXT_LINES = 3
@@ -110,29 +110,30 @@ def _fit(text: str, limit: int) -> tuple[str, bool]:
     return text[:cut if cut > 0 else limit], True
 
 
-def _make_chunk(settings, change, kind, qualname, change_kind, old, new, first_line, imports):
+def _make_chunk(settings, change, kind, qualname, change_kind, old, new, first_line, uses):
+    """A chunk; `uses` holds what context resolution needs: refs, owner and the imports."""
     old_code, old_cut = _fit(old, settings.max_item_chars)
     new_code, new_cut = _fit(new, settings.max_item_chars)
     return {
         "path": change.new_path, "old_path": change.old_path, "kind": kind,
         "qualname": qualname, "change": change_kind, "old_code": old_code,
         "new_code": new_code, "changed_lines": _changed_ranges(old, new, first_line),
-        "truncated": old_cut or new_cut, "context": imports,
+        "truncated": old_cut or new_cut, **uses,
     }
 
 
-def _import_context(analysis: dict | None) -> list:
-    if not analysis or not analysis["imports"]:
-        return []
-    lines = "\n".join(f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
-                      else f"use {path} as {alias};" for path, alias in analysis["imports"])
-    return [{"kind": "import", "path": "", "name": "imports", "text": lines}]
+def _uses(items: list, analysis: dict | None) -> dict:
+    """The names the items reference, the impl or trait they belong to, the file's imports."""
+    refs = sorted({name for item in items if item for name in item["refs"]})
+    owner = next((item["owner"] or (item["name"] if item["kind"] == "impl" else "")
+                  for item in items if item), "")
+    return {"refs": refs, "owner": owner, "imports": analysis["imports"] if analysis else []}
 
 
 def _item_chunks(settings, change, old_src, new_src, old_an, new_an) -> list:
     prefix = module_path(change.new_path)
     prefix = f"{prefix}::" if prefix else ""
-    imports = _import_context(new_an if new_src is not None else old_an)
+    current = new_an if new_src is not None else old_an
     old_units = _units(old_src, old_an) if old_src is not None else {}
     new_units = _units(new_src, new_an) if new_src is not None else {}
     chunks = []
@@ -144,17 +145,18 @@ def _item_chunks(settings, change, old_src, new_src, old_an, new_an) -> list:
         item = new_item or old_item
         change_kind = "added" if old_item is None else "deleted" if new_item is None else "modified"
         chunks.append(_make_chunk(settings, change, item["kind"], prefix + key[0], change_kind,
-                                  old_text, new_text, item["start_line"], imports))
+                                  old_text, new_text, item["start_line"],
+                                  _uses([new_item, old_item], current)))
     old_rest = _residual(old_src, old_an) if old_src is not None else ""
     new_rest = _residual(new_src, new_an) if new_src is not None else ""
     if old_rest != new_rest:
         file_change = "added" if old_src is None else "deleted" if new_src is None else "modified"
         chunks.append(_make_chunk(settings, change, "file", prefix.rstrip(":") or change.new_path,
-                                  file_change, old_rest, new_rest, 1, imports))
+                                  file_change, old_rest, new_rest, 1, _uses([], current)))
     return chunks
 
 
-def _fallback_chunks(settings, change, old_src, new_src) -> list:
+def _fallback_chunks(settings, change, old_src, new_src, analysis) -> list:
     """Windows of lines around each changed hunk, for files tree-sitter cannot parse cleanly."""
     old_lines = _decode(old_src or b"").splitlines()
     new_lines = _decode(new_src or b"").splitlines()
@@ -166,7 +168,7 @@ def _fallback_chunks(settings, change, old_src, new_src) -> list:
         chunks.append(_make_chunk(
             settings, change, "lines", f"{change.new_path}:{new_start + 1}", "modified",
             "\n".join(old_lines[old_start:old_end]), "\n".join(new_lines[new_start:new_end]),
-            new_start + 1, []))
+            new_start + 1, _uses([], analysis)))
     return chunks
 
 
@@ -204,7 +206,7 @@ def file_chunks(settings, cache_root, reader, change: FileChange, skipped: Count
         skipped["non_utf8_decoded_with_replacement"] += 1
     if any(an and an["has_error"] for an in (old_an, new_an)):
         skipped["syntax_error_fallback"] += 1
-        return _fallback_chunks(settings, change, old_src, new_src)
+        return _fallback_chunks(settings, change, old_src, new_src, new_an or old_an)
     return _item_chunks(settings, change, old_src, new_src, old_an, new_an)
 
 

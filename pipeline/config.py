@@ -32,6 +32,10 @@ class Settings:
     include_merges: bool = False
     max_file_bytes: int = 1_000_000
     max_item_chars: int = 4000
+    # Cross-file context: characters per snippet, snippets per kind, characters in all.
+    context_snippet_chars: int = 500
+    context_per_kind: int = 3
+    context_total_chars: int = 3000
     # Tokenizer: a tokenizer.json path, or empty to train a byte-level BPE on the tree of
     # tokenizer_commit (empty: the ref's commit at the first build, then kept).
     tokenizer: str = ""
@@ -50,7 +54,10 @@ class Settings:
 
     def chunk_section(self) -> dict:
         return {"include_merges": self.include_merges, "max_file_bytes": self.max_file_bytes,
-                "max_item_chars": self.max_item_chars}
+                "max_item_chars": self.max_item_chars,
+                "context_snippet_chars": self.context_snippet_chars,
+                "context_per_kind": self.context_per_kind,
+                "context_total_chars": self.context_total_chars}
 
     def tokenizer_section(self) -> dict:
         return {"tokenizer": self.tokenizer, "vocab_size": self.vocab_size,
@@ -150,7 +157,10 @@ def _check_ranges(settings: Settings) -> None:
             f"val_ratio={settings.val_ratio} and test_ratio={settings.test_ratio} must each be "
             "in [0, 1) and leave some commits for training (their sum below 1).")
     budgets = ("max_length", "budget_message", "budget_old", "budget_new", "budget_context",
-               "vocab_size", "max_item_chars", "max_file_bytes")
+               "vocab_size", "max_item_chars", "max_file_bytes", "context_snippet_chars",
+               "context_total_chars")
+    if settings.context_per_kind < 0:
+        raise PipelineError("setting context_per_kind must be 0 or more.")
     for name in budgets:
         if getattr(settings, name) <= 0:
             raise PipelineError(f"setting {name} must be positive, got {getattr(settings, name)}.")

@@ -86,6 +86,10 @@ def _stats(shards_by_split: dict, examples_by_split: dict) -> dict:
         "chunks_by_change": dict(sorted(Counter(e["change"] for e in all_examples).items())),
         "context_snippets": dict(sorted(sum((Counter(e["context_kinds"]) for e in all_examples),
                                             Counter()).items())),
+        "chunks_with_cross_file_definition": round(sum(
+            any(kind != "import" for kind in e["context_kinds"]) for e in all_examples)
+            / max(len(all_examples), 1), 4),
+        "context_resolution": sums("context_counts"),
     }
 
 

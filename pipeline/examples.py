@@ -92,5 +92,6 @@ def build_examples(settings: Settings, tokenizer, special: dict, shard: dict,
         examples.append(_assemble(settings, special, chunk, mine, truncations))
     return {"sha": shard["sha"], "committer_time": shard["committer_time"],
             "examples": examples, "truncations": dict(sorted(truncations.items())),
-            "skipped": shard["skipped"], "chunk_truncations": sum(
+            "skipped": shard["skipped"], "context_counts": shard["context_counts"],
+            "chunk_truncations": sum(
                 chunk["truncated"] for chunk in chunks)}

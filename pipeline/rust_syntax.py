@@ -18,13 +18,20 @@ from tree_sitter import Language, Parser, Query, QueryCursor
 from pipeline import cache
 
 # Bump when the analysis output changes: it is part of every analysis and chunk cache key.
-ANALYSER_VERSION = 1
+ANALYSER_VERSION = 2
 
 LANGUAGE = Language(tree_sitter_rust.language())
+# What an item uses from elsewhere: types, called functions, macros, path heads (`Peer` in
+# `Peer::new`, `net` in `net::send`) and SCREAMING_CASE constants; plain identifiers are
+# mostly locals, which would only produce false matches.
 _REFERENCE_QUERY = Query(LANGUAGE, """
 (type_identifier) @name
-(identifier) @name
+(call_expression function: (identifier) @name)
+(call_expression function: (scoped_identifier name: (identifier) @name))
 (macro_invocation macro: (identifier) @name)
+(scoped_identifier path: (identifier) @name)
+(scoped_type_identifier path: (identifier) @name)
+(identifier) @constant
 """)
 
 _SIMPLE_KINDS = {
@@ -82,6 +89,15 @@ def _item_name(node, kind: str) -> str:
     return _text(name) if name is not None else kind
 
 
+def _body_start(node) -> int:
+    """Where the item's body begins (its end if it has none): the header is what precedes."""
+    for field in _BODY_FIELDS:
+        body = node.child_by_field_name(field)
+        if body is not None:
+            return body.start_byte
+    return node.end_byte
+
+
 def _signature(node, source: bytes) -> str:
     """The item's header: its text up to the body, whitespace squashed."""
     for field in _BODY_FIELDS:
@@ -132,7 +148,8 @@ def _add_item(node, item_node, start, source, scope, owner, parent, out):
         "kind": kind, "name": name, "qualname": qualname, "owner": owner,
         "start_byte": start.start_byte, "end_byte": node.end_byte,
         "start_line": start.start_point.row + 1, "end_line": node.end_point.row + 1,
-        "signature": _signature(item_node, source), "refs": [], "parent": parent,
+        "signature": _signature(item_node, source), "body_start": _body_start(item_node),
+        "refs": [], "parent": parent,
     })
     if item_node.type == "use_declaration":
         _flatten_use(item_node.child_by_field_name("argument"), "", out["imports"])
@@ -166,10 +183,16 @@ def _flatten_use(node, prefix: str, out: list) -> None:
             _flatten_use(child, prefix, out)
 
 
+def _is_constant_name(text: bytes) -> bool:
+    return len(text) > 1 and text[:1].isupper() and text.upper() == text
+
+
 def _attach_references(tree, items: list) -> None:
-    """Give each item the sorted distinct identifiers inside its span (one query per file)."""
-    captures = QueryCursor(_REFERENCE_QUERY).captures(tree.root_node).get("name", [])
-    positions = sorted((node.start_byte, node.text.decode("utf-8", "replace")) for node in captures)
+    """Give each item the sorted distinct names it references (one query per file)."""
+    captures = QueryCursor(_REFERENCE_QUERY).captures(tree.root_node)
+    nodes = captures.get("name", []) + [
+        node for node in captures.get("constant", []) if _is_constant_name(node.text)]
+    positions = sorted((node.start_byte, node.text.decode("utf-8", "replace")) for node in nodes)
     starts = [position for position, _ in positions]
     for item in items:
         low = bisect.bisect_left(starts, item["start_byte"])

@@ -17,11 +17,13 @@ from pipeline import cache, progress
 from pipeline.chunking import commit_chunks, shard_key
 from pipeline.commits import build_commit_list, current_commit_list, git_session, repository_path
 from pipeline.config import Settings
+from pipeline.context import attach_context
 from pipeline.dataset import is_current, merge, merge_key
 from pipeline.errors import PipelineError
 from pipeline.examples import build_examples, token_shard_key
 from pipeline.git_history import first_parent_changes
 from pipeline.sample_repo import generate_sample_repository
+from pipeline.symbols import symbol_index
 from pipeline.tokenizing import (current_tokenizer_info, forget_pin, load_tokenizer,
                                  prepare_tokenizer, special_ids)
 
@@ -79,6 +81,9 @@ def build_chunk_shard(settings: Settings, sha: str) -> None:
     else:
         changes = commit.changes
     shard = commit_chunks(settings, settings.cache, reader, commit, changes)
+    index = symbol_index(repo, reader, settings.cache, settings.max_file_bytes)
+    index.move_to(sha)
+    attach_context(shard, index, {change.new_path for change in changes or ()}, settings)
     cache.write_record(chunk_shard_path(settings, sha), shard)
     progress.add_stage_time("chunks", time.perf_counter() - started)
 

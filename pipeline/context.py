@@ -1,0 +1,147 @@
+"""A chunk and the symbol index at its commit in, its cross-file context snippets out.
+
+Priority: the file's imports; for a method of `impl Trait for Type`, the trait and the type;
+then the definitions of the names the chunk's code references, those from other files
+changed in the same commit first. A name is resolved through the file's `use` paths and
+the crate's module tree (`crate::`, `self::`, `super::`, workspace crates by package
+name), else by a unique definition in the tree. A name defined more than once, or in the
+changed file itself, is skipped rather than guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from pipeline.chunking import module_path
+from pipeline.config import Settings
+from pipeline.symbols import Definition, SymbolIndex
+
+_IMPL_OWNER = re.compile(r"^impl\s+(?:(?P<trait>.+?)\s+for\s+)?(?P<type>.+)$")
+
+
+def _bare_name(text: str) -> str:
+    """`fmt::Display` -> Display, `&'a Foo<T>` -> Foo."""
+    text = re.sub(r"<.*", "", text).strip("&*[]() ")
+    text = re.sub(r"^(?:'\w+\s+)?(?:mut\s+|dyn\s+)?", "", text)
+    return text.rsplit("::", 1)[-1].strip()
+
+
+def owner_names(owner: str) -> list:
+    """The trait and type names of `impl Trait for Type` (or `impl Type`), trait first."""
+    match = _IMPL_OWNER.match(owner or "")
+    if not match:
+        return []
+    return [_bare_name(part) for part in (match["trait"], match["type"]) if part]
+
+
+def import_snippet(imports: list) -> list:
+    if not imports:
+        return []
+    lines = "\n".join(f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
+                      else f"use {path} as {alias};" for path, alias in imports)
+    return [{"kind": "import", "path": "", "name": "imports", "text": lines}]
+
+
+def _module_file(index: SymbolIndex, from_path: str, segments: list):
+    """(file, remaining segments) that a `use` path's module part names, or None."""
+    crate, here = index.crate_of(from_path), [p for p in module_path(from_path).split("::") if p]
+    head = segments[0]
+    if head == "crate":
+        modules = segments[1:]
+    elif head == "self":
+        modules = here + segments[1:]
+    elif head == "super":
+        ups = len(segments) - len([s for s in segments if s != "super"])
+        modules = here[:max(len(here) - ups, 0)] + segments[ups:]
+    elif head in index.crate_dirs:
+        crate, modules = index.crate_dirs[head], segments[1:]
+    else:
+        modules = segments                       # 2015-edition paths are crate-relative
+    for cut in range(len(modules), -1, -1):
+        path = index.modules.get((crate, "::".join(modules[:cut])))
+        if path is not None:
+            return path, modules[cut:]
+    return None
+
+
+def _via_imports(index, chunk, name) -> Definition | None:
+    """The definition a `use` of the chunk's file brings in under name, if it is in the repo."""
+    for path, alias in chunk["imports"]:
+        segments = path.split("::")
+        if alias == "*":
+            target, wanted = _module_file(index, chunk["path"], segments[:-1]), [name]
+        elif alias == name:
+            target, wanted = _module_file(index, chunk["path"], segments), None
+        else:
+            continue
+        if target is None:
+            continue
+        file, rest = target
+        qualname = "::".join(rest if wanted is None else rest + wanted)
+        for definition in index.by_name.get(name if wanted else segments[-1], {}).get(file, []):
+            if definition.qualname == qualname:
+                return definition
+    return None
+
+
+def resolve(index: SymbolIndex, chunk: dict, name: str, counts: Counter) -> Definition | None:
+    own_files = {chunk["path"], chunk["old_path"]}
+    found = _via_imports(index, chunk, name)
+    if found is not None:
+        if found.path in own_files:
+            return None
+        counts["resolved_by_path"] += 1
+        return found
+    candidates = index.definitions(name)
+    if not candidates or any(d.path in own_files for d in candidates):
+        return None
+    if len({(d.path, d.qualname) for d in candidates}) > 1:
+        counts["ambiguous_name_skipped"] += 1
+        return None
+    counts["resolved_by_unique_name"] += 1
+    return candidates[0]
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", 0, limit)
+    return text[:cut if cut > 0 else limit]
+
+
+def chunk_context(index: SymbolIndex, chunk: dict, changed_paths: set, settings: Settings,
+                  counts: Counter) -> list:
+    """The context snippets of one chunk, within the per-snippet, per-kind and total budgets."""
+    snippets = import_snippet(chunk["imports"])
+    names = owner_names(chunk["owner"]) + [n for n in chunk["refs"]
+                                           if n not in owner_names(chunk["owner"])]
+    found = []
+    for name in names:
+        definition = resolve(index, chunk, name, counts)
+        if definition is not None and definition not in found:
+            found.append(definition)
+    priority = len(owner_names(chunk["owner"]))
+    ordered = found[:priority] + sorted(found[priority:],
+                                        key=lambda d: d.path not in changed_paths)
+    per_kind, total = Counter(), sum(len(s["text"]) for s in snippets)
+    for definition in ordered:
+        text = _cut(definition.text, settings.context_snippet_chars)
+        if (per_kind[definition.kind] >= settings.context_per_kind
+                or total + len(text) > settings.context_total_chars):
+            counts["snippet_over_budget"] += 1
+            continue
+        per_kind[definition.kind] += 1
+        total += len(text)
+        snippets.append({"kind": definition.kind, "path": definition.path,
+                         "name": definition.qualname, "text": text})
+    return snippets
+
+
+def attach_context(shard: dict, index: SymbolIndex, changed_paths: set, settings: Settings) -> None:
+    """Give every chunk of a commit's shard its context; count how names were resolved."""
+    counts: Counter = Counter()
+    for chunk in shard["chunks"]:
+        chunk["context"] = chunk_context(index, chunk, changed_paths, settings, counts)
+        del chunk["imports"]            # now part of the import snippet
+    shard["context_counts"] = dict(sorted(counts.items()))

@@ -1,0 +1,173 @@
+"""A commit in, the repository's symbol index at that commit out: who defines what, where.
+
+The index holds the definitions (structs, enums, traits, functions, macros, consts, type
+aliases) of every Rust file in the commit's tree, and the crate layout (Cargo package
+names, each file's module path) needed to resolve `use` paths. It is built from the cached
+per-file analyses and moved from one commit to the next by applying only the files that
+differ, so a file version is never parsed twice and a tree is not re-read per commit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass
+
+from pipeline.chunking import GENERATED_MARKERS, module_path
+from pipeline.rust_syntax import cached_analysis
+
+# Analysis kind -> context kind (the marker the example uses for it).
+DEFINITION_KINDS = {"struct": "struct", "union": "struct", "type": "struct", "enum": "enum",
+                    "trait": "trait", "fn": "fn", "macro_rules": "macro", "const": "const",
+                    "static": "const"}
+_PACKAGE_NAME = re.compile(rb'^\[package\][^\[]*?^\s*name\s*=\s*"([^"]+)"',
+                           re.MULTILINE | re.DOTALL)
+_BLOB_MEMO_SIZE = 20_000
+
+
+@dataclass(frozen=True)
+class Definition:
+    kind: str          # context kind: struct, enum, trait, fn, macro, const
+    name: str
+    qualname: str      # within its file, e.g. `inner::Peer`
+    path: str
+    text: str          # what the context shows: docs and header, full text for data types
+
+
+def _header(source: bytes, item: dict) -> str:
+    return source[item["start_byte"]:item["body_start"]].decode("utf-8", "replace").rstrip()
+
+
+def _snippet(source: bytes, items: list, index: int) -> str:
+    """Data types in full; functions as docs + signature; traits as member signatures."""
+    item = items[index]
+    if item["kind"] == "fn":
+        return _header(source, item) + " { ... }"
+    if item["kind"] == "trait":
+        members = []
+        for child in items:
+            if child["parent"] == index:
+                end = child["body_start"] if child["kind"] == "method" else child["end_byte"]
+                text = source[child["start_byte"]:end].decode("utf-8", "replace").rstrip()
+                members.append("    " + text + (";" if not text.endswith(";") else ""))
+        return _header(source, item) + " {\n" + "\n".join(members) + "\n}"
+    return source[item["start_byte"]:item["end_byte"]].decode("utf-8", "replace")
+
+
+def definitions_in(source: bytes, analysis: dict) -> list:
+    """(name, kind, qualname, text) of the file's definitions outside impls and traits."""
+    items, found = analysis["items"], []
+    for index, item in enumerate(items):
+        kind = DEFINITION_KINDS.get(item["kind"])
+        parent = items[item["parent"]]["kind"] if item["parent"] >= 0 else "mod"
+        if kind and parent == "mod":
+            found.append((item["name"], kind, item["qualname"], _snippet(source, items, index)))
+    return found
+
+
+class SymbolIndex:
+    """The definitions and crate layout of one tree, moved from commit to commit."""
+
+    def __init__(self, repo, reader, cache_root, max_file_bytes: int):
+        self.repo, self.reader = repo, reader
+        self.cache_root, self.max_file_bytes = cache_root, max_file_bytes
+        self.tree: dict = {}                      # path -> blob sha (.rs and Cargo.toml)
+        self.by_name: dict = defaultdict(dict)    # name -> {path: [Definition]}
+        self.modules: dict = {}                   # (crate dir, module path) -> file path
+        self.crate_dirs: dict = {}                # crate name (as in `use`) -> crate dir
+        self.commit = None
+        self._blob_memo: OrderedDict = OrderedDict()
+
+    def _list_tree(self, commit: str) -> dict:
+        output = self.repo.git.execute(["git", "ls-tree", "-r", "-z", commit],
+                                       stdout_as_string=False)
+        tree = {}
+        for entry in output.split(b"\0"):
+            if not entry:
+                continue
+            meta, path = entry.split(b"\t", 1)
+            mode, kind, blob = meta.split(b" ")
+            if kind == b"blob" and mode != b"120000" and (
+                    path.endswith(b".rs") or path.endswith(b"Cargo.toml")):
+                tree[path.decode("utf-8", "replace")] = blob.decode()
+        return tree
+
+    def _blob_definitions(self, blob: str) -> list:
+        """Definitions of one file version; memoised, since most files outlive many commits."""
+        if blob in self._blob_memo:
+            self._blob_memo.move_to_end(blob)
+            return self._blob_memo[blob]
+        source = self.reader.read(blob)
+        found = []
+        if (source is not None and len(source) <= self.max_file_bytes
+                and not any(marker in source[:2048] for marker in GENERATED_MARKERS)):
+            found = definitions_in(source, cached_analysis(self.cache_root, source))
+        self._blob_memo[blob] = found
+        if len(self._blob_memo) > _BLOB_MEMO_SIZE:
+            self._blob_memo.popitem(last=False)
+        return found
+
+    def _drop(self, path: str) -> None:
+        for name, _, _, _ in self._blob_definitions(self.tree[path]):
+            self.by_name[name].pop(path, None)
+
+    def _add(self, path: str, blob: str) -> None:
+        for name, kind, qualname, text in self._blob_definitions(blob):
+            self.by_name[name].setdefault(path, []).append(
+                Definition(kind, name, qualname, path, text))
+
+    def move_to(self, commit: str) -> None:
+        """Make the index describe commit's tree, touching only the files that differ."""
+        if commit == self.commit:
+            return
+        tree = self._list_tree(commit)
+        layout_changed = tree.keys() != self.tree.keys()
+        for path, blob in self.tree.items():
+            if path.endswith(".rs") and tree.get(path) != blob:
+                self._drop(path)
+        for path, blob in tree.items():
+            if path.endswith(".rs") and self.tree.get(path) != blob:
+                self._add(path, blob)
+            elif path.endswith("Cargo.toml") and self.tree.get(path) != blob:
+                layout_changed = True
+        self.tree, self.commit = tree, commit
+        if layout_changed:
+            self._map_crates()
+
+    def _map_crates(self) -> None:
+        crate_names = {}
+        for path, blob in self.tree.items():
+            if path.endswith("Cargo.toml"):
+                directory = path[:-len("Cargo.toml")].rstrip("/")
+                match = _PACKAGE_NAME.search(self.reader.read(blob) or b"")
+                if match:
+                    crate_names[directory] = match.group(1).decode().replace("-", "_")
+        self.crate_dirs = {name: directory for directory, name in crate_names.items()}
+        self.modules = {}
+        for path in sorted(self.tree, key=lambda p: p.endswith("main.rs")):  # lib.rs wins
+            if path.endswith(".rs"):
+                self.modules.setdefault((self.crate_of(path), module_path(path)), path)
+
+    def crate_of(self, path: str) -> str:
+        """The directory of the innermost crate (Cargo.toml) containing path ('' if none)."""
+        best = ""
+        for directory in self.crate_dirs.values():
+            if (not directory or path.startswith(directory + "/")) and len(directory) > len(best):
+                best = directory
+        return best
+
+    def definitions(self, name: str) -> list:
+        return [d for defs in self.by_name.get(name, {}).values() for d in defs]
+
+
+_indexes: dict = {}
+
+
+def symbol_index(repo, reader, cache_root, max_file_bytes) -> SymbolIndex:
+    """One index per blob reader (so per repository) and process, reused as chunk tasks
+    walk the history; a new reader (a regenerated repository) starts a new index."""
+    key = (id(reader), str(cache_root), max_file_bytes)
+    if key not in _indexes:
+        _indexes.clear()
+        _indexes[key] = SymbolIndex(repo, reader, cache_root, max_file_bytes)
+    return _indexes[key]

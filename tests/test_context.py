@@ -1,0 +1,136 @@
+"""Cross-file context of real commits in a two-crate workspace."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import cache, stages
+from pipeline.commits import build_commit_list
+from pipeline.config import Settings
+from pipeline.context import owner_names
+
+WORKSPACE = {
+    "Cargo.toml": '[workspace]\nmembers = ["crates/core", "crates/app"]\n',
+    "crates/core/Cargo.toml": '[package]\nname = "net-core"\nversion = "0.1.0"\n',
+    "crates/core/src/lib.rs": "pub mod model;\npub mod util;\n",
+    "crates/core/src/model.rs": """/// A remote peer.
+pub struct Peer {
+    pub id: u64,
+}
+
+/// Says hello.
+pub trait Greet {
+    fn greet(&self) -> String;
+
+    fn shout(&self) -> String {
+        self.greet().to_uppercase()
+    }
+}
+""",
+    "crates/core/src/util.rs": "pub struct Config {\n    pub verbose: bool,\n}\n",
+    "crates/app/Cargo.toml": '[package]\nname = "app"\nversion = "0.1.0"\n\n[dependencies]\n'
+                             'net-core = { path = "../core" }\n',
+    "crates/app/src/lib.rs": "pub mod other;\npub mod server;\npub mod state;\n",
+    "crates/app/src/other.rs": "pub struct Config {\n    pub port: u16,\n}\n",
+    "crates/app/src/state.rs": "pub struct Server {\n    pub name: String,\n}\n",
+}
+SERVER = """use net_core::model::{Greet, Peer};
+use crate::state::Server;
+
+pub fn serve(peer: Peer, config: Config) -> u64 {
+    peer.id + BODY
+}
+
+impl Greet for Server {
+    fn greet(&self) -> String {
+        format!("hello from {}", self.name)
+    }
+}
+"""
+
+
+def context_of(repo, sha, qualname):
+    config = Settings(repo=str(repo.path), cache_dir=str(repo.path.parent / "cache"))
+    build_commit_list(config)
+    assert stages.build_chunk_shard(config, sha) is None
+    shard = cache.read_record(stages.chunk_shard_path(config, sha))
+    (chunk,) = [c for c in shard["chunks"] if c["qualname"] == qualname]
+    return chunk["context"], shard["context_counts"]
+
+
+@pytest.fixture
+def workspace(rust_repo):
+    rust_repo.commit("workspace", {**WORKSPACE, "crates/app/src/server.rs":
+                                   SERVER.replace("BODY", "1")})
+    return rust_repo
+
+
+def test_a_type_imported_from_another_crate_brings_its_definition(workspace):
+    sha = workspace.commit("serve: add two", {
+        "crates/app/src/server.rs": SERVER.replace("BODY", "2")})
+    context, counts = context_of(workspace, sha, "server::serve")
+    assert context[0]["kind"] == "import"
+    assert "use net_core::model::Peer;" in context[0]["text"]
+    peer = [s for s in context if s["name"] == "Peer"]
+    assert peer == [{"kind": "struct", "path": "crates/core/src/model.rs", "name": "Peer",
+                     "text": "/// A remote peer.\npub struct Peer {\n    pub id: u64,\n}"}]
+    assert counts["resolved_by_path"] >= 1
+
+
+def test_an_ambiguous_name_gets_no_definition(workspace):
+    sha = workspace.commit("serve: add three", {
+        "crates/app/src/server.rs": SERVER.replace("BODY", "3")})
+    context, counts = context_of(workspace, sha, "server::serve")
+    assert not [s for s in context if s["name"] == "Config"]
+    assert counts["ambiguous_name_skipped"] >= 1
+
+
+def test_a_trait_method_gets_the_trait_signatures_and_the_type(workspace):
+    sha = workspace.commit("greet louder", {"crates/app/src/server.rs": SERVER.replace(
+        "hello from", "HELLO from").replace("BODY", "1")})
+    context, _ = context_of(workspace, sha, "server::impl Greet for Server::greet")
+    kinds = [(s["kind"], s["name"]) for s in context]
+    assert kinds[1:3] == [("trait", "Greet"), ("struct", "Server")]
+    trait = context[1]["text"]
+    assert "fn greet(&self) -> String;" in trait and "fn shout(&self) -> String;" in trait
+    assert "to_uppercase" not in trait                      # signatures, not bodies
+    assert all(s["path"] != "crates/app/src/server.rs" for s in context)
+
+
+def test_a_definition_added_in_a_later_commit_never_appears_earlier(workspace):
+    uses_registry = SERVER.replace("peer.id + BODY", "Registry::size() + peer.id")
+    early = workspace.commit("use a registry (not yet written)",
+                             {"crates/app/src/server.rs": uses_registry})
+    registry = "pub struct Registry;\n\nimpl Registry {\n    pub fn size() -> u64 {\n        0\n    }\n}\n"
+    late = workspace.commit("write the registry", {
+        "crates/app/src/registry.rs": registry,
+        "crates/app/src/lib.rs": "pub mod other;\npub mod registry;\npub mod server;\n"
+                                 "pub mod state;\n",
+        "crates/app/src/server.rs": uses_registry.replace("+ peer.id", "+ peer.id + 1")})
+    early_context, _ = context_of(workspace, early, "server::serve")
+    assert not [s for s in early_context if s["name"] == "Registry"]
+    late_context, _ = context_of(workspace, late, "server::serve")
+    assert [s["path"] for s in late_context if s["name"] == "Registry"] == [
+        "crates/app/src/registry.rs"]
+
+
+def test_context_budgets_bound_each_snippet_and_the_total(workspace):
+    sha = workspace.commit("serve: add four", {
+        "crates/app/src/server.rs": SERVER.replace("BODY", "4")})
+    config = Settings(repo=str(workspace.path), cache_dir=str(workspace.path.parent / "cache"),
+                      context_snippet_chars=25, context_total_chars=200)
+    build_commit_list(config)
+    assert stages.build_chunk_shard(config, sha) is None
+    shard = cache.read_record(stages.chunk_shard_path(config, sha))
+    for chunk in shard["chunks"]:
+        definitions = [s for s in chunk["context"] if s["kind"] != "import"]
+        assert all(len(s["text"]) <= 25 for s in definitions)
+        assert sum(len(s["text"]) for s in chunk["context"]) <= 200
+
+
+@pytest.mark.parametrize("owner, names", [
+    ("impl fmt::Display for PeerId", ["Display", "PeerId"]),
+    ("impl Iterator for Walk<'a>", ["Iterator", "Walk"]), ("impl From<u8> for &'a mut Peer", ["From", "Peer"]),
+    ("impl Peer", ["Peer"]), ("trait Greet", []), ("", [])])
+def test_owner_names(owner, names):
+    assert owner_names(owner) == names
