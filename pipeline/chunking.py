@@ -16,9 +16,10 @@ from pipeline import cache
 from pipeline.config import Settings
 from pipeline.git_history import NULL_BLOB, BlobReader, Commit, FileChange
 from pipeline.rust_syntax import ANALYSER_VERSION, cached_analysis
+from pipeline.splitting import pack, split_pieces
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
 GENERATED_MARKERS = (b"@generated", b"DO NOT EDIT")
 FALLBACK_CONTEXT_LINES = 3
@@ -110,7 +111,8 @@ def _fit(text: str, limit: int) -> tuple[str, bool]:
     return text[:cut if cut > 0 else limit], True
 
 
-def _make_chunk(settings, change, kind, qualname, change_kind, old, new, first_line, uses):
+def _make_chunk(settings, change, kind, qualname, change_kind, old, new, first_line, uses,
+                part=""):
     """A chunk; `uses` holds what context resolution needs: refs, owner and the imports."""
     old_code, old_cut = _fit(old, settings.max_item_chars)
     new_code, new_cut = _fit(new, settings.max_item_chars)
@@ -118,8 +120,33 @@ def _make_chunk(settings, change, kind, qualname, change_kind, old, new, first_l
         "path": change.new_path, "old_path": change.old_path, "kind": kind,
         "qualname": qualname, "change": change_kind, "old_code": old_code,
         "new_code": new_code, "changed_lines": _changed_ranges(old, new, first_line),
-        "truncated": old_cut or new_cut, **uses,
+        "truncated": old_cut or new_cut, "part": part, **uses,
     }
+
+
+def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses) -> list:
+    """One chunk per changed item; an item over budget becomes one chunk per changed region,
+    aligned between old and new along its syntax children and packed up to the budget."""
+    limit = settings.max_item_chars
+    if max(len(old), len(new)) <= limit:
+        return [_make_chunk(settings, change, item["kind"], qualname, change_kind, old, new,
+                            item["start_line"], uses)]
+    old_pieces, new_pieces = split_pieces(old, limit), split_pieces(new, limit)
+    matcher = difflib.SequenceMatcher(None, old_pieces, new_pieces, autojunk=False)
+    regions = [(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
+    chunks = []
+    for number, (i1, i2, j1, j2) in enumerate(regions, start=1):
+        old_parts = pack(old_pieces[i1:i2], limit)
+        new_parts = pack(new_pieces[j1:j2], limit)
+        line = item["start_line"] + "".join(new_pieces[:j1]).count("\n")
+        for k in range(max(len(old_parts), len(new_parts))):
+            old_part = old_parts[k] if k < len(old_parts) else ""
+            new_part = new_parts[k] if k < len(new_parts) else ""
+            chunks.append(_make_chunk(settings, change, item["kind"], qualname, change_kind,
+                                      old_part, new_part, line, uses,
+                                      part=f"{number}.{k + 1} of {len(regions)} regions"))
+            line += new_part.count("\n")
+    return chunks
 
 
 def _uses(items: list, analysis: dict | None) -> dict:
@@ -144,9 +171,8 @@ def _item_chunks(settings, change, old_src, new_src, old_an, new_an) -> list:
             continue
         item = new_item or old_item
         change_kind = "added" if old_item is None else "deleted" if new_item is None else "modified"
-        chunks.append(_make_chunk(settings, change, item["kind"], prefix + key[0], change_kind,
-                                  old_text, new_text, item["start_line"],
-                                  _uses([new_item, old_item], current)))
+        chunks += _unit_chunks(settings, change, item, prefix + key[0], change_kind, old_text,
+                               new_text, _uses([new_item, old_item], current))
     old_rest = _residual(old_src, old_an) if old_src is not None else ""
     new_rest = _residual(new_src, new_an) if new_src is not None else ""
     if old_rest != new_rest:

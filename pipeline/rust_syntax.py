@@ -18,7 +18,7 @@ from tree_sitter import Language, Parser, Query, QueryCursor
 from pipeline import cache
 
 # Bump when the analysis output changes: it is part of every analysis and chunk cache key.
-ANALYSER_VERSION = 2
+ANALYSER_VERSION = 3
 
 LANGUAGE = Language(tree_sitter_rust.language())
 # What an item uses from elsewhere: types, called functions, macros, path heads (`Peer` in
@@ -89,6 +89,19 @@ def _item_name(node, kind: str) -> str:
     return _text(name) if name is not None else kind
 
 
+def _members(node) -> list:
+    """Field names of a struct or union, variant names of an enum."""
+    body = node.child_by_field_name("body")
+    if body is None or node.type not in ("struct_item", "union_item", "enum_item"):
+        return []
+    names = []
+    for child in body.named_children:
+        name = child.child_by_field_name("name")
+        if name is not None:
+            names.append(_text(name))
+    return names
+
+
 def _body_start(node) -> int:
     """Where the item's body begins (its end if it has none): the header is what precedes."""
     for field in _BODY_FIELDS:
@@ -149,7 +162,7 @@ def _add_item(node, item_node, start, source, scope, owner, parent, out):
         "start_byte": start.start_byte, "end_byte": node.end_byte,
         "start_line": start.start_point.row + 1, "end_line": node.end_point.row + 1,
         "signature": _signature(item_node, source), "body_start": _body_start(item_node),
-        "refs": [], "parent": parent,
+        "members": _members(item_node), "refs": [], "parent": parent,
     })
     if item_node.type == "use_declaration":
         _flatten_use(item_node.child_by_field_name("argument"), "", out["imports"])

@@ -123,12 +123,35 @@ def test_a_file_that_does_not_parse_falls_back_to_changed_line_windows(rust_repo
     assert chunk["old_code"].strip()
 
 
-def test_oversize_items_are_cut_at_a_line_and_flagged(rust_repo):
-    body = "".join(f"    let v{i} = {i};\n" for i in range(200))
-    sha = rust_repo.commit("big", {"src/big.rs": f"fn big() {{\n{body}}}\n"})
-    chunk = chunk_named(shard_of(rust_repo, sha, max_item_chars=500), "big::big")
-    assert chunk["truncated"] and len(chunk["new_code"]) <= 500
-    assert chunk["new_code"].endswith(";")
+def big_function(changed: int | None = None) -> str:
+    body = "".join(f"    let v{i} = compute({i if i != changed else -i});\n" for i in range(200))
+    return f"/// Long.\npub fn big() -> u32 {{\n{body}    v0\n}}\n"
+
+
+def test_an_added_oversize_item_is_split_between_statements_without_losing_code(rust_repo):
+    sha = rust_repo.commit("big", {"src/big.rs": big_function()})
+    chunks = [c for c in shard_of(rust_repo, sha, max_item_chars=500)["chunks"]
+              if c["qualname"] == "big::big"]
+    assert len(chunks) > 1
+    assert "".join(c["new_code"] for c in chunks) == big_function().rstrip("\n")
+    assert all(len(c["new_code"]) <= 500 and not c["truncated"] for c in chunks)
+    assert all(c["new_code"].endswith("\n") for c in chunks[:-1])   # cut between lines
+
+
+def test_a_modified_oversize_item_yields_only_its_changed_region(rust_repo):
+    rust_repo.commit("big", {"src/big.rs": big_function()})
+    sha = rust_repo.commit("change one statement", {"src/big.rs": big_function(changed=120)})
+    (chunk,) = shard_of(rust_repo, sha, max_item_chars=500)["chunks"]
+    assert chunk["old_code"] == "    let v120 = compute(120);\n"
+    assert chunk["new_code"] == "    let v120 = compute(-120);\n"
+    assert chunk["changed_lines"] == [[123, 123]] and chunk["part"].startswith("1.1 of 1")
+
+
+def test_a_single_line_over_budget_is_cut_and_flagged(rust_repo):
+    sha = rust_repo.commit("long line", {"src/long.rs": "pub const TABLE: [u8; 3] = [" +
+                                         "1, " * 400 + "];\n"})
+    (chunk,) = shard_of(rust_repo, sha, max_item_chars=300)["chunks"]
+    assert chunk["truncated"] and len(chunk["new_code"]) == 300
 
 
 def test_merge_commits_are_skipped_by_default_and_diffed_against_the_first_parent_if_asked(

@@ -37,8 +37,8 @@ def by_qualname(analysis):
 
 def test_every_item_kind_with_owner_and_qualified_name():
     items = by_qualname(analyse(SOURCE))
-    assert items["Point"]["kind"] == "struct"
-    assert items["Shape"]["kind"] == "enum"
+    assert items["Point"]["kind"] == "struct" and items["Point"]["members"] == ["x"]
+    assert items["Shape"]["kind"] == "enum" and items["Shape"]["members"] == ["Circle", "Square"]
     assert items["impl Display for Point<T>"]["kind"] == "impl"
     method = items["impl Display for Point<T>::fmt"]
     assert method["kind"] == "method" and method["owner"] == "impl Display for Point<T>"
@@ -107,3 +107,35 @@ def test_a_damaged_cache_record_is_a_miss_and_is_rebuilt(tmp_path):
     assert cache.read_record(stored) is None
     assert cached_analysis(tmp_path, SOURCE) == first
     assert cache.read_record(stored) == first
+
+
+def test_generics_lifetimes_unions_associated_items_and_nested_modules():
+    source = b'''pub mod outer {
+    pub mod inner {
+        pub union Bits { int: u32, float: f32 }
+
+        pub trait Walker<'a> {
+            type Item: 'a;
+            const DEPTH: usize = 2;
+            fn step(&mut self) -> Option<Self::Item>;
+        }
+
+        impl<'a, T: Clone + 'a> Iterator for Walk<'a, T> where T: Send {
+            type Item = &'a T;
+            fn next(&mut self) -> Option<&'a T> { self.items.next() }
+        }
+    }
+}
+'''
+    items = by_qualname(analyse(source))
+    assert items["outer::inner::Bits"]["kind"] == "union"
+    assert items["outer::inner::Bits"]["members"] == ["int", "float"]
+    assert items["outer::inner::trait Walker::Item"]["kind"] == "type"
+    assert items["outer::inner::trait Walker::DEPTH"]["kind"] == "const"
+    assert items["outer::inner::trait Walker::step"]["kind"] == "method"
+    method = items["outer::inner::impl Iterator for Walk<'a, T>::next"]
+    assert method["owner"] == "impl Iterator for Walk<'a, T>"
+    assert method["signature"] == "fn next(&mut self) -> Option<&'a T>"
+    impl = items["outer::inner::impl Iterator for Walk<'a, T>"]
+    assert impl["signature"] == "impl<'a, T: Clone + 'a> Iterator for Walk<'a, T> where T: Send"
+    assert items["outer::inner"]["parent"] == 0 and items["outer"]["parent"] == -1

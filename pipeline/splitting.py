@@ -1,0 +1,96 @@
+"""An item's text over the size budget in, pieces cut between its syntax children out.
+
+The children are those of the item's body: the statements of a function, the members of
+an impl, the fields of a struct, the variants of an enum; a child still over budget is cut
+between its own children (the arms of a large match, the statements of a nested block),
+and only a child with none left is cut between lines. The pieces, joined, are the text
+again: no code is dropped.
+"""
+
+from __future__ import annotations
+
+from pipeline.rust_syntax import _get_parser
+
+# Node kinds whose named children are the natural places to cut.
+_CONTAINERS = {"block", "declaration_list", "field_declaration_list", "enum_variant_list",
+               "match_block", "ordered_field_declaration_list", "token_tree", "use_list"}
+
+
+def _container(node):
+    """The descendant of node whose children to cut between: the widest container inside."""
+    best = None
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.type in _CONTAINERS and current.named_child_count > 1:
+            if best is None or current.end_byte - current.start_byte > best.end_byte - best.start_byte:
+                best = current
+        stack.extend(current.named_children)
+    return best
+
+
+def _line_cuts(source: bytes, start: int, end: int, limit: int) -> list:
+    """Cut points between lines so that no piece is over limit (unless one line is)."""
+    cuts, piece_start, position = [], start, start
+    while True:
+        newline = source.find(b"\n", position, end)
+        if newline < 0:
+            return cuts
+        if newline + 1 - piece_start > limit and position > piece_start:
+            cuts.append(position)
+            piece_start = position
+        position = newline + 1
+
+
+def _cuts(source: bytes, node, start: int, end: int, limit: int) -> list:
+    """Byte offsets in (start, end) at which to cut so pieces fit limit where possible."""
+    if end - start <= limit:
+        return []
+    container = _container(node) if node is not None else None
+    if container is None:
+        return _line_cuts(source, start, end, limit)
+    bounds = [start] + [_line_start(source, child.start_byte) for child in
+                        container.named_children if start < child.start_byte < end] + [end]
+    children = [None] + [child for child in container.named_children
+                         if start < child.start_byte < end]
+    cuts = []
+    for (piece_start, piece_end), child in zip(zip(bounds, bounds[1:]), children):
+        if piece_start > start:
+            cuts.append(piece_start)
+        cuts += _cuts(source, child, piece_start, piece_end, limit) if child is not None \
+            else _line_cuts(source, piece_start, piece_end, limit)
+    return sorted(set(c for c in cuts if start < c < end))
+
+
+def _line_start(source: bytes, offset: int) -> int:
+    line_start = source.rfind(b"\n", 0, offset) + 1
+    return line_start if not source[line_start:offset].strip() else offset
+
+
+def pack(pieces: list, limit: int) -> list:
+    """Join neighbouring pieces greedily while the result fits limit."""
+    parts: list = []
+    for piece in pieces:
+        if parts and len(parts[-1]) + len(piece) <= limit:
+            parts[-1] += piece
+        else:
+            parts.append(piece)
+    return parts
+
+
+def split_pieces(text: str, limit: int) -> list:
+    """The item's text as consecutive pieces cut between children, each within limit where
+    possible; many are much smaller (one statement, one method), for pack() to join."""
+    if len(text) <= limit:
+        return [text] if text else []
+    source = text.encode()
+    tree = _get_parser().parse(source)
+    # Budgets are in characters and cuts in bytes; a byte budget of `limit` is never larger.
+    cuts = _cuts(source, tree.root_node, 0, len(source), limit)
+    bounds = [0] + cuts + [len(source)]
+    return [source[a:b].decode("utf-8", "replace") for a, b in zip(bounds, bounds[1:])]
+
+
+def split_item(text: str, limit: int) -> list:
+    """The item's text as consecutive parts, each within limit characters where possible."""
+    return pack(split_pieces(text, limit), limit)
