@@ -15,11 +15,11 @@ from pathlib import Path
 from pipeline import cache
 from pipeline.config import Settings
 from pipeline.git_history import NULL_BLOB, BlobReader, Commit, FileChange
-from pipeline.rust_syntax import ANALYSER_VERSION, cached_analysis
+from pipeline.rust_syntax import ANALYSER_VERSION, REFERENCE_ROLES, cached_analysis
 from pipeline.splitting import pack, split_pieces
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 3
+CHUNKER_VERSION = 4
 SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
 GENERATED_MARKERS = (b"@generated", b"DO NOT EDIT")
 FALLBACK_CONTEXT_LINES = 3
@@ -151,10 +151,15 @@ def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses) 
 
 def _uses(items: list, analysis: dict | None) -> dict:
     """The names the items reference, the impl or trait they belong to, the file's imports."""
-    refs = sorted({name for item in items if item for name in item["refs"]})
+    refs = {role: sorted({name for item in items if item for name in item["refs"][role]})
+            for role in REFERENCE_ROLES}
     owner = next((item["owner"] or (item["name"] if item["kind"] == "impl" else "")
                   for item in items if item), "")
     return {"refs": refs, "owner": owner, "imports": analysis["imports"] if analysis else []}
+
+
+def _no_refs() -> dict:
+    return {role: [] for role in REFERENCE_ROLES}
 
 
 def _item_chunks(settings, change, old_src, new_src, old_an, new_an) -> list:

@@ -15,8 +15,13 @@ from collections import Counter
 
 from pipeline.chunking import module_path
 from pipeline.config import Settings
+from pipeline.rust_syntax import REFERENCE_ROLES
 from pipeline.symbols import Definition, SymbolIndex
 
+# Which definitions a name can stand for, by how the code uses it (a call may build a
+# tuple struct; a type name may be a trait in a bound).
+ROLE_KINDS = {"type": {"struct", "enum", "trait"}, "call": {"fn", "struct"},
+              "macro": {"macro"}, "const": {"const"}}
 _IMPL_OWNER = re.compile(r"^impl\s+(?:(?P<trait>.+?)\s+for\s+)?(?P<type>.+)$")
 
 
@@ -85,7 +90,13 @@ def _via_imports(index, chunk, name) -> Definition | None:
     return None
 
 
-def resolve(index: SymbolIndex, chunk: dict, name: str, counts: Counter) -> Definition | None:
+def _in_tests(qualname: str) -> bool:
+    return "tests" in qualname.split("::")
+
+
+def resolve(index: SymbolIndex, chunk: dict, name: str, role: str,
+            counts: Counter) -> Definition | None:
+    """The one definition name stands for in chunk's code, or None (local, unknown, ambiguous)."""
     own_files = {chunk["path"], chunk["old_path"]}
     found = _via_imports(index, chunk, name)
     if found is not None:
@@ -93,7 +104,10 @@ def resolve(index: SymbolIndex, chunk: dict, name: str, counts: Counter) -> Defi
             return None
         counts["resolved_by_path"] += 1
         return found
-    candidates = index.definitions(name)
+    # Test helpers are not what non-test code means by a name.
+    testing = _in_tests(chunk["qualname"])
+    candidates = [d for d in index.definitions(name) if d.kind in ROLE_KINDS[role]
+                  and (testing or not _in_tests(d.qualname)) or d.path in own_files]
     if not candidates or any(d.path in own_files for d in candidates):
         return None
     if len({(d.path, d.qualname) for d in candidates}) > 1:
@@ -114,11 +128,13 @@ def chunk_context(index: SymbolIndex, chunk: dict, changed_paths: set, settings:
                   counts: Counter) -> list:
     """The context snippets of one chunk, within the per-snippet, per-kind and total budgets."""
     snippets = import_snippet(chunk["imports"])
-    names = owner_names(chunk["owner"]) + [n for n in chunk["refs"]
-                                           if n not in owner_names(chunk["owner"])]
+    owners = owner_names(chunk["owner"])
+    wanted = [(name, "type") for name in owners] + [
+        (name, role) for role in REFERENCE_ROLES for name in chunk["refs"][role]
+        if name not in owners]
     found = []
-    for name in names:
-        definition = resolve(index, chunk, name, counts)
+    for name, role in wanted:
+        definition = resolve(index, chunk, name, role, counts)
         if definition is not None and definition not in found:
             found.append(definition)
     priority = len(owner_names(chunk["owner"]))

@@ -18,21 +18,28 @@ from tree_sitter import Language, Parser, Query, QueryCursor
 from pipeline import cache
 
 # Bump when the analysis output changes: it is part of every analysis and chunk cache key.
-ANALYSER_VERSION = 3
+ANALYSER_VERSION = 5
 
 LANGUAGE = Language(tree_sitter_rust.language())
-# What an item uses from elsewhere: types, called functions, macros, path heads (`Peer` in
-# `Peer::new`, `net` in `net::send`) and SCREAMING_CASE constants; plain identifiers are
-# mostly locals, which would only produce false matches.
+# What an item uses from elsewhere, by role: type names (and path heads, `Peer` in
+# `Peer::new`), called functions, macros, SCREAMING_CASE constants. Generic parameters and
+# names bound by parameters, `let` and closures are local, so they are left out; plain
+# identifiers are not taken at all, since most are locals and would only match wrongly.
 _REFERENCE_QUERY = Query(LANGUAGE, """
-(type_identifier) @name
-(call_expression function: (identifier) @name)
-(call_expression function: (scoped_identifier name: (identifier) @name))
-(macro_invocation macro: (identifier) @name)
-(scoped_identifier path: (identifier) @name)
-(scoped_type_identifier path: (identifier) @name)
-(identifier) @constant
+(type_identifier) @type
+(scoped_identifier path: (identifier) @type)
+(scoped_type_identifier path: (identifier) @type)
+(call_expression function: (identifier) @call)
+(call_expression function: (scoped_identifier name: (identifier) @call))
+(macro_invocation macro: (identifier) @macro)
+(identifier) @const
+(type_parameter name: (type_identifier) @local)
+(parameter pattern: (identifier) @local)
+(let_declaration pattern: (identifier) @local)
+(closure_parameters (identifier) @local)
+(tuple_pattern (identifier) @local)
 """)
+REFERENCE_ROLES = ("type", "call", "macro", "const")
 
 _SIMPLE_KINDS = {
     "function_item": "fn", "function_signature_item": "fn", "struct_item": "struct",
@@ -200,24 +207,53 @@ def _is_constant_name(text: bytes) -> bool:
     return len(text) > 1 and text[:1].isupper() and text.upper() == text
 
 
+def _captured(tree) -> tuple[list, list]:
+    """(start byte, role, name) of every reference, and (start byte, name) of local names."""
+    references, locals_ = [], []
+    for role, nodes in QueryCursor(_REFERENCE_QUERY).captures(tree.root_node).items():
+        for node in nodes:
+            if role == "const" and not _is_constant_name(node.text):
+                continue
+            entry = (node.start_byte, node.text.decode("utf-8", "replace"))
+            if role == "local":
+                locals_.append(entry)
+            else:
+                references.append((entry[0], role, entry[1]))
+    return sorted(references), sorted(locals_)
+
+
+def _within(entries: list, starts: list, item: dict) -> list:
+    low = bisect.bisect_left(starts, item["start_byte"])
+    return entries[low:bisect.bisect_left(starts, item["end_byte"])]
+
+
 def _attach_references(tree, items: list) -> None:
-    """Give each item the sorted distinct names it references (one query per file)."""
-    captures = QueryCursor(_REFERENCE_QUERY).captures(tree.root_node)
-    nodes = captures.get("name", []) + [
-        node for node in captures.get("constant", []) if _is_constant_name(node.text)]
-    positions = sorted((node.start_byte, node.text.decode("utf-8", "replace")) for node in nodes)
-    starts = [position for position, _ in positions]
-    for item in items:
-        low = bisect.bisect_left(starts, item["start_byte"])
-        high = bisect.bisect_left(starts, item["end_byte"])
-        names = {name for _, name in positions[low:high]}
-        names.discard(item["name"])
-        item["refs"] = sorted(names)
+    """Give each item {role: sorted names} it references (one query per file)."""
+    references, locals_ = _captured(tree)
+    reference_starts = [entry[0] for entry in references]
+    local_starts = [entry[0] for entry in locals_]
+    local_names = [{name for _, name in _within(locals_, local_starts, item)} for item in items]
+    for index, item in enumerate(items):
+        excluded = local_names[index] | {item["name"]}
+        if item["parent"] >= 0 and items[item["parent"]]["kind"] in ("impl", "trait"):
+            excluded |= local_names[item["parent"]]      # the impl's generic parameters
+        by_role: dict = {role: set() for role in REFERENCE_ROLES}
+        for _, role, name in _within(references, reference_starts, item):
+            if name not in excluded:
+                by_role[role].add(name)
+        item["refs"] = {role: sorted(names) for role, names in by_role.items()}
+
+
+# tree-sitter-rust reads `try` as the 2018 keyword, so 2015-edition `try!(...)` would be a
+# syntax error. The parser sees a same-length macro name instead; offsets do not move and
+# every text is still sliced from the original bytes.
+_TRY_MACRO = re.compile(rb"\btry!")
 
 
 def analyse(source: bytes) -> dict:
     """The items, imports and health of one version of a Rust file."""
-    tree = _get_parser().parse(source)
+    parsed = _TRY_MACRO.sub(b"tr_!", source) if b"try!" in source else source
+    tree = _get_parser().parse(parsed)
     out: dict = {"items": [], "imports": []}
     _collect(tree.root_node, source, "", "", -1, out)
     _attach_references(tree, out["items"])

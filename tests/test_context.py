@@ -134,3 +134,17 @@ def test_context_budgets_bound_each_snippet_and_the_total(workspace):
     ("impl Peer", ["Peer"]), ("trait Greet", []), ("", [])])
 def test_owner_names(owner, names):
     assert owner_names(owner) == names
+
+
+def test_generic_parameters_locals_and_test_helpers_do_not_pull_in_definitions(workspace):
+    helpers = ("pub fn E() {}\n\nmacro_rules! matched {\n    () => {};\n}\n\n"
+               "#[cfg(test)]\nmod tests {\n    pub struct Walk;\n}\n")
+    code = ("pub fn each<E, F: FnMut(u8) -> Result<(), E>>(mut matched: F) -> Walk {\n"
+            "    matched(1).ok();\n    Walk\n}\n")
+    workspace.commit("helpers", {"crates/core/src/helpers.rs": helpers,
+                                 "crates/app/src/each.rs": code})
+    sha = workspace.commit("each: call twice", {
+        "crates/app/src/each.rs": code.replace("matched(1).ok();", "matched(1).ok();\n    "
+                                               "matched(2).ok();")})
+    context, _ = context_of(workspace, sha, "each::each")
+    assert [s for s in context if s["kind"] != "import"] == []

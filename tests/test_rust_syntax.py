@@ -67,8 +67,25 @@ def test_signatures_stop_at_the_body_and_references_are_collected():
     assert items["impl Display for Point<T>::fmt"]["signature"] == \
         "fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result"
     assert items["inner::helper"]["signature"] == "pub fn helper() -> Remote"
-    assert "Remote" in items["inner::helper"]["refs"]
-    assert "Formatter" in items["impl Display for Point<T>::fmt"]["refs"]
+    assert items["inner::helper"]["refs"] == {
+        "type": ["Remote"], "call": [], "macro": ["todo"], "const": []}
+    assert "Formatter" in items["impl Display for Point<T>::fmt"]["refs"]["type"]
+
+
+def test_references_leave_out_generic_parameters_and_bound_locals():
+    source = b"""impl<T: Clone> Matcher for Regex<T> {
+    fn find<F, E>(&self, mut matched: F) -> Result<(), E> where F: FnMut(Match) -> bool {
+        let limit = MAX_LEN;
+        let (a, b) = (1, 2);
+        let each = |item| item;
+        matched(Match::new(a, b)); each(1); compute(limit); println!("{}", limit);
+        Ok(())
+    }
+}
+"""
+    refs = by_qualname(analyse(source))["impl Matcher for Regex<T>::find"]["refs"]
+    assert refs == {"type": ["FnMut", "Match", "Result"], "call": ["Ok", "compute", "new"],
+                    "macro": ["println"], "const": ["MAX_LEN"]}
 
 
 def test_use_trees_are_flattened_to_full_paths():
@@ -139,3 +156,11 @@ def test_generics_lifetimes_unions_associated_items_and_nested_modules():
     impl = items["outer::inner::impl Iterator for Walk<'a, T>"]
     assert impl["signature"] == "impl<'a, T: Clone + 'a> Iterator for Walk<'a, T> where T: Send"
     assert items["outer::inner"]["parent"] == 0 and items["outer"]["parent"] == -1
+
+
+def test_2015_edition_try_macro_parses_and_keeps_its_text():
+    source = b"fn read() -> io::Result<u8> {\n    let n = try!(parse(\"1\"));\n    Ok(n)\n}\n"
+    analysis = analyse(source)
+    assert not analysis["has_error"]
+    (item,) = analysis["items"]
+    assert source[item["start_byte"]:item["end_byte"]].count(b"try!(parse") == 1
