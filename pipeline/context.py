@@ -90,8 +90,9 @@ def _via_imports(index, chunk, name) -> Definition | None:
     return None
 
 
-def _in_tests(qualname: str) -> bool:
-    return "tests" in qualname.split("::")
+def _is_test_code(path: str, qualname: str) -> bool:
+    """In a `tests` module, or in an integration-test or benchmark directory."""
+    return "tests" in qualname.split("::") or bool({"tests", "benches"} & set(path.split("/")))
 
 
 def resolve(index: SymbolIndex, chunk: dict, name: str, role: str,
@@ -105,9 +106,9 @@ def resolve(index: SymbolIndex, chunk: dict, name: str, role: str,
         counts["resolved_by_path"] += 1
         return found
     # Test helpers are not what non-test code means by a name.
-    testing = _in_tests(chunk["qualname"])
+    testing = _is_test_code(chunk["path"], chunk["qualname"])
     candidates = [d for d in index.definitions(name) if d.kind in ROLE_KINDS[role]
-                  and (testing or not _in_tests(d.qualname)) or d.path in own_files]
+                  and (testing or not _is_test_code(d.path, d.qualname)) or d.path in own_files]
     if not candidates or any(d.path in own_files for d in candidates):
         return None
     if len({(d.path, d.qualname) for d in candidates}) > 1:

@@ -142,6 +142,7 @@ def test_generic_parameters_locals_and_test_helpers_do_not_pull_in_definitions(w
     code = ("pub fn each<E, F: FnMut(u8) -> Result<(), E>>(mut matched: F) -> Walk {\n"
             "    matched(1).ok();\n    Walk\n}\n")
     workspace.commit("helpers", {"crates/core/src/helpers.rs": helpers,
+                                 "crates/core/tests/util.rs": "pub type Result = u8;\n",
                                  "crates/app/src/each.rs": code})
     sha = workspace.commit("each: call twice", {
         "crates/app/src/each.rs": code.replace("matched(1).ok();", "matched(1).ok();\n    "
