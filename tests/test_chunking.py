@@ -177,3 +177,13 @@ def test_symlinks_and_generated_files_are_skipped_and_counted(rust_repo):
     shard = shard_of(rust_repo, sha)
     assert shard["chunks"] == []
     assert shard["skipped"] == {"generated_file": 1, "symlink": 1}
+
+
+def test_a_non_utf8_file_is_decoded_with_replacement_and_counted(rust_repo):
+    rust_repo.commit("peer", {"src/peer.rs": PEER_V1})
+    latin1 = PEER_V1.replace('"peer-{}"', '"caf\xe9-{}"').encode("latin-1")
+    sha = rust_repo.commit("latin-1 string", {"src/peer.rs": latin1})
+    shard = shard_of(rust_repo, sha)
+    assert shard["skipped"] == {"non_utf8_decoded_with_replacement": 1}
+    chunk = chunk_named(shard, "peer::impl fmt::Display for PeerId::fmt")
+    assert '"caf\ufffd-{}"' in chunk["new_code"]
