@@ -19,7 +19,7 @@ from pipeline.rust_syntax import ANALYSER_VERSION, REFERENCE_ROLES, cached_analy
 from pipeline.splitting import pack, split_pieces
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 5
+CHUNKER_VERSION = 6
 SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
 GENERATED_MARKERS = (b"@generated", b"DO NOT EDIT")
 FALLBACK_CONTEXT_LINES = 3
@@ -223,8 +223,10 @@ def _read_side(reader: BlobReader, blob: str, mode: str, settings, skipped: Coun
     return data, True
 
 
-def file_chunks(settings, cache_root, reader, change: FileChange, skipped: Counter) -> list:
-    """The chunks of one changed Rust file; skips are counted by reason in skipped."""
+def file_chunks(settings, cache_root, reader, change: FileChange, skipped: Counter,
+                flagged: Counter) -> list:
+    """The chunks of one changed Rust file; skipped files are counted by reason in skipped,
+    files taken with a caveat (bad bytes, syntax errors) in flagged."""
     if change.old_blob == change.new_blob:
         return []                        # a pure rename or a mode change: no code changed
     old_src, old_ok = _read_side(reader, change.old_blob, change.old_mode, settings, skipped)
@@ -234,9 +236,9 @@ def file_chunks(settings, cache_root, reader, change: FileChange, skipped: Count
     old_an = cached_analysis(cache_root, old_src) if old_src is not None else None
     new_an = cached_analysis(cache_root, new_src) if new_src is not None else None
     if any(an and an["decode_errors"] for an in (old_an, new_an)):
-        skipped["non_utf8_decoded_with_replacement"] += 1
+        flagged["non_utf8_decoded_with_replacement"] += 1
     if any(an and an["has_error"] for an in (old_an, new_an)):
-        skipped["syntax_error_fallback"] += 1
+        flagged["syntax_error_fallback"] += 1
         return _fallback_chunks(settings, change, old_src, new_src, new_an or old_an)
     return _item_chunks(settings, change, old_src, new_src, old_an, new_an)
 
@@ -245,11 +247,13 @@ def commit_chunks(settings: Settings, cache_root: Path, reader: BlobReader,
                   commit: Commit, changes) -> dict:
     """The chunk shard of one commit: its chunks, message and skip counts."""
     skipped: Counter = Counter()
+    flagged: Counter = Counter()
     chunks: list = []
     if changes is None:
         skipped["merge_commit"] += 1
     else:
         for change in changes:
-            chunks.extend(file_chunks(settings, cache_root, reader, change, skipped))
+            chunks.extend(file_chunks(settings, cache_root, reader, change, skipped, flagged))
     return {"sha": commit.sha, "message": commit.message, "committer_time": commit.committer_time,
-            "chunks": chunks, "skipped": dict(sorted(skipped.items()))}
+            "chunks": chunks, "skipped": dict(sorted(skipped.items())),
+            "flagged": dict(sorted(flagged.items()))}

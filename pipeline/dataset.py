@@ -82,6 +82,7 @@ def _stats(shards_by_split: dict, examples_by_split: dict) -> dict:
         "truncations": sums("truncations"),
         "chunks_truncated_by_size": sum(s["chunk_truncations"] for s in all_shards),
         "skipped": sums("skipped"),
+        "files_flagged": sums("flagged"),
         "chunks_by_kind": dict(sorted(Counter(e["kind"] for e in all_examples).items())),
         "chunks_by_change": dict(sorted(Counter(e["change"] for e in all_examples).items())),
         "context_snippets": dict(sorted(sum((Counter(e["context_kinds"]) for e in all_examples),

@@ -92,6 +92,7 @@ def build_examples(settings: Settings, tokenizer, special: dict, shard: dict,
         examples.append(_assemble(settings, special, chunk, mine, truncations))
     return {"sha": shard["sha"], "committer_time": shard["committer_time"],
             "examples": examples, "truncations": dict(sorted(truncations.items())),
-            "skipped": shard["skipped"], "context_counts": shard["context_counts"],
+            "skipped": shard["skipped"], "flagged": shard["flagged"],
+            "context_counts": shard["context_counts"],
             "chunk_truncations": sum(
                 chunk["truncated"] for chunk in chunks)}

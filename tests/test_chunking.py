@@ -116,7 +116,7 @@ def test_a_file_that_does_not_parse_falls_back_to_changed_line_windows(rust_repo
     broken = PEER_V1.replace("        self.0\n    }\n}\n", "        self.0\n<<<<<<< HEAD\n")
     sha = rust_repo.commit("conflict", {"src/peer.rs": broken})
     shard = shard_of(rust_repo, sha)
-    assert shard["skipped"] == {"syntax_error_fallback": 1}
+    assert shard["flagged"] == {"syntax_error_fallback": 1} and shard["skipped"] == {}
     assert len(shard["chunks"]) == 1
     chunk = shard["chunks"][0]
     assert chunk["kind"] == "lines" and "<<<<<<< HEAD" in chunk["new_code"]
@@ -184,6 +184,6 @@ def test_a_non_utf8_file_is_decoded_with_replacement_and_counted(rust_repo):
     latin1 = PEER_V1.replace('"peer-{}"', '"caf\xe9-{}"').encode("latin-1")
     sha = rust_repo.commit("latin-1 string", {"src/peer.rs": latin1})
     shard = shard_of(rust_repo, sha)
-    assert shard["skipped"] == {"non_utf8_decoded_with_replacement": 1}
+    assert shard["flagged"] == {"non_utf8_decoded_with_replacement": 1}
     chunk = chunk_named(shard, "peer::impl fmt::Display for PeerId::fmt")
     assert '"caf\ufffd-{}"' in chunk["new_code"]

@@ -67,4 +67,4 @@ def test_manifest_and_stats_describe_the_files(built_sample):
     assert manifest["settings"]["val_ratio"] == 0.1
     stats = json.loads((built_sample / "stats.json").read_text())
     assert stats["splits"]["train"]["rows"] == load(built_sample, "train")["input_ids"].shape[0]
-    assert stats["skipped"].get("syntax_error_fallback", 0) >= 1
+    assert stats["files_flagged"]["syntax_error_fallback"] >= 1

@@ -25,7 +25,7 @@ def shard(old=OLD, new=NEW, message="Use the euclidean norm\n"):
              "context": [{"kind": "import", "path": "", "name": "imports",
                           "text": "use std::fmt;"}]}
     return {"sha": "a" * 40, "message": message, "committer_time": 1, "chunks": [chunk],
-            "skipped": {}, "context_counts": {}}
+            "skipped": {}, "flagged": {}, "context_counts": {}}
 
 
 def between(tokenizer, ids, start, end):
