@@ -51,6 +51,9 @@ class Settings:
     # Split by commit, in temporal order.
     val_ratio: float = 0.1
     test_ratio: float = 0.1
+    # commit: padded rows, each holding chunks of one commit; sequential: all examples
+    # back to back in full windows, with segment_ids marking where each one begins.
+    example_mode: str = "commit"
 
     def chunk_section(self) -> dict:
         return {"include_merges": self.include_merges, "max_file_bytes": self.max_file_bytes,
@@ -69,7 +72,8 @@ class Settings:
                 "budget_context": self.budget_context, "loss_on_all": self.loss_on_all}
 
     def split_section(self) -> dict:
-        return {"val_ratio": self.val_ratio, "test_ratio": self.test_ratio}
+        return {"val_ratio": self.val_ratio, "test_ratio": self.test_ratio,
+                "example_mode": self.example_mode}
 
     def section_hash(self, section: dict) -> str:
         return content_key(sorted(section.items()))
@@ -164,6 +168,8 @@ def _check_ranges(settings: Settings) -> None:
     for name in budgets:
         if getattr(settings, name) <= 0:
             raise PipelineError(f"setting {name} must be positive, got {getattr(settings, name)}.")
+    if settings.example_mode not in ("commit", "sequential"):
+        raise PipelineError(f"example_mode={settings.example_mode!r} must be commit or sequential.")
     fixed = settings.budget_message + settings.budget_old + settings.budget_new + HEADER_TOKENS
     if fixed > settings.max_length:
         raise PipelineError(

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from pipeline import __version__, cache
 from pipeline.config import Settings
+from pipeline.examples import FIELDS
 
 SPLITS = ("train", "val", "test")
 IGNORE_INDEX = -100
 # Bump when the output files change: part of the merge key.
-DATASET_VERSION = 1
+DATASET_VERSION = 2
 
 
 def merge_key(settings: Settings, token_keys: list, tokenizer_hash: str) -> str:
@@ -38,24 +39,65 @@ def split_bounds(commit_count: int, settings: Settings) -> tuple[int, int]:
     return train, min(train + val, commit_count)
 
 
-def _tensors(examples: list, max_length: int, pad_id: int) -> dict:
+def _labels(example: dict) -> list:
+    labels = [IGNORE_INDEX] * len(example["input_ids"])
+    for start, end in example["loss_spans"]:
+        labels[start:end] = example["input_ids"][start:end]
+    return labels
+
+
+def _commit_tensors(rows: list, max_length: int, pad_id: int) -> dict:
+    """Commit mode: one padded row per example."""
     import torch  # here, not at the top: importing torch costs a no-op `doit` a second
 
-    rows = len(examples)
-    input_ids = torch.full((rows, max_length), pad_id, dtype=torch.int32)
-    labels = torch.full((rows, max_length), IGNORE_INDEX, dtype=torch.int32)
-    attention = torch.zeros((rows, max_length), dtype=torch.int8)
-    for row, (example, _) in enumerate(examples):
-        ids = torch.tensor(example["input_ids"], dtype=torch.int32)
-        input_ids[row, :len(ids)] = ids
-        attention[row, :len(ids)] = 1
-        labels[row, example["loss_start"]:len(ids)] = ids[example["loss_start"]:]
+    count = len(rows)
+    input_ids = torch.full((count, max_length), pad_id, dtype=torch.int32)
+    labels = torch.full((count, max_length), IGNORE_INDEX, dtype=torch.int32)
+    attention = torch.zeros((count, max_length), dtype=torch.int8)
+    for row, (example, _) in enumerate(rows):
+        length = len(example["input_ids"])
+        input_ids[row, :length] = torch.tensor(example["input_ids"], dtype=torch.int32)
+        labels[row, :length] = torch.tensor(_labels(example), dtype=torch.int32)
+        attention[row, :length] = 1
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels,
-            "commit_time": torch.tensor([shard["committer_time"] for _, shard in examples],
+            "commit_time": torch.tensor([shard["committer_time"] for _, shard in rows],
                                         dtype=torch.int64),
-            "commit_sha": [shard["sha"] for _, shard in examples],
-            "path": [example["path"] for example, _ in examples],
-            "item": [example["item"] for example, _ in examples]}
+            "commit_sha": [shard["sha"] for _, shard in rows],
+            "path": [example["paths"] for example, _ in rows],
+            "item": [example["items"] for example, _ in rows]}
+
+
+def _sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
+    """Sequential mode: examples back to back in full windows; segment_ids number the
+    original examples within a window (-1 on the padding of the last window) so a trainer
+    can keep attention inside each one."""
+    import torch
+
+    stream, label_stream, segment_stream, starts = [], [], [], []
+    for number, (example, shard) in enumerate(rows):
+        starts.append((len(stream), shard))
+        stream += example["input_ids"]
+        label_stream += _labels(example)
+        segment_stream += [number] * len(example["input_ids"])
+    windows = max(-(-len(stream) // max_length), 0)
+    size = windows * max_length
+    pad = size - len(stream)
+    input_ids = torch.tensor(stream + [pad_id] * pad, dtype=torch.int32).view(windows, max_length)
+    labels = torch.tensor(label_stream + [IGNORE_INDEX] * pad,
+                          dtype=torch.int32).view(windows, max_length)
+    segments = torch.tensor(segment_stream + [-1] * pad, dtype=torch.int32).view(
+        windows, max_length)
+    # Renumber segments from 0 in each window, keeping -1 for padding.
+    first = segments[:, :1].clamp(min=0)
+    segments = torch.where(segments >= 0, segments - first, segments)
+    window_commits = [[] for _ in range(windows)]
+    for offset, shard in starts:
+        window_commits[offset // max_length].append(shard["sha"])
+    return {"input_ids": input_ids, "attention_mask": (segments >= 0).to(torch.int8),
+            "labels": labels, "segment_ids": segments,
+            "commit_time": torch.tensor([rows[segment_stream[w * max_length]][1]["committer_time"]
+                                         for w in range(windows)], dtype=torch.int64),
+            "commit_sha": window_commits}
 
 
 def _distribution(values: list) -> dict:
@@ -69,27 +111,29 @@ def _distribution(values: list) -> dict:
 def _stats(shards_by_split: dict, examples_by_split: dict) -> dict:
     all_examples = [example for rows in examples_by_split.values() for example, _ in rows]
     all_shards = [shard for shards in shards_by_split.values() for shard in shards]
-    fields = ("old_code", "message", "new_code", "context")
+    segments = [fields for example in all_examples for fields in example["field_tokens"]]
     sums = lambda key: dict(sorted(sum((Counter(s[key]) for s in all_shards), Counter()).items()))  # noqa: E731
     return {
         "splits": {split: {
             "commits": len(shards_by_split[split]), "rows": len(examples_by_split[split]),
             "tokens": sum(len(e["input_ids"]) for e, _ in examples_by_split[split]),
-            "loss_tokens": sum(len(e["input_ids"]) - e["loss_start"]
-                               for e, _ in examples_by_split[split])} for split in SPLITS},
-        "tokens_per_field": {field: _distribution([e["field_tokens"][field] for e in all_examples])
-                             for field in fields},
+            "chunks": sum(s["chunk_count"] for s in shards_by_split[split]),
+            "loss_tokens": sum(end - start for e, _ in examples_by_split[split]
+                               for start, end in e["loss_spans"])} for split in SPLITS},
+        "tokens_per_field": {field: _distribution([fields[field] for fields in segments])
+                             for field in FIELDS},
+        "tokens_per_example": _distribution([len(e["input_ids"]) for e in all_examples]),
         "truncations": sums("truncations"),
         "chunks_truncated_by_size": sum(s["chunk_truncations"] for s in all_shards),
         "skipped": sums("skipped"),
         "files_flagged": sums("flagged"),
-        "chunks_by_kind": dict(sorted(Counter(e["kind"] for e in all_examples).items())),
-        "chunks_by_change": dict(sorted(Counter(e["change"] for e in all_examples).items())),
+        "chunks_by_kind": dict(sorted(Counter(k for e in all_examples for k in e["kinds"]).items())),
+        "chunks_by_change": dict(sorted(Counter(c for e in all_examples
+                                                for c in e["changes"]).items())),
         "context_snippets": dict(sorted(sum((Counter(e["context_kinds"]) for e in all_examples),
                                             Counter()).items())),
-        "chunks_with_cross_file_definition": round(sum(
-            any(kind != "import" for kind in e["context_kinds"]) for e in all_examples)
-            / max(len(all_examples), 1), 4),
+        "chunks_with_cross_file_definition": round(
+            sum(e["chunks_with_definition"] for e in all_examples) / max(len(segments), 1), 4),
         "context_resolution": sums("context_counts"),
     }
 
@@ -137,10 +181,11 @@ def merge(settings: Settings, listing: dict, token_paths: list, tokenizer_info: 
     examples_by_split = {split: [(example, shard) for shard in shards_by_split[split]
                                  for example in shard["examples"]] for split in SPLITS}
     files = {}
+    to_tensors = _sequential_tensors if settings.example_mode == "sequential" else _commit_tensors
     for split in SPLITS:
         path = out / f"{split}.pt"
-        _save_tensors(path, _tensors(examples_by_split[split], settings.max_length,
-                                     special["<pad>"]))
+        _save_tensors(path, to_tensors(examples_by_split[split], settings.max_length,
+                                       special["<pad>"]))
         files[path.name] = path
     shutil.copyfile(tokenizer_info["path"], out / "tokenizer.json")
     files["tokenizer.json"] = out / "tokenizer.json"

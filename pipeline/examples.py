@@ -1,10 +1,12 @@
-"""A chunk shard and a tokenizer in, the commit's token shard out: one example per chunk.
+"""A chunk shard and a tokenizer in, the commit's token shard out: its training examples.
 
-Layout, in StarCoder's commit format with context markers:
-    <reponame>NAME<filename>PATH<ctx_KIND>SNIPPET...
-    <commit_before>OLD<commit_msg>MESSAGE<commit_after>NEW<|endoftext|>
-Each field has a token budget and is cut at a line boundary where one fits; the loss span
-covers the new code and the closing <|endoftext|> (the whole example with loss_on_all).
+One segment per chunk, in StarCoder's commit format with context markers:
+    <filename>PATH<ctx_KIND>SNIPPET...<commit_before>OLD<commit_msg>MESSAGE<commit_after>NEW
+An example is `<reponame>NAME`, then as many of one commit's segments as fit max_length,
+then `<|endoftext|>`; a commit whose segments do not fit in one example becomes several,
+each segment carrying the message. Examples never mix commits. Each field has a token
+budget and is cut at a line boundary where one fits; the loss spans cover each segment's
+new code and the closing <|endoftext|> (the whole example with loss_on_all).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from pipeline.config import Settings
 from pipeline.tokenizing import END_OF_TEXT, context_marker
 
 # Bump when the example layout changes: part of every token shard's key.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # Repository name and path get fixed budgets, so fields + these always fit max_length.
 NAME_TOKENS, PATH_TOKENS = 16, 44
+FIELDS = ("old_code", "message", "new_code", "context")
 
 
 def token_shard_key(settings: Settings, chunk_key: str, tokenizer_hash: str) -> str:
@@ -39,24 +42,24 @@ def _cut(encoding, budget: int) -> tuple[list, bool]:
     return list(ids[:budget]), True
 
 
-def _texts_of(chunk: dict, message: str, repo_name: str) -> list[str]:
-    """Every text of one example, in a fixed order, for one batched encode call."""
-    return [repo_name, chunk["path"], chunk["old_code"], message, chunk["new_code"]] + [
+def _texts_of(chunk: dict, message: str) -> list[str]:
+    """Every text of one segment, in a fixed order, for one batched encode call."""
+    return [chunk["path"], chunk["old_code"], message, chunk["new_code"]] + [
         snippet["text"] for snippet in chunk["context"]]
 
 
-def _assemble(settings, special, chunk, encodings, truncations: Counter) -> dict:
-    name, path, old, message, new = encodings[:5]
+def _segment(settings, special, chunk, encodings, room: int, truncations: Counter) -> dict:
+    """One chunk's tokens; context takes what room is left after the budgeted fields."""
+    path, old, message, new = encodings[:4]
     old_ids, old_cut = _cut(old, settings.budget_old)
     msg_ids, msg_cut = _cut(message, settings.budget_message)
     new_ids, new_cut = _cut(new, settings.budget_new)
-    head = [special["<reponame>"], *name.ids[:NAME_TOKENS], special["<filename>"],
-            *path.ids[-PATH_TOKENS:]]
+    head = [special["<filename>"], *path.ids[-PATH_TOKENS:]]
     tail = [special["<commit_before>"], *old_ids, special["<commit_msg>"], *msg_ids,
             special["<commit_after>"]]
-    room = settings.max_length - len(head) - len(tail) - len(new_ids) - 1
+    room -= len(head) + len(tail) + len(new_ids)
     context_ids, context_counts = [], Counter()
-    for snippet, encoding in zip(chunk["context"], encodings[5:]):
+    for snippet, encoding in zip(chunk["context"], encodings[4:]):
         ids, cut = _cut(encoding, min(settings.budget_context, max(room - 1, 0)))
         if not ids or len(ids) + 1 > room:
             truncations["context_dropped"] += 1
@@ -65,34 +68,69 @@ def _assemble(settings, special, chunk, encodings, truncations: Counter) -> dict
         room -= len(ids) + 1
         context_counts[snippet["kind"]] += 1
         truncations["context"] += cut
-    prefix = head + context_ids + tail
-    input_ids = prefix + new_ids + [special[END_OF_TEXT]]
     truncations["old_code"] += old_cut
     truncations["message"] += msg_cut
     truncations["new_code"] += new_cut
-    loss_start = 0 if settings.loss_on_all else len(prefix)
-    return {"input_ids": input_ids, "loss_start": loss_start,
-            "path": chunk["path"], "item": chunk["qualname"], "kind": chunk["kind"],
-            "change": chunk["change"], "context_kinds": dict(context_counts),
+    prefix = head + context_ids + tail
+    return {"ids": prefix + new_ids, "new_start": len(prefix), "chunk": chunk,
+            "context_kinds": context_counts,
             "field_tokens": {"old_code": len(old_ids), "message": len(msg_ids),
                              "new_code": len(new_ids), "context": len(context_ids)}}
+
+
+def _example(settings, special, name_ids: list, segments: list) -> dict:
+    """Segments of one commit joined into one example, with their loss spans."""
+    input_ids, spans = [special["<reponame>"], *name_ids], []
+    for segment in segments:
+        spans.append([len(input_ids) + segment["new_start"], len(input_ids) + len(segment["ids"])])
+        input_ids += segment["ids"]
+    input_ids.append(special[END_OF_TEXT])
+    spans[-1][1] += 1                                   # the closing <|endoftext|>
+    if settings.loss_on_all:
+        spans = [[0, len(input_ids)]]
+    chunks = [segment["chunk"] for segment in segments]
+    return {"input_ids": input_ids, "loss_spans": spans,
+            "paths": [c["path"] for c in chunks], "items": [c["qualname"] for c in chunks],
+            "kinds": [c["kind"] for c in chunks], "changes": [c["change"] for c in chunks],
+            "context_kinds": dict(sum((s["context_kinds"] for s in segments), Counter())),
+            "chunks_with_definition": sum(any(kind != "import" for kind in s["context_kinds"])
+                                          for s in segments),
+            "field_tokens": [s["field_tokens"] for s in segments]}
+
+
+def _pack(settings, special, name_ids: list, segments: list) -> list:
+    """Greedily fill examples with consecutive segments while they fit max_length."""
+    fixed = 2 + len(name_ids)                           # <reponame>NAME ... <|endoftext|>
+    examples, current, used = [], [], fixed
+    for segment in segments:
+        if current and used + len(segment["ids"]) > settings.max_length:
+            examples.append(_example(settings, special, name_ids, current))
+            current, used = [], fixed
+        current.append(segment)
+        used += len(segment["ids"])
+    if current:
+        examples.append(_example(settings, special, name_ids, current))
+    return examples
 
 
 def build_examples(settings: Settings, tokenizer, special: dict, shard: dict,
                    repo_name: str) -> dict:
     """The token shard of one commit's chunk shard."""
     chunks = shard["chunks"]
-    per_chunk = [_texts_of(chunk, shard["message"], repo_name) for chunk in chunks]
-    flat = [text for texts in per_chunk for text in texts]
-    encodings = tokenizer.encode_batch(flat, add_special_tokens=False) if flat else []
-    examples, truncations, position = [], Counter(), 0
+    per_chunk = [_texts_of(chunk, shard["message"]) for chunk in chunks]
+    flat = [repo_name] + [text for texts in per_chunk for text in texts]
+    # One batched call per commit: the Rust side encodes the batch on all cores.
+    encodings = tokenizer.encode_batch(flat, add_special_tokens=False)
+    name_ids = list(encodings[0].ids[:NAME_TOKENS])
+    room = settings.max_length - 2 - len(name_ids)
+    segments, truncations, position = [], Counter(), 1
     for chunk, texts in zip(chunks, per_chunk):
         mine = encodings[position:position + len(texts)]
         position += len(texts)
-        examples.append(_assemble(settings, special, chunk, mine, truncations))
+        segments.append(_segment(settings, special, chunk, mine, room, truncations))
     return {"sha": shard["sha"], "committer_time": shard["committer_time"],
-            "examples": examples, "truncations": dict(sorted(truncations.items())),
+            "examples": _pack(settings, special, name_ids, segments),
+            "chunk_count": len(chunks), "truncations": dict(sorted(truncations.items())),
             "skipped": shard["skipped"], "flagged": shard["flagged"],
             "context_counts": shard["context_counts"],
-            "chunk_truncations": sum(
-                chunk["truncated"] for chunk in chunks)}
+            "chunk_truncations": sum(chunk["truncated"] for chunk in chunks)}

@@ -41,22 +41,53 @@ def test_splits_are_temporal_and_every_commit_is_in_one_split(built_sample):
     assert manifest["splits"]["train"]["last_time"] <= manifest["splits"]["val"]["first_time"]
 
 
+def loss_regions(labels_row):
+    """(start, end) of each run of positions that carry a label."""
+    marked = (labels_row != IGNORE_INDEX).tolist() + [False]
+    regions, start = [], None
+    for position, on in enumerate(marked):
+        if on and start is None:
+            start = position
+        elif not on and start is not None:
+            regions.append((start, position))
+            start = None
+    return regions
+
+
 def test_masks_and_labels_line_up_with_the_tokens(built_sample):
     split = load(built_sample, "train")
     tokenizer = Tokenizer.from_file(str(built_sample / "tokenizer.json"))
-    pad, after = tokenizer.token_to_id("<pad>"), tokenizer.token_to_id("<commit_after>")
+    token = tokenizer.token_to_id
     ids, mask, labels = split["input_ids"], split["attention_mask"], split["labels"]
     assert ids.dtype == labels.dtype == torch.int32
-    assert torch.equal(ids[mask == 0], torch.full_like(ids[mask == 0], pad))
+    assert torch.equal(ids[mask == 0], torch.full_like(ids[mask == 0], token("<pad>")))
     assert torch.equal(labels[labels != IGNORE_INDEX], ids[labels != IGNORE_INDEX])
     for row in range(ids.shape[0]):
         length = int(mask[row].sum())
+        row_ids = ids[row].tolist()
         assert mask[row, :length].all() and not mask[row, length:].any()
-        start = ids[row].tolist().index(after) + 1
-        assert (labels[row, :start] == IGNORE_INDEX).all()
-        assert torch.equal(labels[row, start:length], ids[row, start:length])
-        assert tokenizer.id_to_token(int(ids[row, length - 1])) == "<|endoftext|>"
-    assert len(split["path"]) == len(split["item"]) == ids.shape[0]
+        assert row_ids[0] == token("<reponame>") and row_ids[length - 1] == token("<|endoftext|>")
+        regions = loss_regions(labels[row])
+        # One region per chunk of the row: each starts right after a <commit_after> and
+        # ends where the next chunk's <filename> begins, the last one with <|endoftext|>.
+        assert len(regions) == row_ids[:length].count(token("<commit_after>")) == len(
+            split["path"][row])
+        for start, end in regions:
+            assert row_ids[start - 1] == token("<commit_after>")
+            assert end == length or row_ids[end] == token("<filename>")
+        assert regions[-1][1] == length
+    assert len(split["path"]) == len(split["item"]) == len(split["commit_sha"]) == ids.shape[0]
+
+
+def test_rows_pack_several_chunks_of_one_commit_but_never_two_commits(built_sample):
+    split = load(built_sample, "train")
+    stats = json.loads((built_sample / "stats.json").read_text())
+    assert stats["splits"]["train"]["chunks"] > split["input_ids"].shape[0]
+    assert max(len(paths) for paths in split["path"]) > 1
+    per_commit = {}
+    for sha in split["commit_sha"]:
+        per_commit[sha] = per_commit.get(sha, 0) + 1
+    assert max(per_commit.values()) == 1          # the sample's commits each fit one row
 
 
 def test_manifest_and_stats_describe_the_files(built_sample):

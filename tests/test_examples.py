@@ -50,8 +50,9 @@ def test_decoding_an_example_gives_back_its_fields_and_the_loss_is_on_the_new_co
     assert between(tokenizer, ids, "<commit_before>", "<commit_msg>") == OLD
     assert between(tokenizer, ids, "<commit_msg>", "<commit_after>") == "Use the euclidean norm\n"
     assert between(tokenizer, ids, "<commit_after>", "<|endoftext|>") == NEW
-    loss = ids[example["loss_start"]:]
-    assert tokenizer.decode(loss, skip_special_tokens=False) == NEW + "<|endoftext|>"
+    ((start, end),) = example["loss_spans"]
+    assert end == len(ids)
+    assert tokenizer.decode(ids[start:end], skip_special_tokens=False) == NEW + "<|endoftext|>"
     assert result["truncations"] == {"context": 0, "message": 0, "new_code": 0, "old_code": 0}
 
 
@@ -65,7 +66,7 @@ def test_a_field_over_budget_is_cut_at_a_line_boundary_and_counted():
     assert result["truncations"]["old_code"] == 1
     assert old.startswith(decoded) and len(decoded) < len(old)
     assert decoded.rstrip(" ").endswith("\n")
-    assert result["examples"][0]["field_tokens"]["old_code"] <= 30
+    assert result["examples"][0]["field_tokens"][0]["old_code"] <= 30
 
 
 def test_a_given_tokenizer_without_commit_tokens_gets_them_added_and_listed(workdir, sample_repo):
@@ -84,4 +85,70 @@ def test_a_given_tokenizer_without_commit_tokens_gets_them_added_and_listed(work
     assert "<commit_before>" in added and "<|endoftext|>" not in added
     assert added["<commit_before>"] >= plain.get_vocab_size()
     train = torch.load(workdir / "dataset" / "train.pt", weights_only=True)
-    assert (train["input_ids"] == added["<commit_before>"]).sum() == train["input_ids"].shape[0]
+    chunks = sum(len(paths) for paths in train["path"])
+    assert (train["input_ids"] == added["<commit_before>"]).sum() == chunks > 0
+
+
+def test_a_commit_too_big_for_one_example_becomes_several_each_with_its_message():
+    tokenizer = train_tokenizer(CORPUS, 400)
+    special = special_ids(tokenizer)
+    big = shard()
+    chunk = big["chunks"][0]
+    bodies = ["\n".join(f"    let v{i}_{j} = {j};" for j in range(12)) for i in range(6)]
+    big["chunks"] = [{**chunk, "qualname": f"point::f{i}", "new_code": f"fn f{i}() {{\n{body}\n}}"}
+                     for i, body in enumerate(bodies)]
+    settings = Settings(max_length=400, budget_old=60, budget_new=200, budget_message=20,
+                        budget_context=20)
+    examples = build_examples(settings, tokenizer, special, big, "demo")["examples"]
+    assert len(examples) > 1
+    assert [item for e in examples for item in e["items"]] == [f"point::f{i}" for i in range(6)]
+    for example in examples:
+        ids = example["input_ids"]
+        assert len(ids) <= 400 and ids[0] == special["<reponame>"]
+        assert ids.count(special["<commit_msg>"]) == len(example["items"])
+        assert len(example["loss_spans"]) == len(example["items"])
+        assert "Use the euclidean norm" in tokenizer.decode(ids, skip_special_tokens=False)
+
+
+def test_loss_on_all_labels_every_token():
+    tokenizer = train_tokenizer(CORPUS, 400)
+    (example,) = build_examples(Settings(loss_on_all=True), tokenizer, special_ids(tokenizer),
+                                shard(), "demo")["examples"]
+    assert example["loss_spans"] == [[0, len(example["input_ids"])]]
+
+
+def test_sequential_mode_packs_full_windows_and_marks_each_example(workdir, sample_repo):
+    assert run_doit(f"repo={sample_repo}", "example_mode=sequential", "max_length=1024",
+                    "budget_new=512", "budget_old=256")[0] == 0
+    train = torch.load(workdir / "dataset" / "train.pt", weights_only=True)
+    tokenizer = Tokenizer.from_file(str(workdir / "dataset" / "tokenizer.json"))
+    ids, mask, segments = train["input_ids"], train["attention_mask"], train["segment_ids"]
+    assert ids.shape[1] == 1024 and ids.shape[0] > 1
+    assert mask[:-1].all()                                 # no padding but in the last window
+    reponame = tokenizer.token_to_id("<reponame>")
+    for row in range(ids.shape[0]):
+        for position in range(1, 1024):
+            starts_example = ids[row, position] == reponame
+            new_segment = segments[row, position] != segments[row, position - 1]
+            if segments[row, position] >= 0:
+                assert bool(starts_example) == bool(new_segment)
+    labelled = train["labels"] != -100
+    assert torch.equal(train["labels"][labelled], ids[labelled])
+    assert sorted(train["commit_time"].tolist()) == train["commit_time"].tolist()
+
+
+def test_retraining_on_request_rebuilds_every_token_shard_and_no_chunk_shard(workdir, sample_repo):
+    from pipeline.sample_repo import commit_count, extend_sample_repository
+    assert run_doit(f"repo={sample_repo}")[0] == 0
+    first = json.loads((workdir / "dataset" / "manifest.json").read_text())["tokenizer"]
+    extend_sample_repository(sample_repo, 3)
+    code, record = run_doit(f"repo={sample_repo}")
+    assert code == 0 and len([t for t in record.executed if t.startswith("tokens:")]) == 3
+    assert run_doit(f"repo={sample_repo}", "retrain_tokenizer")[0] == 0
+    code, record = run_doit(f"repo={sample_repo}")
+    assert code == 0
+    assert [t for t in record.executed if t.startswith("chunks:")] == []
+    assert len([t for t in record.executed if t.startswith("tokens:")]) == commit_count(sample_repo)
+    second = json.loads((workdir / "dataset" / "manifest.json").read_text())["tokenizer"]
+    assert second["trained_on_commit"] != first["trained_on_commit"]
+    assert second["hash"] != first["hash"]
