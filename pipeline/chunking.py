@@ -19,7 +19,7 @@ from pipeline.rust_syntax import ANALYSER_VERSION, REFERENCE_ROLES, cached_analy
 from pipeline.splitting import pack, split_pieces
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 6
+CHUNKER_VERSION = 7
 SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
 GENERATED_MARKERS = (b"@generated", b"DO NOT EDIT")
 FALLBACK_CONTEXT_LINES = 3

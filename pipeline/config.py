@@ -51,6 +51,13 @@ class Settings:
     # Split by commit, in temporal order.
     val_ratio: float = 0.1
     test_ratio: float = 0.1
+    # Split by date instead (UTC unless given): commits from val_from on are val, from
+    # test_from on are test. Either one set replaces the ratios.
+    val_from: str = ""
+    test_from: str = ""
+    # Drop val/test chunks whose change a train (or val) chunk already has: exact,
+    # whitespace (also when only whitespace differs) or off.
+    leakage_guard: str = "exact"
     # commit: padded rows, each holding chunks of one commit; sequential: all examples
     # back to back in full windows, with segment_ids marking where each one begins.
     example_mode: str = "commit"
@@ -73,7 +80,8 @@ class Settings:
 
     def split_section(self) -> dict:
         return {"val_ratio": self.val_ratio, "test_ratio": self.test_ratio,
-                "example_mode": self.example_mode}
+                "val_from": self.val_from, "test_from": self.test_from,
+                "leakage_guard": self.leakage_guard, "example_mode": self.example_mode}
 
     def section_hash(self, section: dict) -> str:
         return content_key(sorted(section.items()))
@@ -168,6 +176,9 @@ def _check_ranges(settings: Settings) -> None:
     for name in budgets:
         if getattr(settings, name) <= 0:
             raise PipelineError(f"setting {name} must be positive, got {getattr(settings, name)}.")
+    if settings.leakage_guard not in ("exact", "whitespace", "off"):
+        raise PipelineError(f"leakage_guard={settings.leakage_guard!r} must be exact, "
+                            "whitespace or off.")
     if settings.example_mode not in ("commit", "sequential"):
         raise PipelineError(f"example_mode={settings.example_mode!r} must be commit or sequential.")
     fixed = settings.budget_message + settings.budget_old + settings.budget_new + HEADER_TOKENS

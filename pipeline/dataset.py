@@ -1,9 +1,11 @@
 """Token shards of the commit list in, dataset/{train,val,test}.pt, stats.json, manifest.json out.
 
-Rows follow the commit list's temporal order; a commit's rows all go to one split, and the
-splits are consecutive runs of commits, so every train commit is older than every val
-commit, which is older than every test commit. The manifest is removed first and written
-last: a merge cut short never leaves outputs that look complete.
+Commits keep the commit list's temporal order and are cut into consecutive runs (by ratio
+of commits, or by date), so every train commit is older than every val commit, which is
+older than every test commit, and a commit's rows are all in one split. Before packing,
+the leakage guard drops from val and test every chunk whose change already appears in an
+earlier split (cherry-picks, reverts, re-applied patches). The manifest is removed first
+and written last: a merge cut short never leaves outputs that look complete.
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import json
 import shutil
 import statistics
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline import __version__, cache
 from pipeline.config import Settings
-from pipeline.examples import FIELDS
+from pipeline.errors import PipelineError
+from pipeline.examples import FIELDS, pack_examples
+from pipeline.tensors import commit_tensors, sequential_tensors
 
 SPLITS = ("train", "val", "test")
-IGNORE_INDEX = -100
 # Bump when the output files change: part of the merge key.
-DATASET_VERSION = 2
+DATASET_VERSION = 3
 
 
 def merge_key(settings: Settings, token_keys: list, tokenizer_hash: str) -> str:
@@ -31,73 +35,51 @@ def merge_key(settings: Settings, token_keys: list, tokenizer_hash: str) -> str:
                               settings.section_hash(settings.split_section()), DATASET_VERSION])
 
 
-def split_bounds(commit_count: int, settings: Settings) -> tuple[int, int]:
-    """Indices where val and test begin in the temporally ordered commit list."""
-    test = round(commit_count * settings.test_ratio)
-    val = round(commit_count * settings.val_ratio)
-    train = max(commit_count - val - test, 1 if commit_count else 0)
-    return train, min(train + val, commit_count)
+def _timestamp(text: str, name: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise PipelineError(f"{name}={text!r} is not a date; use YYYY-MM-DD or an ISO "
+                            "date-time such as 2024-05-01T12:00:00+00:00.") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def _labels(example: dict) -> list:
-    labels = [IGNORE_INDEX] * len(example["input_ids"])
-    for start, end in example["loss_spans"]:
-        labels[start:end] = example["input_ids"][start:end]
-    return labels
+def split_bounds(times: list, settings: Settings) -> tuple[int, int]:
+    """Indices where val and test begin in the temporally ordered commit times."""
+    count = len(times)
+    if settings.val_from or settings.test_from:
+        test_from = _timestamp(settings.test_from, "test_from") if settings.test_from else None
+        val_from = _timestamp(settings.val_from, "val_from") if settings.val_from else test_from
+        first = lambda moment: next((i for i, t in enumerate(times) if t >= moment), count)  # noqa: E731
+        test_start = first(test_from) if test_from is not None else count
+        return min(first(val_from) if val_from is not None else test_start, test_start), test_start
+    test = round(count * settings.test_ratio)
+    val = round(count * settings.val_ratio)
+    train = max(count - val - test, 1 if count else 0)
+    return train, min(train + val, count)
 
 
-def _commit_tensors(rows: list, max_length: int, pad_id: int) -> dict:
-    """Commit mode: one padded row per example."""
-    import torch  # here, not at the top: importing torch costs a no-op `doit` a second
-
-    count = len(rows)
-    input_ids = torch.full((count, max_length), pad_id, dtype=torch.int32)
-    labels = torch.full((count, max_length), IGNORE_INDEX, dtype=torch.int32)
-    attention = torch.zeros((count, max_length), dtype=torch.int8)
-    for row, (example, _) in enumerate(rows):
-        length = len(example["input_ids"])
-        input_ids[row, :length] = torch.tensor(example["input_ids"], dtype=torch.int32)
-        labels[row, :length] = torch.tensor(_labels(example), dtype=torch.int32)
-        attention[row, :length] = 1
-    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels,
-            "commit_time": torch.tensor([shard["committer_time"] for _, shard in rows],
-                                        dtype=torch.int64),
-            "commit_sha": [shard["sha"] for _, shard in rows],
-            "path": [example["paths"] for example, _ in rows],
-            "item": [example["items"] for example, _ in rows]}
-
-
-def _sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
-    """Sequential mode: examples back to back in full windows; segment_ids number the
-    original examples within a window (-1 on the padding of the last window) so a trainer
-    can keep attention inside each one."""
-    import torch
-
-    stream, label_stream, segment_stream, starts = [], [], [], []
-    for number, (example, shard) in enumerate(rows):
-        starts.append((len(stream), shard))
-        stream += example["input_ids"]
-        label_stream += _labels(example)
-        segment_stream += [number] * len(example["input_ids"])
-    windows = max(-(-len(stream) // max_length), 0)
-    size = windows * max_length
-    pad = size - len(stream)
-    input_ids = torch.tensor(stream + [pad_id] * pad, dtype=torch.int32).view(windows, max_length)
-    labels = torch.tensor(label_stream + [IGNORE_INDEX] * pad,
-                          dtype=torch.int32).view(windows, max_length)
-    segments = torch.tensor(segment_stream + [-1] * pad, dtype=torch.int32).view(
-        windows, max_length)
-    # Renumber segments from 0 in each window, keeping -1 for padding.
-    first = segments[:, :1].clamp(min=0)
-    segments = torch.where(segments >= 0, segments - first, segments)
-    window_commits = [[] for _ in range(windows)]
-    for offset, shard in starts:
-        window_commits[offset // max_length].append(shard["sha"])
-    return {"input_ids": input_ids, "attention_mask": (segments >= 0).to(torch.int8),
-            "labels": labels, "segment_ids": segments,
-            "commit_time": torch.tensor([rows[segment_stream[w * max_length]][1]["committer_time"]
-                                         for w in range(windows)], dtype=torch.int64),
-            "commit_sha": window_commits}
+def _guard_leakage(settings: Settings, shards_by_split: dict) -> dict:
+    """Drop from val and test the segments whose change an earlier split already holds;
+    returns the kept segments per shard and counts the drops on each shard."""
+    seen: set = set()
+    kept = {}
+    for split in SPLITS:
+        for shard in shards_by_split[split]:
+            keep = []
+            for segment in shard["segments"]:
+                keys = set(segment["leak_keys"][settings.leakage_guard]) \
+                    if settings.leakage_guard != "off" else set()
+                if split != "train" and keys & seen:
+                    shard["skipped"] = {**shard["skipped"], f"leakage_{split}":
+                                        shard["skipped"].get(f"leakage_{split}", 0) + 1}
+                    continue
+                keep.append(segment)
+            for segment in keep:
+                if settings.leakage_guard != "off":
+                    seen.update(segment["leak_keys"][settings.leakage_guard])
+            kept[id(shard)] = keep
+    return kept
 
 
 def _distribution(values: list) -> dict:
@@ -108,33 +90,37 @@ def _distribution(values: list) -> dict:
             "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], "max": ordered[-1]}
 
 
-def _stats(shards_by_split: dict, examples_by_split: dict) -> dict:
-    all_examples = [example for rows in examples_by_split.values() for example, _ in rows]
-    all_shards = [shard for shards in shards_by_split.values() for shard in shards]
-    segments = [fields for example in all_examples for fields in example["field_tokens"]]
-    sums = lambda key: dict(sorted(sum((Counter(s[key]) for s in all_shards), Counter()).items()))  # noqa: E731
+def _summed(shards: list, key: str) -> dict:
+    return dict(sorted(sum((Counter(shard[key]) for shard in shards), Counter()).items()))
+
+
+def _stats(shards_by_split: dict, rows_by_split: dict, segments: list) -> dict:
+    shards = [shard for split in SPLITS for shard in shards_by_split[split]]
+    examples = [example for split in SPLITS for example, _ in rows_by_split[split]]
     return {
         "splits": {split: {
-            "commits": len(shards_by_split[split]), "rows": len(examples_by_split[split]),
-            "tokens": sum(len(e["input_ids"]) for e, _ in examples_by_split[split]),
-            "chunks": sum(s["chunk_count"] for s in shards_by_split[split]),
-            "loss_tokens": sum(end - start for e, _ in examples_by_split[split]
+            "commits": len(shards_by_split[split]), "rows": len(rows_by_split[split]),
+            "chunks": sum(len(e["items"]) for e, _ in rows_by_split[split]),
+            "tokens": sum(len(e["input_ids"]) for e, _ in rows_by_split[split]),
+            "loss_tokens": sum(end - start for e, _ in rows_by_split[split]
                                for start, end in e["loss_spans"])} for split in SPLITS},
-        "tokens_per_field": {field: _distribution([fields[field] for fields in segments])
+        "tokens_per_field": {field: _distribution([s["field_tokens"][field] for s in segments])
                              for field in FIELDS},
-        "tokens_per_example": _distribution([len(e["input_ids"]) for e in all_examples]),
-        "truncations": sums("truncations"),
-        "chunks_truncated_by_size": sum(s["chunk_truncations"] for s in all_shards),
-        "skipped": sums("skipped"),
-        "files_flagged": sums("flagged"),
-        "chunks_by_kind": dict(sorted(Counter(k for e in all_examples for k in e["kinds"]).items())),
-        "chunks_by_change": dict(sorted(Counter(c for e in all_examples
-                                                for c in e["changes"]).items())),
-        "context_snippets": dict(sorted(sum((Counter(e["context_kinds"]) for e in all_examples),
+        "tokens_per_example": _distribution([len(e["input_ids"]) for e in examples]),
+        "truncations": _summed(shards, "truncations"),
+        "chunks_truncated_by_size": sum(shard["chunk_truncations"] for shard in shards),
+        "skipped": _summed(shards, "skipped"),
+        "files_flagged": _summed(shards, "flagged"),
+        "chunks_by_kind": dict(sorted(Counter(s["kind"] for s in segments).items())),
+        "chunks_by_change": dict(sorted(Counter(s["change"] for s in segments).items())),
+        "context_snippets": dict(sorted(sum((Counter(s["context_kinds"]) for s in segments),
                                             Counter()).items())),
-        "chunks_with_cross_file_definition": round(
-            sum(e["chunks_with_definition"] for e in all_examples) / max(len(segments), 1), 4),
-        "context_resolution": sums("context_counts"),
+        "chunks_with_cross_file_definition": round(sum(
+            any(kind != "import" for kind in s["context_kinds"]) for s in segments)
+            / max(len(segments), 1), 4),
+        "context_resolution": _summed(shards, "context_counts"),
+        "build_seconds_per_stage": {stage: round(seconds, 2) for stage, seconds in
+                                    _summed(shards, "seconds").items()},
     }
 
 
@@ -151,18 +137,32 @@ def _write_json(path: Path, value) -> None:
 
 
 def _save_tensors(path: Path, tensors: dict) -> None:
-    import torch
+    import torch  # here, not at the top: importing torch costs a no-op `doit` a second
 
     temporary = path.with_name(f".{path.name}.tmp")
     torch.save(tensors, temporary)
     temporary.replace(path)
 
 
+def _iso(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
+
+
 def _commit_range(shards: list) -> dict | None:
     if not shards:
         return None
-    return {"first_commit": shards[0]["sha"], "last_commit": shards[-1]["sha"],
-            "first_time": shards[0]["committer_time"], "last_time": shards[-1]["committer_time"]}
+    return {"commits": len(shards), "first_commit": shards[0]["sha"],
+            "last_commit": shards[-1]["sha"], "first_date": _iso(shards[0]["committer_time"]),
+            "last_date": _iso(shards[-1]["committer_time"])}
+
+
+def _read_shards(token_paths: list) -> list:
+    shards = [cache.read_record(path) for path in token_paths]
+    missing = [str(path) for path, shard in zip(token_paths, shards) if shard is None]
+    if missing:
+        raise PipelineError(f"{len(missing)} token shards are missing or damaged (first: "
+                            f"{missing[0]}); run `doit` again to rebuild them.")
+    return shards
 
 
 def merge(settings: Settings, listing: dict, token_paths: list, tokenizer_info: dict,
@@ -171,25 +171,25 @@ def merge(settings: Settings, listing: dict, token_paths: list, tokenizer_info: 
     out = settings.dataset
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)
-    shards = [cache.read_record(path) for path in token_paths]
-    if any(shard is None for shard in shards):
-        missing = [str(p) for p, s in zip(token_paths, shards) if s is None]
-        raise RuntimeError(f"token shards missing or damaged, run `doit` again: {missing[:3]}")
-    val_start, test_start = split_bounds(len(shards), settings)
+    shards = _read_shards(token_paths)
+    val_start, test_start = split_bounds([s["committer_time"] for s in shards], settings)
     shards_by_split = dict(zip(SPLITS, (shards[:val_start], shards[val_start:test_start],
                                         shards[test_start:])))
-    examples_by_split = {split: [(example, shard) for shard in shards_by_split[split]
-                                 for example in shard["examples"]] for split in SPLITS}
+    kept = _guard_leakage(settings, shards_by_split)
+    rows_by_split = {split: [(example, shard) for shard in shards_by_split[split]
+                             for example in pack_examples(settings, special, shard["name_ids"],
+                                                          kept[id(shard)])]
+                     for split in SPLITS}
+    to_tensors = sequential_tensors if settings.example_mode == "sequential" else commit_tensors
     files = {}
-    to_tensors = _sequential_tensors if settings.example_mode == "sequential" else _commit_tensors
     for split in SPLITS:
-        path = out / f"{split}.pt"
-        _save_tensors(path, to_tensors(examples_by_split[split], settings.max_length,
-                                       special["<pad>"]))
-        files[path.name] = path
+        files[f"{split}.pt"] = out / f"{split}.pt"
+        _save_tensors(files[f"{split}.pt"], to_tensors(rows_by_split[split], settings.max_length,
+                                                       special["<pad>"]))
     shutil.copyfile(tokenizer_info["path"], out / "tokenizer.json")
     files["tokenizer.json"] = out / "tokenizer.json"
-    stats = _stats(shards_by_split, examples_by_split)
+    segments = [s for shard in shards for s in kept[id(shard)]]
+    stats = _stats(shards_by_split, rows_by_split, segments)
     _write_json(out / "stats.json", stats)
     files["stats.json"] = out / "stats.json"
     manifest = {

@@ -1,4 +1,5 @@
-"""A chunk shard and a tokenizer in, the commit's token shard out: its training examples.
+"""A chunk shard and a tokenizer in, the commit's token shard (its segments) out; and the
+packing of segments into examples, which the merge does once the leakage guard has run.
 
 One segment per chunk, in StarCoder's commit format with context markers:
     <filename>PATH<ctx_KIND>SNIPPET...<commit_before>OLD<commit_msg>MESSAGE<commit_after>NEW
@@ -18,7 +19,7 @@ from pipeline.config import Settings
 from pipeline.tokenizing import END_OF_TEXT, context_marker
 
 # Bump when the example layout changes: part of every token shard's key.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Repository name and path get fixed budgets, so fields + these always fit max_length.
 NAME_TOKENS, PATH_TOKENS = 16, 44
 FIELDS = ("old_code", "message", "new_code", "context")
@@ -72,10 +73,26 @@ def _segment(settings, special, chunk, encodings, room: int, truncations: Counte
     truncations["message"] += msg_cut
     truncations["new_code"] += new_cut
     prefix = head + context_ids + tail
-    return {"ids": prefix + new_ids, "new_start": len(prefix), "chunk": chunk,
-            "context_kinds": context_counts,
+    return {"ids": prefix + new_ids, "new_start": len(prefix), "path": chunk["path"],
+            "item": chunk["qualname"], "kind": chunk["kind"], "change": chunk["change"],
+            "context_kinds": dict(context_counts), "leak_keys": leak_keys(chunk),
             "field_tokens": {"old_code": len(old_ids), "message": len(msg_ids),
                              "new_code": len(new_ids), "context": len(context_ids)}}
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
+def leak_keys(chunk: dict) -> dict:
+    """Digests that find the same change again in a later split: the new code (unless
+    empty, as for deletions) and the old->new pair, exactly and with whitespace collapsed."""
+    keys = {}
+    for mode, form in (("exact", lambda text: text), ("whitespace", _normalised)):
+        old, new = form(chunk["old_code"]), form(chunk["new_code"])
+        keys[mode] = [cache.digest(f"{old}\0{new}".encode())] + (
+            [cache.digest(new.encode())] if new else [])
+    return keys
 
 
 def _example(settings, special, name_ids: list, segments: list) -> dict:
@@ -88,18 +105,18 @@ def _example(settings, special, name_ids: list, segments: list) -> dict:
     spans[-1][1] += 1                                   # the closing <|endoftext|>
     if settings.loss_on_all:
         spans = [[0, len(input_ids)]]
-    chunks = [segment["chunk"] for segment in segments]
     return {"input_ids": input_ids, "loss_spans": spans,
-            "paths": [c["path"] for c in chunks], "items": [c["qualname"] for c in chunks],
-            "kinds": [c["kind"] for c in chunks], "changes": [c["change"] for c in chunks],
-            "context_kinds": dict(sum((s["context_kinds"] for s in segments), Counter())),
+            "paths": [s["path"] for s in segments], "items": [s["item"] for s in segments],
+            "kinds": [s["kind"] for s in segments], "changes": [s["change"] for s in segments],
+            "context_kinds": dict(sum((Counter(s["context_kinds"]) for s in segments),
+                                      Counter())),
             "chunks_with_definition": sum(any(kind != "import" for kind in s["context_kinds"])
                                           for s in segments),
             "field_tokens": [s["field_tokens"] for s in segments]}
 
 
-def _pack(settings, special, name_ids: list, segments: list) -> list:
-    """Greedily fill examples with consecutive segments while they fit max_length."""
+def pack_examples(settings, special, name_ids: list, segments: list) -> list:
+    """One commit's segments as examples: greedily filled while they fit max_length."""
     fixed = 2 + len(name_ids)                           # <reponame>NAME ... <|endoftext|>
     examples, current, used = [], [], fixed
     for segment in segments:
@@ -113,9 +130,9 @@ def _pack(settings, special, name_ids: list, segments: list) -> list:
     return examples
 
 
-def build_examples(settings: Settings, tokenizer, special: dict, shard: dict,
+def build_segments(settings: Settings, tokenizer, special: dict, shard: dict,
                    repo_name: str) -> dict:
-    """The token shard of one commit's chunk shard."""
+    """The token shard of one commit's chunk shard: one segment per chunk."""
     chunks = shard["chunks"]
     per_chunk = [_texts_of(chunk, shard["message"]) for chunk in chunks]
     flat = [repo_name] + [text for texts in per_chunk for text in texts]
@@ -129,8 +146,8 @@ def build_examples(settings: Settings, tokenizer, special: dict, shard: dict,
         position += len(texts)
         segments.append(_segment(settings, special, chunk, mine, room, truncations))
     return {"sha": shard["sha"], "committer_time": shard["committer_time"],
-            "examples": _pack(settings, special, name_ids, segments),
-            "chunk_count": len(chunks), "truncations": dict(sorted(truncations.items())),
+            "name_ids": name_ids, "segments": segments,
+            "seconds": shard["seconds"], "truncations": dict(sorted(truncations.items())),
             "skipped": shard["skipped"], "flagged": shard["flagged"],
             "context_counts": shard["context_counts"],
             "chunk_truncations": sum(chunk["truncated"] for chunk in chunks)}

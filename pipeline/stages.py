@@ -20,7 +20,7 @@ from pipeline.config import Settings
 from pipeline.context import attach_context
 from pipeline.dataset import is_current, merge, merge_key
 from pipeline.errors import PipelineError
-from pipeline.examples import build_examples, token_shard_key
+from pipeline.examples import build_segments, token_shard_key
 from pipeline.git_history import first_parent_changes
 from pipeline.sample_repo import generate_sample_repository
 from pipeline.symbols import symbol_index
@@ -84,8 +84,9 @@ def build_chunk_shard(settings: Settings, sha: str) -> None:
     index = symbol_index(repo, reader, settings.cache, settings.max_file_bytes)
     index.move_to(sha)
     attach_context(shard, index, {change.new_path for change in changes or ()}, settings)
+    shard["seconds"] = {"chunks": time.perf_counter() - started}
     cache.write_record(chunk_shard_path(settings, sha), shard)
-    progress.add_stage_time("chunks", time.perf_counter() - started)
+    progress.add_stage_time("chunks", shard["seconds"]["chunks"])
 
 
 @user_errors_fail_the_task
@@ -107,9 +108,10 @@ def build_token_shard(settings: Settings, sha: str) -> None:
     if shard is None:
         raise PipelineError(f"the chunk shard of {sha} is missing or damaged; run `doit` again.")
     repo_name = Path(repository_path(settings)).expanduser().resolve().name
-    tokens = build_examples(settings, tokenizer, special_ids(tokenizer), shard, repo_name)
+    tokens = build_segments(settings, tokenizer, special_ids(tokenizer), shard, repo_name)
+    tokens["seconds"] = {**shard["seconds"], "tokens": time.perf_counter() - started}
     cache.write_record(token_shard_path(settings, sha, info["hash"]), tokens)
-    progress.add_stage_time("tokens", time.perf_counter() - started)
+    progress.add_stage_time("tokens", tokens["seconds"]["tokens"])
 
 
 @user_errors_fail_the_task

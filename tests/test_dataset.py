@@ -10,12 +10,26 @@ from tokenizers import Tokenizer
 
 from conftest import run_doit
 from pipeline.config import Settings
-from pipeline.dataset import IGNORE_INDEX, split_bounds
+from pipeline.dataset import split_bounds
+from pipeline.tensors import IGNORE_INDEX
+
+DAY = 86_400
+JAN_1_2024 = 1_704_067_200
 
 
 @pytest.mark.parametrize("count, bounds", [(10, (8, 9)), (31, (25, 28)), (1, (1, 1)), (0, (0, 0))])
 def test_split_bounds_by_commit_ratio(count, bounds):
-    assert split_bounds(count, Settings()) == bounds
+    assert split_bounds([JAN_1_2024 + i * DAY for i in range(count)], Settings()) == bounds
+
+
+@pytest.mark.parametrize("val_from, test_from, bounds", [
+    ("2024-01-05", "2024-01-08", (4, 7)), ("", "2024-01-08", (7, 7)),
+    ("2024-01-05", "", (4, 10)), ("2023-01-01", "2025-01-01", (0, 10)),
+    ("2024-01-05T12:00:00+00:00", "2024-01-08", (5, 7))])
+def test_split_bounds_by_date(val_from, test_from, bounds):
+    times = [JAN_1_2024 + i * DAY for i in range(10)]
+    settings = Settings(val_from=val_from, test_from=test_from)
+    assert split_bounds(times, settings) == bounds
 
 
 @pytest.fixture
@@ -38,7 +52,7 @@ def test_splits_are_temporal_and_every_commit_is_in_one_split(built_sample):
     assert not (shas["train"] & shas["val"] or shas["val"] & shas["test"]
                 or shas["train"] & shas["test"])
     manifest = json.loads((built_sample / "manifest.json").read_text())
-    assert manifest["splits"]["train"]["last_time"] <= manifest["splits"]["val"]["first_time"]
+    assert manifest["splits"]["train"]["last_date"] <= manifest["splits"]["val"]["first_date"]
 
 
 def loss_regions(labels_row):
@@ -99,3 +113,34 @@ def test_manifest_and_stats_describe_the_files(built_sample):
     stats = json.loads((built_sample / "stats.json").read_text())
     assert stats["splits"]["train"]["rows"] == load(built_sample, "train")["input_ids"].shape[0]
     assert stats["files_flagged"]["syntax_error_fallback"] >= 1
+
+
+def test_a_cherry_picked_change_in_the_test_period_is_dropped_and_counted(workdir, rust_repo):
+    v1 = "pub fn rate() -> u32 {\n    1\n}\n"
+    v2 = "pub fn rate() -> u32 {\n    2 * scale()\n}\n"
+    rust_repo.commit("add rate", {"src/rate.rs": v1})
+    change = rust_repo.commit("double the rate", {"src/rate.rs": v2})
+    rust_repo.commit("revert: double the rate", {"src/rate.rs": v1})
+    for index in range(6):
+        rust_repo.commit(f"filler {index}", {f"src/filler{index}.rs": f"pub fn f{index}() {{}}\n"})
+    rust_repo.commit("val filler", {"src/val.rs": "pub fn v() {}\n"})
+    rust_repo.git("cherry-pick", change)
+    assert run_doit(f"repo={rust_repo.path}")[0] == 0
+    stats = json.loads((workdir / "dataset" / "stats.json").read_text())
+    assert stats["skipped"]["leakage_test"] == 1
+    assert stats["splits"]["test"]["commits"] == 1 and stats["splits"]["test"]["chunks"] == 0
+    test = load(workdir / "dataset", "test")
+    assert test["input_ids"].shape[0] == 0
+
+    assert run_doit(f"repo={rust_repo.path}", "leakage_guard=off")[0] == 0
+    stats = json.loads((workdir / "dataset" / "stats.json").read_text())
+    assert "leakage_test" not in stats["skipped"] and stats["splits"]["test"]["chunks"] == 1
+
+
+def test_splits_by_date(workdir, sample_repo):
+    assert run_doit(f"repo={sample_repo}", "val_from=2024-01-20", "test_from=2024-01-26")[0] == 0
+    manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
+    splits = manifest["splits"]
+    assert splits["train"]["last_date"] < "2024-01-20" <= splits["val"]["first_date"]
+    assert splits["val"]["last_date"] < "2024-01-26" <= splits["test"]["first_date"]
+    assert sum(split["commits"] for split in splits.values()) == 31

@@ -9,7 +9,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from conftest import run_doit
 from pipeline.config import Settings
-from pipeline.examples import build_examples
+from pipeline.examples import build_segments, pack_examples
 from pipeline.tokenizing import SPECIAL_TOKENS, special_ids, train_tokenizer
 
 CORPUS = ["fn main() {\n    println!(\"hello\");\n}\n", "pub struct Point { x: f64, y: f64 }\n",
@@ -25,7 +25,14 @@ def shard(old=OLD, new=NEW, message="Use the euclidean norm\n"):
              "context": [{"kind": "import", "path": "", "name": "imports",
                           "text": "use std::fmt;"}]}
     return {"sha": "a" * 40, "message": message, "committer_time": 1, "chunks": [chunk],
-            "skipped": {}, "flagged": {}, "context_counts": {}}
+            "skipped": {}, "flagged": {}, "context_counts": {}, "seconds": {}}
+
+
+def build_examples(settings, tokenizer, special, commit_shard, repo_name):
+    """Tokenize a chunk shard into segments and pack them, as the merge does."""
+    tokens = build_segments(settings, tokenizer, special, commit_shard, repo_name)
+    return {**tokens, "examples": pack_examples(settings, special, tokens["name_ids"],
+                                                tokens["segments"])}
 
 
 def between(tokenizer, ids, start, end):
@@ -66,7 +73,7 @@ def test_a_field_over_budget_is_cut_at_a_line_boundary_and_counted():
     assert result["truncations"]["old_code"] == 1
     assert old.startswith(decoded) and len(decoded) < len(old)
     assert decoded.rstrip(" ").endswith("\n")
-    assert result["examples"][0]["field_tokens"][0]["old_code"] <= 30
+    assert result["segments"][0]["field_tokens"]["old_code"] <= 30
 
 
 def test_a_given_tokenizer_without_commit_tokens_gets_them_added_and_listed(workdir, sample_repo):
