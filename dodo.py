@@ -23,7 +23,8 @@ from pipeline.sample_repo import SAMPLE_VERSION
 from pipeline.tokenizing import current_tokenizer_info
 
 DOIT_CONFIG = {
-    "default_tasks": ["sample_repo", "commits", "chunks", "tokenizer", "tokens", "merge"],
+    "default_tasks": ["sample_repo", "commits", "chunks", "tokenizer", "tokens", "merge",
+                      "report"],
     "dep_file": ".doit.db",
     "backend": "sqlite3",
     "reporter": progress.ProgressReporter,
@@ -113,4 +114,14 @@ def task_merge():
     """Merge token shards in temporal order into dataset/ splits, stats and manifest."""
     config = settings()
     return {"actions": [(stages.merge_dataset, [config])], "task_dep": ["tokens"],
+            "targets": [str(config.dataset / "manifest.json")],
             "uptodate": [lambda: stages.merge_is_current(config)], "verbosity": 2}
+
+
+@create_after(executed="tokenizer")
+def task_report():
+    """Plot dataset/report.png: tokens per row and rows per month, per split."""
+    config = settings()
+    return {"actions": [(stages.make_report, [config])], "task_dep": ["merge"],
+            "file_dep": [str(config.dataset / "manifest.json")],
+            "targets": [str(config.dataset / "report.png")]}

@@ -9,6 +9,7 @@ cleanly falls back to windows of lines around the changed lines.
 from __future__ import annotations
 
 import difflib
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from pipeline.rust_syntax import ANALYSER_VERSION, REFERENCE_ROLES, cached_analy
 from pipeline.splitting import pack, split_pieces
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 7
+CHUNKER_VERSION = 8
 SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
 GENERATED_MARKERS = (b"@generated", b"DO NOT EDIT")
 FALLBACK_CONTEXT_LINES = 3
@@ -65,17 +66,25 @@ def _own_text(source: bytes, items: list, index: int) -> str:
 
 
 def _units(source: bytes, analysis: dict) -> dict:
-    """(qualname, occurrence) -> (item, text) for every item compared as a unit."""
+    """(qualname, occurrence) -> (item, text, comparable) for every item compared as a unit.
+
+    An impl or trait is its text without its members, which leaves blank lines that move
+    whenever a member is added or removed: its blank lines are collapsed, and it counts as
+    changed only if more than whitespace changed.
+    """
     items, units, seen = analysis["items"], {}, Counter()
     for index, item in enumerate(items):
         if item["kind"] in _NOT_UNITS:
             continue
-        has_children = any(child["parent"] == index for child in items)
-        text = _own_text(source, items, index) if has_children else _decode(
-            source[_line_start(source, item["start_byte"]):item["end_byte"]])
+        if any(child["parent"] == index for child in items):
+            text = re.sub(r"\n\s*\n(\s*\n)+", "\n\n", _own_text(source, items, index))
+            comparable = " ".join(text.split())
+        else:
+            text = comparable = _decode(
+                source[_line_start(source, item["start_byte"]):item["end_byte"]])
         occurrence = seen[item["qualname"]]
         seen[item["qualname"]] += 1
-        units[(item["qualname"], occurrence)] = (item, text)
+        units[(item["qualname"], occurrence)] = (item, text, comparable)
     return units
 
 
@@ -170,9 +179,9 @@ def _item_chunks(settings, change, old_src, new_src, old_an, new_an) -> list:
     new_units = _units(new_src, new_an) if new_src is not None else {}
     chunks = []
     for key in list(new_units) + [k for k in old_units if k not in new_units]:
-        old_item, old_text = old_units.get(key, (None, ""))
-        new_item, new_text = new_units.get(key, (None, ""))
-        if old_text == new_text:
+        old_item, old_text, old_comparable = old_units.get(key, (None, "", None))
+        new_item, new_text, new_comparable = new_units.get(key, (None, "", None))
+        if old_comparable == new_comparable:
             continue
         item = new_item or old_item
         change_kind = "added" if old_item is None else "deleted" if new_item is None else "modified"

@@ -22,6 +22,7 @@ from pipeline.dataset import is_current, merge, merge_key
 from pipeline.errors import PipelineError
 from pipeline.examples import build_segments, token_shard_key
 from pipeline.git_history import first_parent_changes
+from pipeline.report import write_report
 from pipeline.sample_repo import generate_sample_repository
 from pipeline.symbols import symbol_index
 from pipeline.tokenizing import (current_tokenizer_info, forget_pin, load_tokenizer,
@@ -125,6 +126,11 @@ def merge_dataset(settings: Settings) -> None:
                   current_merge_key(settings))
     progress.add_stage_time("merge", time.perf_counter() - started)
     progress.record_outcome(stats)
+
+
+@user_errors_fail_the_task
+def make_report(settings: Settings) -> None:
+    write_report(settings.dataset, settings.dataset / "report.png")
 
 
 def merge_is_current(settings: Settings) -> bool:

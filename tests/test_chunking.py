@@ -187,3 +187,12 @@ def test_a_non_utf8_file_is_decoded_with_replacement_and_counted(rust_repo):
     assert shard["flagged"] == {"non_utf8_decoded_with_replacement": 1}
     chunk = chunk_named(shard, "peer::impl fmt::Display for PeerId::fmt")
     assert '"caf\ufffd-{}"' in chunk["new_code"]
+
+
+def test_adding_a_method_is_one_chunk_not_also_a_whitespace_change_of_its_impl(rust_repo):
+    rust_repo.commit("peer", {"src/peer.rs": PEER_V1})
+    extra = "    pub fn double(&self) -> u64 {\n        self.0 * 2\n    }\n"
+    sha = rust_repo.commit("double", {"src/peer.rs": PEER_V1.replace(
+        "        self.0\n    }\n}\n", "        self.0\n    }\n\n" + extra + "}\n")})
+    chunks = shard_of(rust_repo, sha)["chunks"]
+    assert [(c["qualname"], c["change"]) for c in chunks] == [("peer::impl PeerId::double", "added")]

@@ -1,0 +1,63 @@
+"""The split tensors in, dataset/report.png out: lengths per split and rows per month."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+SPLIT_COLOURS = {"train": "#4C72B0", "val": "#DD8452", "test": "#55A868"}
+
+
+def _month(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m")
+
+
+def _months_between(months: set) -> list:
+    """Every month from the first to the last, so gaps in the history show as gaps."""
+    if not months:
+        return []
+    year, month = map(int, min(months).split("-"))
+    last, calendar = max(months), []
+    while f"{year:04d}-{month:02d}" <= last:
+        calendar.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return calendar
+
+
+def write_report(dataset: Path, output: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")                   # no display on build machines
+    import matplotlib.pyplot as plt
+    import torch
+
+    splits = {name: torch.load(dataset / f"{name}.pt", weights_only=True, mmap=True)
+              for name in SPLIT_COLOURS}
+    figure, (lengths, months) = plt.subplots(1, 2, figsize=(13, 4.8))
+    for name, tensors in splits.items():
+        sizes = tensors["attention_mask"].sum(dim=1).tolist()
+        if sizes:
+            lengths.hist(sizes, bins=40, histtype="step", linewidth=1.6,
+                         color=SPLIT_COLOURS[name], label=f"{name} ({len(sizes)} rows)")
+    lengths.set(title="Tokens per row", xlabel="tokens (padding excluded)", ylabel="rows")
+    lengths.legend()
+
+    per_month = {name: Counter(_month(t) for t in tensors["commit_time"].tolist())
+                 for name, tensors in splits.items()}
+    calendar = _months_between(set().union(*per_month.values()))
+    positions = range(len(calendar))
+    bottom = [0] * len(calendar)
+    for name, counts in per_month.items():
+        heights = [counts.get(month, 0) for month in calendar]
+        months.bar(positions, heights, bottom=bottom, color=SPLIT_COLOURS[name], label=name)
+        bottom = [b + h for b, h in zip(bottom, heights)]
+    step = max(1, len(calendar) // 12)
+    months.set_xticks(list(positions)[::step], calendar[::step], rotation=45, ha="right")
+    months.set(title="Rows per month of commit", ylabel="rows")
+    months.legend()
+    figure.tight_layout()
+    temporary = output.with_name(f".{output.name}.tmp.png")
+    figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+    temporary.replace(output)
