@@ -20,7 +20,7 @@ from pipeline.rust_syntax import ANALYSER_VERSION, REFERENCE_ROLES, cached_analy
 from pipeline.splitting import pack, split_pieces
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 8
+CHUNKER_VERSION = 9
 SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
 GENERATED_MARKERS = (b"@generated", b"DO NOT EDIT")
 FALLBACK_CONTEXT_LINES = 3
@@ -66,13 +66,13 @@ def _own_text(source: bytes, items: list, index: int) -> str:
 
 
 def _units(source: bytes, analysis: dict) -> dict:
-    """(qualname, occurrence) -> (item, text, comparable) for every item compared as a unit.
+    """qualname -> [(item, text, comparable)] in file order, for every item compared as a unit.
 
     An impl or trait is its text without its members, which leaves blank lines that move
     whenever a member is added or removed: its blank lines are collapsed, and it counts as
     changed only if more than whitespace changed.
     """
-    items, units, seen = analysis["items"], {}, Counter()
+    items, units = analysis["items"], {}
     for index, item in enumerate(items):
         if item["kind"] in _NOT_UNITS:
             continue
@@ -82,10 +82,34 @@ def _units(source: bytes, analysis: dict) -> dict:
         else:
             text = comparable = _decode(
                 source[_line_start(source, item["start_byte"]):item["end_byte"]])
-        occurrence = seen[item["qualname"]]
-        seen[item["qualname"]] += 1
-        units[(item["qualname"], occurrence)] = (item, text, comparable)
+        units.setdefault(item["qualname"], []).append((item, text, comparable))
     return units
+
+
+_ABSENT = (None, "", None)
+
+
+def _changed_pairs(olds: list, news: list):
+    """(old unit, new unit) for each change among units sharing a qualified name.
+
+    Usually one each; a name repeated in a file (`rgtest!` invocations, cfg'd twins) is
+    aligned by content, so inserting one in the middle is one addition, not a shift that
+    pairs every later one with its neighbour.
+    """
+    if len(olds) <= 1 and len(news) <= 1:
+        old, new = (olds or [_ABSENT])[0], (news or [_ABSENT])[0]
+        if old[2] != new[2]:
+            yield old, new
+        return
+    matcher = difflib.SequenceMatcher(None, [u[2] for u in olds], [u[2] for u in news],
+                                      autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        old_run, new_run = olds[i1:i2], news[j1:j2]
+        for k in range(max(len(old_run), len(new_run))):
+            yield (old_run[k] if k < len(old_run) else _ABSENT,
+                   new_run[k] if k < len(new_run) else _ABSENT)
 
 
 def _residual(source: bytes, analysis: dict) -> str:
@@ -178,15 +202,14 @@ def _item_chunks(settings, change, old_src, new_src, old_an, new_an) -> list:
     old_units = _units(old_src, old_an) if old_src is not None else {}
     new_units = _units(new_src, new_an) if new_src is not None else {}
     chunks = []
-    for key in list(new_units) + [k for k in old_units if k not in new_units]:
-        old_item, old_text, old_comparable = old_units.get(key, (None, "", None))
-        new_item, new_text, new_comparable = new_units.get(key, (None, "", None))
-        if old_comparable == new_comparable:
-            continue
-        item = new_item or old_item
-        change_kind = "added" if old_item is None else "deleted" if new_item is None else "modified"
-        chunks += _unit_chunks(settings, change, item, prefix + key[0], change_kind, old_text,
-                               new_text, _uses([new_item, old_item], current))
+    for name in list(new_units) + [name for name in old_units if name not in new_units]:
+        for (old_item, old_text, _), (new_item, new_text, _) in _changed_pairs(
+                old_units.get(name, []), new_units.get(name, [])):
+            item = new_item or old_item
+            change_kind = ("added" if old_item is None else "deleted" if new_item is None
+                           else "modified")
+            chunks += _unit_chunks(settings, change, item, prefix + name, change_kind,
+                                   old_text, new_text, _uses([new_item, old_item], current))
     old_rest = _residual(old_src, old_an) if old_src is not None else ""
     new_rest = _residual(new_src, new_an) if new_src is not None else ""
     if old_rest != new_rest:

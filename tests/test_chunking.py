@@ -196,3 +196,14 @@ def test_adding_a_method_is_one_chunk_not_also_a_whitespace_change_of_its_impl(r
         "        self.0\n    }\n}\n", "        self.0\n    }\n\n" + extra + "}\n")})
     chunks = shard_of(rust_repo, sha)["chunks"]
     assert [(c["qualname"], c["change"]) for c in chunks] == [("peer::impl PeerId::double", "added")]
+
+
+def test_a_macro_call_inserted_among_many_of_the_same_name_is_one_addition(rust_repo):
+    tests = [f"rgtest!(case{i}, |dir| {{\n    dir.create(\"f{i}\", \"{i}\");\n}});\n"
+             for i in range(8)]
+    rust_repo.commit("tests", {"tests/regression.rs": "\n".join(tests)})
+    inserted = tests[:3] + ["rgtest!(new_case, |dir| {\n    dir.create(\"n\", \"n\");\n});\n"] + tests[3:]
+    sha = rust_repo.commit("one more", {"tests/regression.rs": "\n".join(inserted)})
+    chunks = shard_of(rust_repo, sha)["chunks"]
+    assert [(c["qualname"], c["change"]) for c in chunks] == [("tests::regression::rgtest!", "added")]
+    assert "new_case" in chunks[0]["new_code"]
