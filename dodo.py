@@ -10,6 +10,7 @@ code versions), so a task is up to date exactly when its shard exists.
 """
 
 import os
+import sys
 from pathlib import Path
 
 from doit import create_after, doit_cmd
@@ -19,16 +20,24 @@ from pipeline import progress, stages
 from pipeline.commits import current_commit_list
 from pipeline.config import load_settings
 from pipeline.errors import PipelineError
+from pipeline.housekeeping import recover_dep_file
 from pipeline.sample_repo import SAMPLE_VERSION
 from pipeline.tokenizing import current_tokenizer_info
 
+DEP_FILE = ".doit.db"
 DOIT_CONFIG = {
     "default_tasks": ["sample_repo", "commits", "chunks", "tokenizer", "tokens", "merge",
                       "report"],
-    "dep_file": ".doit.db",
+    "dep_file": DEP_FILE,
     "backend": "sqlite3",
     "reporter": progress.ProgressReporter,
 }
+
+# doit opens its state file right after importing this file; a damaged one would stop it
+# with a traceback, so it is checked (and moved aside) first.
+_recovered = recover_dep_file(Path(DEP_FILE))
+if _recovered:
+    sys.stderr.write(_recovered + "\n")
 
 
 def settings():
@@ -86,6 +95,11 @@ def task_tokenizer():
     """Train the byte-level BPE on the pinned commit's Rust files, or load tokenizer=PATH."""
     config = settings()
     return {"actions": [(stages.build_tokenizer, [config])], "verbosity": 2}
+
+
+def task_gc():
+    """Remove cache files the last build's history and settings do not use (after a rebase)."""
+    return {"actions": [(stages.collect_garbage, [settings()])], "verbosity": 2}
 
 
 def task_retrain_tokenizer():

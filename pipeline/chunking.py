@@ -11,16 +11,18 @@ from __future__ import annotations
 import difflib
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import cache
 from pipeline.config import Settings
 from pipeline.git_history import NULL_BLOB, BlobReader, Commit, FileChange
-from pipeline.rust_syntax import ANALYSER_VERSION, REFERENCE_ROLES, cached_analysis
+from pipeline import rust_syntax
+from pipeline.rust_syntax import REFERENCE_ROLES, cached_analysis
 from pipeline.splitting import pack, split_pieces
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 9
+CHUNKER_VERSION = 10
 SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
 GENERATED_MARKERS = (b"@generated", b"DO NOT EDIT")
 FALLBACK_CONTEXT_LINES = 3
@@ -30,7 +32,7 @@ _NOT_UNITS = {"use", "mod"}
 
 def shard_key(settings: Settings, sha: str) -> str:
     return cache.content_key([sha, settings.section_hash(settings.chunk_section()),
-                              ANALYSER_VERSION, CHUNKER_VERSION])
+                              rust_syntax.ANALYSER_VERSION, CHUNKER_VERSION])
 
 
 def module_path(path: str) -> str:
@@ -235,42 +237,54 @@ def _fallback_chunks(settings, change, old_src, new_src, analysis) -> list:
     return chunks
 
 
-def _read_side(reader: BlobReader, blob: str, mode: str, settings, skipped: Counter):
+@dataclass
+class FileCounts:
+    """What happened to the files of one commit besides their chunks."""
+    skipped: Counter = field(default_factory=Counter)    # not read, by reason
+    flagged: Counter = field(default_factory=Counter)    # read with a caveat
+    missing: list = field(default_factory=list)          # blob shas git could not give
+
+
+def _read_side(reader: BlobReader, blob: str, mode: str, settings, counts: FileCounts):
     """(bytes, ok) for one side of a change; ok False means the file was skipped and counted."""
     if blob == NULL_BLOB or mode == "000000":
         return None, True
     if mode in SKIPPED_MODES:
-        skipped[SKIPPED_MODES[mode]] += 1
+        counts.skipped[SKIPPED_MODES[mode]] += 1
         return None, False
     data = reader.read(blob)
     if data is None:
-        skipped["missing_object"] += 1
+        counts.skipped["missing_object"] += 1
+        counts.missing.append(blob)
+        return None, False
+    if b"\0" in data[:8192]:
+        counts.skipped["binary_file"] += 1
         return None, False
     if len(data) > settings.max_file_bytes:
-        skipped["oversize_file"] += 1
+        counts.skipped["oversize_file"] += 1
         return None, False
     if any(marker in data[:2048] for marker in GENERATED_MARKERS):
-        skipped["generated_file"] += 1
+        counts.skipped["generated_file"] += 1
         return None, False
     return data, True
 
 
-def file_chunks(settings, cache_root, reader, change: FileChange, skipped: Counter,
-                flagged: Counter) -> list:
-    """The chunks of one changed Rust file; skipped files are counted by reason in skipped,
-    files taken with a caveat (bad bytes, syntax errors) in flagged."""
+def file_chunks(settings, cache_root, reader, change: FileChange, counts: FileCounts) -> list:
+    """The chunks of one changed Rust file; what was skipped or flagged goes into counts."""
     if change.old_blob == change.new_blob:
+        if change.status != "R":
+            counts.skipped["mode_only_change"] += 1
         return []                        # a pure rename or a mode change: no code changed
-    old_src, old_ok = _read_side(reader, change.old_blob, change.old_mode, settings, skipped)
-    new_src, new_ok = _read_side(reader, change.new_blob, change.new_mode, settings, skipped)
+    old_src, old_ok = _read_side(reader, change.old_blob, change.old_mode, settings, counts)
+    new_src, new_ok = _read_side(reader, change.new_blob, change.new_mode, settings, counts)
     if not (old_ok and new_ok) or (old_src is None and new_src is None):
         return []
     old_an = cached_analysis(cache_root, old_src) if old_src is not None else None
     new_an = cached_analysis(cache_root, new_src) if new_src is not None else None
     if any(an and an["decode_errors"] for an in (old_an, new_an)):
-        flagged["non_utf8_decoded_with_replacement"] += 1
+        counts.flagged["non_utf8_decoded_with_replacement"] += 1
     if any(an and an["has_error"] for an in (old_an, new_an)):
-        flagged["syntax_error_fallback"] += 1
+        counts.flagged["syntax_error_fallback"] += 1
         return _fallback_chunks(settings, change, old_src, new_src, new_an or old_an)
     return _item_chunks(settings, change, old_src, new_src, old_an, new_an)
 
@@ -278,14 +292,14 @@ def file_chunks(settings, cache_root, reader, change: FileChange, skipped: Count
 def commit_chunks(settings: Settings, cache_root: Path, reader: BlobReader,
                   commit: Commit, changes) -> dict:
     """The chunk shard of one commit: its chunks, message and skip counts."""
-    skipped: Counter = Counter()
-    flagged: Counter = Counter()
+    counts = FileCounts()
     chunks: list = []
     if changes is None:
-        skipped["merge_commit"] += 1
-    else:
-        for change in changes:
-            chunks.extend(file_chunks(settings, cache_root, reader, change, skipped, flagged))
+        counts.skipped["merge_commit"] += 1
+    elif not changes:
+        counts.skipped["commit_without_rust_changes"] += 1
+    for change in changes or ():
+        chunks.extend(file_chunks(settings, cache_root, reader, change, counts))
     return {"sha": commit.sha, "message": commit.message, "committer_time": commit.committer_time,
-            "chunks": chunks, "skipped": dict(sorted(skipped.items())),
-            "flagged": dict(sorted(flagged.items()))}
+            "chunks": chunks, "skipped": dict(sorted(counts.skipped.items())),
+            "flagged": dict(sorted(counts.flagged.items())), "missing_objects": counts.missing}

@@ -15,7 +15,7 @@ from pipeline.errors import PipelineError
 from pipeline.git_history import BlobReader, Commit, list_commits, open_repository, resolve_ref
 
 # Bump when the stored commit list changes shape.
-COMMITS_VERSION = 1
+COMMITS_VERSION = 2
 _sessions: dict = {}
 _lists: dict = {}
 
@@ -57,6 +57,12 @@ def list_path(settings: Settings, head: str) -> Path:
     return cache.record_path(settings.cache, "commits", key)
 
 
+def shallow_boundary(repo) -> list:
+    """The commits a shallow clone's history starts at (git lists them in .git/shallow)."""
+    shallow = Path(repo.git_dir) / "shallow"
+    return shallow.read_text().split() if shallow.is_file() else []
+
+
 def build_commit_list(settings: Settings) -> dict:
     """Resolve the ref, list its history unless already stored, and point the run at it."""
     repo, _ = git_session(settings)
@@ -71,6 +77,7 @@ def build_commit_list(settings: Settings) -> dict:
                 f"history of {settings.ref}. Point repo= at a repository with Rust code, or "
                 "ref= at a branch that has some.")
         stored = {"repo": repository_path(settings), "ref": settings.ref, "head": head,
+                  "shallow": shallow_boundary(repo),
                   "commits": [commit.as_dict() for commit in commits]}
         cache.write_record(path, stored)
     cache.write_record(pointer_path(settings), {"list": str(path), "head": head})

@@ -111,6 +111,7 @@ def _stats(shards_by_split: dict, rows_by_split: dict, segments: list) -> dict:
         "chunks_truncated_by_size": sum(shard["chunk_truncations"] for shard in shards),
         "skipped": _summed(shards, "skipped"),
         "files_flagged": _summed(shards, "flagged"),
+        "missing_objects": sorted({sha for shard in shards for sha in shard["missing_objects"]}),
         "chunks_by_kind": dict(sorted(Counter(s["kind"] for s in segments).items())),
         "chunks_by_change": dict(sorted(Counter(s["change"] for s in segments).items())),
         "context_snippets": dict(sorted(sum((Counter(s["context_kinds"]) for s in segments),
@@ -156,22 +157,13 @@ def _commit_range(shards: list) -> dict | None:
             "last_date": _iso(shards[-1]["committer_time"])}
 
 
-def _read_shards(token_paths: list) -> list:
-    shards = [cache.read_record(path) for path in token_paths]
-    missing = [str(path) for path, shard in zip(token_paths, shards) if shard is None]
-    if missing:
-        raise PipelineError(f"{len(missing)} token shards are missing or damaged (first: "
-                            f"{missing[0]}); run `doit` again to rebuild them.")
-    return shards
-
-
-def merge(settings: Settings, listing: dict, token_paths: list, tokenizer_info: dict,
+def merge(settings: Settings, listing: dict, shards: list, tokenizer_info: dict,
           special: dict, key: str) -> dict:
-    """Write the split tensors, stats and manifest; returns the stats."""
+    """Write the split tensors, stats and manifest from the token shards in commit order;
+    returns the stats."""
     out = settings.dataset
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)
-    shards = _read_shards(token_paths)
     val_start, test_start = split_bounds([s["committer_time"] for s in shards], settings)
     shards_by_split = dict(zip(SPLITS, (shards[:val_start], shards[val_start:test_start],
                                         shards[test_start:])))
@@ -196,6 +188,7 @@ def merge(settings: Settings, listing: dict, token_paths: list, tokenizer_info: 
         "pipeline_version": __version__, "merge_key": key,
         "settings": dataclasses.asdict(settings),
         "repository": listing["repo"], "ref": listing["ref"], "head": listing["head"],
+        "shallow_boundary": listing.get("shallow", []),
         "tokenizer": {"hash": tokenizer_info["hash"], "source": tokenizer_info["source"],
                       "trained_on_commit": tokenizer_info["trained_on_commit"],
                       "special_tokens": special, "added_tokens": {

@@ -149,5 +149,6 @@ def build_segments(settings: Settings, tokenizer, special: dict, shard: dict,
             "name_ids": name_ids, "segments": segments,
             "seconds": shard["seconds"], "truncations": dict(sorted(truncations.items())),
             "skipped": shard["skipped"], "flagged": shard["flagged"],
+            "missing_objects": shard["missing_objects"],
             "context_counts": shard["context_counts"],
             "chunk_truncations": sum(chunk["truncated"] for chunk in chunks)}

@@ -170,10 +170,13 @@ class BlobReader:
         self.repo = repo
 
     def read(self, sha: str) -> bytes | None:
-        """The blob's bytes, or None if the object is missing from the repository."""
+        """The blob's bytes, or None if the object is missing or unreadable (a partial clone,
+        a pruned or damaged pack). The `cat-file` process is then restarted, since one that
+        failed mid-answer could hand the next caller the rest of the last reply."""
         try:
             return self.repo.odb.stream(bytes.fromhex(sha)).read()
-        except (ValueError, git.BadObject, git.GitCommandError):
+        except (ValueError, git.BadObject, git.GitCommandError, OSError):
+            self.repo.git.clear_cache()
             return None
 
     def close(self) -> None:

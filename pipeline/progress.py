@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 
+from pipeline import cache
+
 PER_COMMIT_STAGES = ("chunks", "tokens")
 _REFRESH_SECONDS_TTY, _REFRESH_SECONDS_LOG = 0.2, 5.0
 
@@ -54,6 +56,12 @@ def note(text: str) -> None:
     """A line for the end of the next run (e.g. how to point doit at a real repository)."""
     if text not in _pending_notes:
         _pending_notes.append(text)
+
+
+def warn(text: str) -> None:
+    """A line for the end of this run, from a task running now."""
+    if text not in RUN.notes:
+        RUN.notes.append(text)
 
 
 def _duration(seconds: float) -> str:
@@ -136,13 +144,18 @@ class ProgressReporter(ConsoleReporter):
         super().add_failure(task, fail)
 
     def complete_run(self):
+        cache.release_run_lock()
         self._close_line()
         failures, self.failures = self.failures, [f for f in self.failures
                                                   if f["exception"].traceback]
         super().complete_run()
         self.failures = failures
+        if "commits" not in RUN.executed:
+            return                      # not a build (doit gc, retrain_tokenizer, ...)
         if not RUN.failed:
             self._summary()
+        elif RUN.notes:
+            self._line("\n".join(RUN.notes))
 
     def _summary(self) -> None:
         elapsed = time.perf_counter() - RUN.started

@@ -253,7 +253,12 @@ _TRY_MACRO = re.compile(rb"\btry!")
 def analyse(source: bytes) -> dict:
     """The items, imports and health of one version of a Rust file."""
     parsed = _TRY_MACRO.sub(b"tr_!", source) if b"try!" in source else source
-    tree = _get_parser().parse(parsed)
+    parser = _get_parser()
+    tree = parser.parse(parsed)
+    if tree is None:                 # a parse that did not finish: start the next one clean
+        parser.reset()
+        return {"version": ANALYSER_VERSION, "has_error": True, "decode_errors": False,
+                "line_count": source.count(b"\n") + 1, "items": [], "imports": []}
     out: dict = {"items": [], "imports": []}
     _collect(tree.root_node, source, "", "", -1, out)
     _attach_references(tree, out["items"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from doit.exceptions import TaskFailed
 
-from pipeline import cache, progress
+from pipeline import cache, housekeeping, progress
 from pipeline.chunking import commit_chunks, shard_key
 from pipeline.commits import build_commit_list, current_commit_list, git_session, repository_path
 from pipeline.config import Settings
@@ -30,13 +30,20 @@ from pipeline.tokenizing import (current_tokenizer_info, forget_pin, load_tokeni
 
 
 def user_errors_fail_the_task(action):
-    """Wrap a task action so a PipelineError fails the task with its message alone."""
+    """Wrap a task action so a PipelineError, or a file that cannot be written (no space,
+    no permission, a path through a file), fails the task with a message alone."""
     @functools.wraps(action)
     def run(*args, **kwargs):
         try:
             action(*args, **kwargs)
         except PipelineError as error:
             return TaskFailed(str(error))
+        except OSError as error:
+            where = f" {error.filename}" if error.filename else ""
+            return TaskFailed(
+                f"could not write or read{where}: {error.strerror or error}. Check that "
+                "cache_dir and dataset_dir are writable directories with free space, then "
+                "run `doit` again; nothing half-written is used.")
         return None
     return run
 
@@ -69,11 +76,19 @@ def make_sample_repository(settings: Settings, stamp: Path) -> None:
 
 @user_errors_fail_the_task
 def list_commits(settings: Settings) -> None:
-    build_commit_list(settings)
+    cache.acquire_run_lock(settings.cache)
+    listing = build_commit_list(settings)
+    if listing.get("shallow"):
+        progress.warn(f"history starts at {', '.join(listing['shallow'])}: the repository is "
+                      "shallow; `git fetch --unshallow` for full history.")
 
 
 @user_errors_fail_the_task
 def build_chunk_shard(settings: Settings, sha: str) -> None:
+    write_chunk_shard(settings, sha)
+
+
+def write_chunk_shard(settings: Settings, sha: str) -> dict:
     started = time.perf_counter()
     commit = current_commit_list(settings)["by_sha"][sha]
     repo, reader = git_session(settings)
@@ -88,6 +103,14 @@ def build_chunk_shard(settings: Settings, sha: str) -> None:
     shard["seconds"] = {"chunks": time.perf_counter() - started}
     cache.write_record(chunk_shard_path(settings, sha), shard)
     progress.add_stage_time("chunks", shard["seconds"]["chunks"])
+    return shard
+
+
+def read_or_rebuild(path: Path, rebuild):
+    """A shard from the cache; one that is damaged (or gone) is rebuilt here and reported,
+    since its task, seeing its file in place, would not run again."""
+    shard = cache.read_record(path)
+    return shard if shard is not None else rebuild()
 
 
 @user_errors_fail_the_task
@@ -102,17 +125,21 @@ def retrain_tokenizer(settings: Settings) -> None:
 
 @user_errors_fail_the_task
 def build_token_shard(settings: Settings, sha: str) -> None:
+    write_token_shard(settings, sha)
+
+
+def write_token_shard(settings: Settings, sha: str) -> dict:
     started = time.perf_counter()
     info = current_tokenizer_info(settings)
     tokenizer = load_tokenizer(info["path"])
-    shard = cache.read_record(chunk_shard_path(settings, sha))
-    if shard is None:
-        raise PipelineError(f"the chunk shard of {sha} is missing or damaged; run `doit` again.")
+    shard = read_or_rebuild(chunk_shard_path(settings, sha),
+                            lambda: write_chunk_shard(settings, sha))
     repo_name = Path(repository_path(settings)).expanduser().resolve().name
     tokens = build_segments(settings, tokenizer, special_ids(tokenizer), shard, repo_name)
     tokens["seconds"] = {**shard["seconds"], "tokens": time.perf_counter() - started}
     cache.write_record(token_shard_path(settings, sha, info["hash"]), tokens)
     progress.add_stage_time("tokens", tokens["seconds"]["tokens"])
+    return tokens
 
 
 @user_errors_fail_the_task
@@ -120,9 +147,11 @@ def merge_dataset(settings: Settings) -> None:
     started = time.perf_counter()
     info = current_tokenizer_info(settings)
     listing = current_commit_list(settings)
-    paths = [token_shard_path(settings, sha, info["hash"]) for sha in ordered_shas(settings)]
+    shards = [read_or_rebuild(token_shard_path(settings, sha, info["hash"]),
+                              lambda sha=sha: write_token_shard(settings, sha))
+              for sha in ordered_shas(settings)]
     tokenizer = load_tokenizer(info["path"])
-    stats = merge(settings, listing, paths, info, special_ids(tokenizer),
+    stats = merge(settings, listing, shards, info, special_ids(tokenizer),
                   current_merge_key(settings))
     progress.add_stage_time("merge", time.perf_counter() - started)
     progress.record_outcome(stats)
@@ -131,6 +160,14 @@ def merge_dataset(settings: Settings) -> None:
 @user_errors_fail_the_task
 def make_report(settings: Settings) -> None:
     write_report(settings.dataset, settings.dataset / "report.png")
+
+
+@user_errors_fail_the_task
+def collect_garbage(settings: Settings) -> None:
+    info = current_tokenizer_info(settings)
+    keep = housekeeping.referenced_records(settings, chunk_shard_path, token_shard_path, info)
+    removed, freed = housekeeping.collect_garbage(settings, keep, info)
+    print(f"removed {removed} unused cache files ({freed / 1e6:.1f} MB)")
 
 
 def merge_is_current(settings: Settings) -> bool:

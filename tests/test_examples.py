@@ -25,7 +25,8 @@ def shard(old=OLD, new=NEW, message="Use the euclidean norm\n"):
              "context": [{"kind": "import", "path": "", "name": "imports",
                           "text": "use std::fmt;"}]}
     return {"sha": "a" * 40, "message": message, "committer_time": 1, "chunks": [chunk],
-            "skipped": {}, "flagged": {}, "context_counts": {}, "seconds": {}}
+            "skipped": {}, "flagged": {}, "missing_objects": [], "context_counts": {},
+            "seconds": {}}
 
 
 def build_examples(settings, tokenizer, special, commit_shard, repo_name):

@@ -1,0 +1,67 @@
+"""Cache and doit state in, what is stale removed: `doit gc` and a damaged doit state file.
+
+Shards are content-addressed, so after a force-push, a rebase or changed settings the old
+ones are never read again but stay on disk; `doit gc` removes every commit, chunk and
+token record and tokenizer the current commit list and settings do not use. Per-file
+analyses are kept: they are keyed by file content, which any history may meet again.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from pipeline import cache
+from pipeline.commits import current_commit_list, list_path, pointer_path
+from pipeline.config import Settings
+
+
+def referenced_records(settings: Settings, chunk_path, token_path, tokenizer_info: dict) -> set:
+    listing = current_commit_list(settings)
+    keep = {Path(list_path(settings, listing["head"])), pointer_path(settings)}
+    for commit in listing["commits"]:
+        keep.add(Path(chunk_path(settings, commit["sha"])))
+        keep.add(Path(token_path(settings, commit["sha"], tokenizer_info["hash"])))
+    return {path.resolve() for path in keep}
+
+
+def collect_garbage(settings: Settings, keep: set, tokenizer_info: dict) -> tuple[int, int]:
+    """Remove unreferenced records; returns (files removed, bytes freed)."""
+    removed = freed = 0
+    for stage in ("commits", "chunks", "tokens"):
+        for path in (settings.cache / stage).rglob("*.msgpack"):
+            if path.resolve() not in keep:
+                freed += path.stat().st_size
+                path.unlink()
+                removed += 1
+    tokenizer_dir = settings.cache / "tokenizer"
+    current = Path(tokenizer_info["path"]).stem
+    for path in tokenizer_dir.glob("*"):
+        if path.stem != current and not path.name.startswith(("pin-", "current.")):
+            freed += path.stat().st_size
+            path.unlink()
+            removed += 1
+    return removed, freed
+
+
+def recover_dep_file(path: Path) -> str | None:
+    """If doit's state file is not a readable database, move it aside and say so.
+
+    Nothing is lost: every task is up to date exactly when its content-addressed shard
+    exists, so doit's own record only saves time on checks."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            connection.execute("SELECT name FROM sqlite_master").fetchall()
+        finally:
+            connection.close()
+        return None
+    except sqlite3.DatabaseError as error:
+        aside = path.with_name(path.name + ".damaged")
+        os.replace(path, aside)
+        return (f"doit's state file {path} was damaged ({error}); it was moved to {aside} "
+                "and a new one is started. Nothing is lost: the cache decides what is rebuilt.")
