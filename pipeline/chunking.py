@@ -14,12 +14,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import cache
+from pipeline import cache, rust_syntax
 from pipeline.config import Settings
 from pipeline.git_history import NULL_BLOB, BlobReader, Commit, FileChange
-from pipeline import rust_syntax
 from pipeline.rust_syntax import REFERENCE_ROLES, cached_analysis
-from pipeline.splitting import pack, split_pieces
+from pipeline.splitting import line_start, pack, split_pieces
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
 CHUNKER_VERSION = 10
@@ -49,19 +48,13 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _line_start(source: bytes, start: int) -> int:
-    """Start of start's line if only indentation precedes it, so code keeps its indentation."""
-    line_start = source.rfind(b"\n", 0, start) + 1
-    return line_start if not source[line_start:start].strip() else start
-
-
 def _own_text(source: bytes, items: list, index: int) -> str:
     """An item's text without its child items: for an impl, its header and non-item lines."""
     item = items[index]
-    pieces, cursor = [], _line_start(source, item["start_byte"])
+    pieces, cursor = [], line_start(source, item["start_byte"])
     for child in items:
         if child["parent"] == index:
-            pieces.append(source[cursor:_line_start(source, child["start_byte"])])
+            pieces.append(source[cursor:line_start(source, child["start_byte"])])
             cursor = child["end_byte"]
     pieces.append(source[cursor:item["end_byte"]])
     return _decode(b"".join(pieces))
@@ -83,7 +76,7 @@ def _units(source: bytes, analysis: dict) -> dict:
             comparable = " ".join(text.split())
         else:
             text = comparable = _decode(
-                source[_line_start(source, item["start_byte"]):item["end_byte"]])
+                source[line_start(source, item["start_byte"]):item["end_byte"]])
         units.setdefault(item["qualname"], []).append((item, text, comparable))
     return units
 
@@ -192,9 +185,6 @@ def _uses(items: list, analysis: dict | None) -> dict:
                   for item in items if item), "")
     return {"refs": refs, "owner": owner, "imports": analysis["imports"] if analysis else []}
 
-
-def _no_refs() -> dict:
-    return {role: [] for role in REFERENCE_ROLES}
 
 
 def _item_chunks(settings, change, old_src, new_src, old_an, new_an) -> list:

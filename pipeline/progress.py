@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from doit.exceptions import TaskFailed
@@ -30,9 +31,10 @@ class RunRecord:
     stage_seconds: dict = field(default_factory=dict)
     outcome: dict | None = None
     notes: list = field(default_factory=list)
-
-    def count(self, names: list, stage: str) -> int:
-        return sum(1 for name in names if name.startswith(stage + ":"))
+    # Per-commit tasks built and found up to date, by stage (kept as counts: recounting
+    # the lists on every task would be quadratic in the number of commits).
+    built: Counter = field(default_factory=Counter)
+    fresh: Counter = field(default_factory=Counter)
 
 
 RUN = RunRecord()
@@ -102,7 +104,7 @@ class ProgressReporter(ConsoleReporter):
                                                  else _REFRESH_SECONDS_LOG):
             return
         self.last_draw = now
-        built, fresh = RUN.count(RUN.executed, stage), RUN.count(RUN.up_to_date, stage)
+        built, fresh = RUN.built[stage], RUN.fresh[stage]
         total = max(RUN.expected.get(stage, 0), built + fresh)
         elapsed = now - self.stage_started.get(stage, now)
         rate = built / elapsed if elapsed > 0 else 0.0
@@ -128,12 +130,17 @@ class ProgressReporter(ConsoleReporter):
     def add_success(self, task):
         RUN.executed.append(task.name)
         stage = self._stage(task)
-        if stage and RUN.count(RUN.executed + RUN.up_to_date, stage) >= RUN.expected.get(stage, 0):
+        if stage:
+            RUN.built[stage] += 1
+        if stage and RUN.built[stage] + RUN.fresh[stage] >= RUN.expected.get(stage, 0):
             self._draw(stage, force=True)
             self._close_line()
 
     def skip_uptodate(self, task):
         RUN.up_to_date.append(task.name)
+        stage = self._stage(task)
+        if stage:
+            RUN.fresh[stage] += 1
 
     def add_failure(self, task, fail):
         RUN.failed.append(task.name)
@@ -159,7 +166,7 @@ class ProgressReporter(ConsoleReporter):
 
     def _summary(self) -> None:
         elapsed = time.perf_counter() - RUN.started
-        built = {stage: RUN.count(RUN.executed, stage) for stage in PER_COMMIT_STAGES}
+        built = RUN.built
         lines = [f"done in {_duration(elapsed)} ({elapsed:.1f}s): built {built['chunks']} chunk "
                  f"and {built['tokens']} token shards of {RUN.expected.get('chunks', 0)} commits"]
         if RUN.outcome is None:

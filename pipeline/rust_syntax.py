@@ -55,7 +55,7 @@ _BODY_FIELDS = ("body", "value")
 _parser: Parser | None = None
 
 
-def _get_parser() -> Parser:
+def get_parser() -> Parser:
     """One parser per process: building it costs far more than a parse of a small file."""
     global _parser
     if _parser is None:
@@ -253,7 +253,7 @@ _TRY_MACRO = re.compile(rb"\btry!")
 def analyse(source: bytes) -> dict:
     """The items, imports and health of one version of a Rust file."""
     parsed = _TRY_MACRO.sub(b"tr_!", source) if b"try!" in source else source
-    parser = _get_parser()
+    parser = get_parser()
     tree = parser.parse(parsed)
     if tree is None:                 # a parse that did not finish: start the next one clean
         parser.reset()

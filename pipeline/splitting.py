@@ -9,7 +9,7 @@ again: no code is dropped.
 
 from __future__ import annotations
 
-from pipeline.rust_syntax import _get_parser
+from pipeline.rust_syntax import get_parser
 
 # Node kinds whose named children are the natural places to cut.
 _CONTAINERS = {"block", "declaration_list", "field_declaration_list", "enum_variant_list",
@@ -49,7 +49,7 @@ def _cuts(source: bytes, node, start: int, end: int, limit: int) -> list:
     container = _container(node) if node is not None else None
     if container is None:
         return _line_cuts(source, start, end, limit)
-    bounds = [start] + [_line_start(source, child.start_byte) for child in
+    bounds = [start] + [line_start(source, child.start_byte) for child in
                         container.named_children if start < child.start_byte < end] + [end]
     children = [None] + [child for child in container.named_children
                          if start < child.start_byte < end]
@@ -62,9 +62,10 @@ def _cuts(source: bytes, node, start: int, end: int, limit: int) -> list:
     return sorted(set(c for c in cuts if start < c < end))
 
 
-def _line_start(source: bytes, offset: int) -> int:
-    line_start = source.rfind(b"\n", 0, offset) + 1
-    return line_start if not source[line_start:offset].strip() else offset
+def line_start(source: bytes, offset: int) -> int:
+    """Start of offset's line if only indentation precedes it, so code keeps its indentation."""
+    start = source.rfind(b"\n", 0, offset) + 1
+    return start if not source[start:offset].strip() else offset
 
 
 def pack(pieces: list, limit: int) -> list:
@@ -84,7 +85,7 @@ def split_pieces(text: str, limit: int) -> list:
     if len(text) <= limit:
         return [text] if text else []
     source = text.encode()
-    tree = _get_parser().parse(source)
+    tree = get_parser().parse(source)
     # Budgets are in characters and cuts in bytes; a byte budget of `limit` is never larger.
     cuts = _cuts(source, tree.root_node, 0, len(source), limit)
     bounds = [0] + cuts + [len(source)]
