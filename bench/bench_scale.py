@@ -1,0 +1,171 @@
+"""Speed and memory at scale: synthetic histories, the real `doit`, and two floors.
+
+    python bench/bench_scale.py [--runs 3] [--long] [--repo PATH]
+
+For the 600-commit / ~360k-line synthetic history (or --repo PATH) it times, each as the
+median of --runs fresh runs: the full build from empty, a no-op `doit`, `doit` after 1 and
+after 10 new commits (the ref moved forward: HEAD~11 -> HEAD~10 -> HEAD), and the peak
+resident memory of the whole process tree. In the same run it measures two floors:
+`git log -p` over the Rust files, and tree-sitter parsing every distinct changed Rust
+file version once. --long adds the no-op `doit` on a 20,000-commit history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from synthetic_history import write_history  # noqa: E402
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of root and all its descendants, from /proc."""
+    children: dict = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append(int(entry))
+            except (OSError, IndexError):
+                continue
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+        except (OSError, IndexError):
+            pass
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def run_doit(workdir: Path, *args: str) -> tuple[float, float]:
+    """(seconds, peak MB of the process tree) of one `doit` run."""
+    env = {**os.environ, "PIPELINE_CONFIG_DIR": str(workdir)}
+    command = [sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), "-d", str(workdir),
+               *args]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    peak = [0]
+
+    def sample():
+        while process.poll() is None:
+            peak[0] = max(peak[0], _tree_rss(process.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    _, stderr = process.communicate()
+    sampler.join()
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"doit {' '.join(args)} failed:\n{stderr.decode()[-2000:]}")
+    return seconds, peak[0] / 1e6
+
+
+def git_log_floor(repo: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(["git", "-C", str(repo), "log", "-p", "--no-merges", "--", "*.rs"],
+                   stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def parse_floor(repo: Path) -> tuple[float, int, int]:
+    """(seconds, versions, bytes): tree-sitter parse of every distinct changed .rs version."""
+    from pipeline.rust_syntax import get_parser
+    raw = subprocess.run(["git", "-C", str(repo), "log", "--format=", "--raw", "--no-abbrev",
+                          "-m", "--first-parent", "--", "*.rs"], capture_output=True,
+                         text=True, check=True).stdout
+    blobs = sorted({line.split()[3] for line in raw.splitlines()
+                    if line.startswith(":") and line.split()[3] != "0" * 40})
+    batch = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch"],
+                           input="\n".join(blobs).encode() + b"\n", capture_output=True,
+                           check=True).stdout
+    sources, position = [], 0
+    while position < len(batch):
+        header_end = batch.index(b"\n", position)
+        size = int(batch[position:header_end].split()[2])
+        sources.append(batch[header_end + 1:header_end + 1 + size])
+        position = header_end + 1 + size + 1
+    parser = get_parser()
+    started = time.perf_counter()
+    for source in sources:
+        parser.parse(source)
+    return time.perf_counter() - started, len(sources), sum(map(len, sources))
+
+
+def build_round(repo: Path) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    try:
+        base = [f"repo={repo}"]
+        return {"full build": run_doit(workdir, *base, "ref=HEAD~11"),
+                "no-op": run_doit(workdir, *base, "ref=HEAD~11"),
+                "+1 commit": run_doit(workdir, *base, "ref=HEAD~10"),
+                "+10 commits": run_doit(workdir, *base, "ref=HEAD")}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def noop_round(repo: Path) -> float:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-long-"))
+    try:
+        run_doit(workdir, f"repo={repo}")
+        return run_doit(workdir, f"repo={repo}")[0]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def synthetic(name: str, **shape) -> Path:
+    path = Path(tempfile.gettempdir()) / f"bench-history-{name}"
+    if not (path / ".git").is_dir():
+        write_history(path, **shape)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--repo", type=Path, help="a real repository instead of the synthetic one")
+    parser.add_argument("--long", action="store_true", help="also the 20,000-commit no-op")
+    options = parser.parse_args()
+    repo = options.repo.resolve() if options.repo else synthetic(
+        "large", commits=600, files=1_100, lines=320_000, edits=28, merge_every=3)
+    log_seconds = statistics.median(git_log_floor(repo) for _ in range(options.runs))
+    parses = [parse_floor(repo) for _ in range(options.runs)]
+    parse_seconds = statistics.median(p[0] for p in parses)
+    rounds = [build_round(repo) for _ in range(options.runs)]
+    print(f"repository: {repo}, {options.runs} runs, medians")
+    print(f"floor git log -p (Rust files): {log_seconds:.2f} s")
+    print(f"floor tree-sitter parse of {parses[0][1]} distinct versions "
+          f"({parses[0][2] / 1e6:.0f} MB): {parse_seconds:.2f} s")
+    print(f"{'measure':<14}{'median s':>10}{'min s':>8}{'max s':>8}{'peak MB':>9}"
+          f"{'/ parse floor':>15}")
+    for measure in rounds[0]:
+        seconds = [r[measure][0] for r in rounds]
+        print(f"{measure:<14}{statistics.median(seconds):>10.2f}{min(seconds):>8.2f}"
+              f"{max(seconds):>8.2f}{max(r[measure][1] for r in rounds):>9.0f}"
+              f"{statistics.median(seconds) / parse_seconds:>15.2f}")
+    if options.long:
+        long_repo = synthetic("long", commits=20_000, files=300, lines=40_000, edits=2,
+                              merge_every=0)
+        noop = statistics.median(noop_round(long_repo) for _ in range(options.runs))
+        print(f"no-op, 20,000-commit history: {noop:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
