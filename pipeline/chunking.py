@@ -48,14 +48,12 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _own_text(source: bytes, items: list, index: int) -> str:
+def _own_text(source: bytes, item: dict, children: list) -> str:
     """An item's text without its child items: for an impl, its header and non-item lines."""
-    item = items[index]
     pieces, cursor = [], line_start(source, item["start_byte"])
-    for child in items:
-        if child["parent"] == index:
-            pieces.append(source[cursor:line_start(source, child["start_byte"])])
-            cursor = child["end_byte"]
+    for child in children:
+        pieces.append(source[cursor:line_start(source, child["start_byte"])])
+        cursor = child["end_byte"]
     pieces.append(source[cursor:item["end_byte"]])
     return _decode(b"".join(pieces))
 
@@ -68,11 +66,15 @@ def _units(source: bytes, analysis: dict) -> dict:
     changed only if more than whitespace changed.
     """
     items, units = analysis["items"], {}
+    children: dict = {}
+    for item in items:
+        children.setdefault(item["parent"], []).append(item)
     for index, item in enumerate(items):
         if item["kind"] in _NOT_UNITS:
             continue
-        if any(child["parent"] == index for child in items):
-            text = re.sub(r"\n\s*\n(\s*\n)+", "\n\n", _own_text(source, items, index))
+        if index in children:
+            text = re.sub(r"\n\s*\n(\s*\n)+", "\n\n",
+                          _own_text(source, item, children[index]))
             comparable = " ".join(text.split())
         else:
             text = comparable = _decode(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections import OrderedDict
 from pathlib import Path
 
 import tree_sitter_rust
@@ -18,7 +19,7 @@ from tree_sitter import Language, Parser, Query, QueryCursor
 from pipeline import cache
 
 # Bump when the analysis output changes: it is part of every analysis and chunk cache key.
-ANALYSER_VERSION = 5
+ANALYSER_VERSION = 6
 
 LANGUAGE = Language(tree_sitter_rust.language())
 # What an item uses from elsewhere, by role: type names (and path heads, `Peer` in
@@ -32,7 +33,7 @@ _REFERENCE_QUERY = Query(LANGUAGE, """
 (call_expression function: (identifier) @call)
 (call_expression function: (scoped_identifier name: (identifier) @call))
 (macro_invocation macro: (identifier) @macro)
-(identifier) @const
+((identifier) @const (#match? @const "^[A-Z][A-Z0-9_]+$"))
 (type_parameter name: (type_identifier) @local)
 (parameter pattern: (identifier) @local)
 (let_declaration pattern: (identifier) @local)
@@ -203,17 +204,11 @@ def _flatten_use(node, prefix: str, out: list) -> None:
             _flatten_use(child, prefix, out)
 
 
-def _is_constant_name(text: bytes) -> bool:
-    return len(text) > 1 and text[:1].isupper() and text.upper() == text
-
-
 def _captured(tree) -> tuple[list, list]:
     """(start byte, role, name) of every reference, and (start byte, name) of local names."""
     references, locals_ = [], []
     for role, nodes in QueryCursor(_REFERENCE_QUERY).captures(tree.root_node).items():
         for node in nodes:
-            if role == "const" and not _is_constant_name(node.text):
-                continue
             entry = (node.start_byte, node.text.decode("utf-8", "replace"))
             if role == "local":
                 locals_.append(entry)
@@ -272,12 +267,24 @@ def analyse(source: bytes) -> dict:
             "items": out["items"], "imports": out["imports"]}
 
 
+# Recent analyses stay in memory: a commit's new file versions are the next commit's old
+# ones, and the symbol index asks for the same versions again.
+_recent: OrderedDict = OrderedDict()
+_RECENT_SIZE = 1024
+
+
 def cached_analysis(cache_root: Path, source: bytes) -> dict:
     """analyse(source), computed once per distinct file content in the whole history."""
     key = cache.content_key([cache.digest(source), ANALYSER_VERSION])
     path = cache.record_path(cache_root, "analysis", key)
+    if path in _recent:
+        _recent.move_to_end(path)
+        return _recent[path]
     analysis = cache.read_record(path)
     if analysis is None:
         analysis = analyse(source)
         cache.write_record(path, analysis)
+    _recent[path] = analysis
+    if len(_recent) > _RECENT_SIZE:
+        _recent.popitem(last=False)
     return analysis

@@ -1,6 +1,6 @@
 """tree-sitter-rust analysis of hand-written Rust: items, owners, docs, imports, errors."""
 
-from pipeline import cache
+from pipeline import cache, rust_syntax
 from pipeline.rust_syntax import ANALYSER_VERSION, analyse, cached_analysis
 
 SOURCE = b'''//! Crate docs stay with the file.
@@ -122,6 +122,7 @@ def test_a_damaged_cache_record_is_a_miss_and_is_rebuilt(tmp_path):
     data[-5] ^= 0x40
     stored.write_bytes(bytes(data))
     assert cache.read_record(stored) is None
+    rust_syntax._recent.clear()                  # as a new process: nothing in memory
     assert cached_analysis(tmp_path, SOURCE) == first
     assert cache.read_record(stored) == first
 
