@@ -270,7 +270,7 @@ def analyse(source: bytes) -> dict:
 # Recent analyses stay in memory: a commit's new file versions are the next commit's old
 # ones, and the symbol index asks for the same versions again.
 _recent: OrderedDict = OrderedDict()
-_RECENT_SIZE = 1024
+_RECENT_SIZE = 128
 
 
 def cached_analysis(cache_root: Path, source: bytes) -> dict:
