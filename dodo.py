@@ -17,7 +17,6 @@ from doit import create_after, doit_cmd
 from doit.exceptions import InvalidCommand
 
 from pipeline import progress, stages
-from pipeline.commits import current_commit_list
 from pipeline.config import load_settings
 from pipeline.errors import PipelineError
 from pipeline.housekeeping import recover_dep_file
@@ -55,7 +54,7 @@ def settings():
 def listed_shas(config):
     """The current run's commits; none yet when `doit list` or `doit clean` load the tasks."""
     try:
-        return [commit["sha"] for commit in current_commit_list(config)["commits"]]
+        return stages.ordered_shas(config)
     except PipelineError:
         return []
 

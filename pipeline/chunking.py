@@ -17,11 +17,11 @@ from pathlib import Path
 from pipeline import cache, rust_syntax
 from pipeline.config import Settings
 from pipeline.git_history import NULL_BLOB, BlobReader, Commit, FileChange
-from pipeline.rust_syntax import REFERENCE_ROLES, cached_analysis
+from pipeline.rust_syntax import REFERENCE_ROLES, cached_analysis, children_by_parent
 from pipeline.splitting import line_start, pack, split_pieces
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 10
+CHUNKER_VERSION = 11
 SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
 GENERATED_MARKERS = (b"@generated", b"DO NOT EDIT")
 FALLBACK_CONTEXT_LINES = 3
@@ -66,9 +66,7 @@ def _units(source: bytes, analysis: dict) -> dict:
     changed only if more than whitespace changed.
     """
     items, units = analysis["items"], {}
-    children: dict = {}
-    for item in items:
-        children.setdefault(item["parent"], []).append(item)
+    children = children_by_parent(items)
     for index, item in enumerate(items):
         if item["kind"] in _NOT_UNITS:
             continue
@@ -229,6 +227,17 @@ def _fallback_chunks(settings, change, old_src, new_src, analysis) -> list:
     return chunks
 
 
+def skip_reason(data: bytes, max_file_bytes: int) -> str | None:
+    """Why a file version is not read as Rust code (None: it is): every stage asks this."""
+    if b"\0" in data[:8192]:
+        return "binary_file"
+    if len(data) > max_file_bytes:
+        return "oversize_file"
+    if any(marker in data[:2048] for marker in GENERATED_MARKERS):
+        return "generated_file"
+    return None
+
+
 @dataclass
 class FileCounts:
     """What happened to the files of one commit besides their chunks."""
@@ -249,14 +258,9 @@ def _read_side(reader: BlobReader, blob: str, mode: str, settings, counts: FileC
         counts.skipped["missing_object"] += 1
         counts.missing.append(blob)
         return None, False
-    if b"\0" in data[:8192]:
-        counts.skipped["binary_file"] += 1
-        return None, False
-    if len(data) > settings.max_file_bytes:
-        counts.skipped["oversize_file"] += 1
-        return None, False
-    if any(marker in data[:2048] for marker in GENERATED_MARKERS):
-        counts.skipped["generated_file"] += 1
+    reason = skip_reason(data, settings.max_file_bytes)
+    if reason is not None:
+        counts.skipped[reason] += 1
         return None, False
     return data, True
 

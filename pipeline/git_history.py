@@ -154,6 +154,21 @@ def list_commits(repo: git.Repo, head: str) -> list[Commit]:
     return sorted(commits, key=lambda c: (c.committer_time, topological[c.sha]))
 
 
+def list_tree(repo: git.Repo, commit: str, suffixes: tuple) -> dict:
+    """path -> blob sha of the files in commit's tree whose names end in suffixes
+    (symlinks and submodules left out)."""
+    output = repo.git.execute(["git", "ls-tree", "-r", "-z", commit], stdout_as_string=False)
+    tree = {}
+    for entry in output.split(b"\0"):
+        if not entry:
+            continue
+        meta, path = entry.split(b"\t", 1)
+        mode, kind, blob = meta.split(b" ")
+        if kind == b"blob" and mode != b"120000" and path.endswith(suffixes):
+            tree[_decode_path(path)] = blob.decode()
+    return tree
+
+
 def first_parent_changes(repo: git.Repo, commit: Commit) -> tuple:
     """A merge commit's Rust changes against its first parent."""
     output = repo.git.execute(

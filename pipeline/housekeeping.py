@@ -12,7 +12,6 @@ import os
 import sqlite3
 from pathlib import Path
 
-from pipeline import cache
 from pipeline.commits import current_commit_list, list_path, pointer_path
 from pipeline.config import Settings
 

@@ -183,6 +183,14 @@ def _add_item(node, item_node, start, source, scope, owner, parent, out):
             _collect(body, source, scope, inner_owner, index, out)
 
 
+def children_by_parent(items: list) -> dict:
+    """parent index -> its child items, in file order (index -1: the top level)."""
+    children: dict = {}
+    for item in items:
+        children.setdefault(item["parent"], []).append(item)
+    return children
+
+
 def _flatten_use(node, prefix: str, out: list) -> None:
     """Full paths of a use tree: groups, globs, `as` aliases, self/super/crate kept as written."""
     kind = node.type

@@ -13,8 +13,9 @@ import re
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 
-from pipeline.chunking import GENERATED_MARKERS, module_path
-from pipeline.rust_syntax import cached_analysis
+from pipeline.chunking import module_path, skip_reason
+from pipeline.git_history import list_tree
+from pipeline.rust_syntax import cached_analysis, children_by_parent
 
 # Analysis kind -> context kind (the marker the example uses for it).
 DEFINITION_KINDS = {"struct": "struct", "union": "struct", "type": "struct", "enum": "enum",
@@ -38,18 +39,16 @@ def _header(source: bytes, item: dict) -> str:
     return source[item["start_byte"]:item["body_start"]].decode("utf-8", "replace").rstrip()
 
 
-def _snippet(source: bytes, items: list, index: int) -> str:
+def _snippet(source: bytes, item: dict, children: list) -> str:
     """Data types in full; functions as docs + signature; traits as member signatures."""
-    item = items[index]
     if item["kind"] == "fn":
         return _header(source, item) + " { ... }"
     if item["kind"] == "trait":
         members = []
-        for child in items:
-            if child["parent"] == index:
-                end = child["body_start"] if child["kind"] == "method" else child["end_byte"]
-                text = source[child["start_byte"]:end].decode("utf-8", "replace").rstrip()
-                members.append("    " + text + (";" if not text.endswith(";") else ""))
+        for child in children:
+            end = child["body_start"] if child["kind"] == "method" else child["end_byte"]
+            text = source[child["start_byte"]:end].decode("utf-8", "replace").rstrip()
+            members.append("    " + text + (";" if not text.endswith(";") else ""))
         return _header(source, item) + " {\n" + "\n".join(members) + "\n}"
     return source[item["start_byte"]:item["end_byte"]].decode("utf-8", "replace")
 
@@ -57,11 +56,13 @@ def _snippet(source: bytes, items: list, index: int) -> str:
 def definitions_in(source: bytes, analysis: dict) -> list:
     """(name, kind, qualname, text) of the file's definitions outside impls and traits."""
     items, found = analysis["items"], []
+    children = children_by_parent(items)
     for index, item in enumerate(items):
         kind = DEFINITION_KINDS.get(item["kind"])
         parent = items[item["parent"]]["kind"] if item["parent"] >= 0 else "mod"
         if kind and parent == "mod":
-            found.append((item["name"], kind, item["qualname"], _snippet(source, items, index)))
+            found.append((item["name"], kind, item["qualname"],
+                          _snippet(source, item, children.get(index, []))))
     return found
 
 
@@ -78,20 +79,6 @@ class SymbolIndex:
         self.commit = None
         self._blob_memo: OrderedDict = OrderedDict()
 
-    def _list_tree(self, commit: str) -> dict:
-        output = self.repo.git.execute(["git", "ls-tree", "-r", "-z", commit],
-                                       stdout_as_string=False)
-        tree = {}
-        for entry in output.split(b"\0"):
-            if not entry:
-                continue
-            meta, path = entry.split(b"\t", 1)
-            mode, kind, blob = meta.split(b" ")
-            if kind == b"blob" and mode != b"120000" and (
-                    path.endswith(b".rs") or path.endswith(b"Cargo.toml")):
-                tree[path.decode("utf-8", "replace")] = blob.decode()
-        return tree
-
     def _blob_definitions(self, blob: str) -> list:
         """Definitions of one file version; memoised, since most files outlive many commits."""
         if blob in self._blob_memo:
@@ -99,8 +86,7 @@ class SymbolIndex:
             return self._blob_memo[blob]
         source = self.reader.read(blob)
         found = []
-        if (source is not None and len(source) <= self.max_file_bytes
-                and not any(marker in source[:2048] for marker in GENERATED_MARKERS)):
+        if source is not None and skip_reason(source, self.max_file_bytes) is None:
             found = definitions_in(source, cached_analysis(self.cache_root, source))
         self._blob_memo[blob] = found
         if len(self._blob_memo) > _BLOB_MEMO_SIZE:
@@ -120,7 +106,7 @@ class SymbolIndex:
         """Make the index describe commit's tree, touching only the files that differ."""
         if commit == self.commit:
             return
-        tree = self._list_tree(commit)
+        tree = list_tree(self.repo, commit, (b".rs", b"Cargo.toml"))
         layout_changed = tree.keys() != self.tree.keys()
         for path, blob in self.tree.items():
             if path.endswith(".rs") and tree.get(path) != blob:

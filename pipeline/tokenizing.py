@@ -16,10 +16,11 @@ from pipeline import cache
 from pipeline.commits import git_session, repository_path
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
-from pipeline.git_history import resolve_ref
+from pipeline.chunking import skip_reason
+from pipeline.git_history import list_tree, resolve_ref
 
 # Bump when training changes (corpus choice, trainer options): part of the trained key.
-TRAINER_VERSION = 2
+TRAINER_VERSION = 3
 # Longer lines (embedded data, fixtures) stay out of training: they teach no code idiom,
 # and BPE training time grows with the square of a word's length.
 MAX_TRAINING_LINE = 1000
@@ -61,20 +62,14 @@ def forget_pin(settings: Settings) -> None:
 
 
 def _rust_files_at(settings: Settings, commit: str):
-    """The bytes of every Rust file in commit's tree, in path order, within the size cap."""
+    """The text of every Rust file in commit's tree that a build would read, in path order."""
     repo, reader = git_session(settings)
-    listing = repo.git.execute(["git", "ls-tree", "-r", "-z", commit], stdout_as_string=False)
-    for entry in listing.split(b"\0"):
-        if not entry:
-            continue
-        meta, path = entry.split(b"\t", 1)
-        mode, kind, blob = meta.split(b" ")
-        if kind == b"blob" and mode != b"120000" and path.endswith(b".rs"):
-            data = reader.read(blob.decode())
-            if data is not None and len(data) <= settings.max_file_bytes:
-                text = data.decode("utf-8", errors="replace")
-                yield "".join(line for line in text.splitlines(keepends=True)
-                              if len(line) <= MAX_TRAINING_LINE)
+    for _, blob in sorted(list_tree(repo, commit, (b".rs",)).items()):
+        data = reader.read(blob)
+        if data is not None and skip_reason(data, settings.max_file_bytes) is None:
+            text = data.decode("utf-8", errors="replace")
+            yield "".join(line for line in text.splitlines(keepends=True)
+                          if len(line) <= MAX_TRAINING_LINE)
 
 
 def train_tokenizer(texts, vocab_size: int) -> Tokenizer:

@@ -160,3 +160,10 @@ def test_retraining_on_request_rebuilds_every_token_shard_and_no_chunk_shard(wor
     second = json.loads((workdir / "dataset" / "manifest.json").read_text())["tokenizer"]
     assert second["trained_on_commit"] != first["trained_on_commit"]
     assert second["hash"] != first["hash"]
+
+
+def test_the_header_allowance_covers_name_path_and_markers():
+    from pipeline.config import HEADER_TOKENS
+    from pipeline.examples import NAME_TOKENS, PATH_TOKENS
+    markers = 6       # <reponame> <filename> <commit_before> <commit_msg> <commit_after> <|endoftext|>
+    assert NAME_TOKENS + PATH_TOKENS + markers <= HEADER_TOKENS
