@@ -12,12 +12,12 @@ import difflib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pipeline import cache, rust_syntax
 from pipeline.config import Settings
 from pipeline.git_history import NULL_BLOB, BlobReader, Commit, FileChange
-from pipeline.rust_syntax import REFERENCE_ROLES, cached_analysis, children_by_parent
+from pipeline.references import REFERENCE_ROLES, item_references
+from pipeline.rust_syntax import ParsedFile, RecentParses, analyse, children_by_parent
 from pipeline.splitting import line_start, pack, split_pieces
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
@@ -58,14 +58,15 @@ def _own_text(source: bytes, item: dict, children: list) -> str:
     return _decode(b"".join(pieces))
 
 
-def _units(source: bytes, analysis: dict) -> dict:
-    """qualname -> [(item, text, comparable)] in file order, for every item compared as a unit.
+def _units(file: ParsedFile) -> dict:
+    """qualname -> [(item, text, comparable, (file, index))] in file order, for every item
+    compared as a unit.
 
     An impl or trait is its text without its members, which leaves blank lines that move
     whenever a member is added or removed: its blank lines are collapsed, and it counts as
     changed only if more than whitespace changed.
     """
-    items, units = analysis["items"], {}
+    source, items, units = file.source, analyse(file)["items"], {}
     children = children_by_parent(items)
     for index, item in enumerate(items):
         if item["kind"] in _NOT_UNITS:
@@ -77,11 +78,11 @@ def _units(source: bytes, analysis: dict) -> dict:
         else:
             text = comparable = _decode(
                 source[line_start(source, item["start_byte"]):item["end_byte"]])
-        units.setdefault(item["qualname"], []).append((item, text, comparable))
+        units.setdefault(item["qualname"], []).append((item, text, comparable, (file, index)))
     return units
 
 
-_ABSENT = (None, "", None)
+_ABSENT = (None, "", None, None)
 
 
 def _changed_pairs(olds: list, news: list):
@@ -177,9 +178,11 @@ def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses) 
     return chunks
 
 
-def _uses(items: list, analysis: dict | None) -> dict:
-    """The names the items reference, the impl or trait they belong to, the file's imports."""
-    refs = {role: sorted({name for item in items if item for name in item["refs"][role]})
+def _uses(items: list, places: list, analysis: dict | None) -> dict:
+    """The names the items (at places: (parsed file, item index)) reference, the impl or
+    trait they belong to, the file's imports."""
+    found = [item_references(file, index) for file, index in places]
+    refs = {role: sorted({name for names in found for name in names[role]})
             for role in REFERENCE_ROLES}
     owner = next((item["owner"] or (item["name"] if item["kind"] == "impl" else "")
                   for item in items if item), "")
@@ -187,27 +190,28 @@ def _uses(items: list, analysis: dict | None) -> dict:
 
 
 
-def _item_chunks(settings, change, old_src, new_src, old_an, new_an) -> list:
+def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | None) -> list:
     prefix = module_path(change.new_path)
     prefix = f"{prefix}::" if prefix else ""
-    current = new_an if new_src is not None else old_an
-    old_units = _units(old_src, old_an) if old_src is not None else {}
-    new_units = _units(new_src, new_an) if new_src is not None else {}
+    current = analyse(new if new is not None else old)
+    old_units = _units(old) if old is not None else {}
+    new_units = _units(new) if new is not None else {}
     chunks = []
     for name in list(new_units) + [name for name in old_units if name not in new_units]:
-        for (old_item, old_text, _), (new_item, new_text, _) in _changed_pairs(
-                old_units.get(name, []), new_units.get(name, [])):
+        for (old_item, old_text, _, old_place), (new_item, new_text, _, new_place) in \
+                _changed_pairs(old_units.get(name, []), new_units.get(name, [])):
             item = new_item or old_item
             change_kind = ("added" if old_item is None else "deleted" if new_item is None
                            else "modified")
+            uses = _uses([new_item, old_item], [p for p in (new_place, old_place) if p], current)
             chunks += _unit_chunks(settings, change, item, prefix + name, change_kind,
-                                   old_text, new_text, _uses([new_item, old_item], current))
-    old_rest = _residual(old_src, old_an) if old_src is not None else ""
-    new_rest = _residual(new_src, new_an) if new_src is not None else ""
+                                   old_text, new_text, uses)
+    old_rest = _residual(old.source, analyse(old)) if old is not None else ""
+    new_rest = _residual(new.source, analyse(new)) if new is not None else ""
     if old_rest != new_rest:
-        file_change = "added" if old_src is None else "deleted" if new_src is None else "modified"
+        file_change = "added" if old is None else "deleted" if new is None else "modified"
         chunks.append(_make_chunk(settings, change, "file", prefix.rstrip(":") or change.new_path,
-                                  file_change, old_rest, new_rest, 1, _uses([], current)))
+                                  file_change, old_rest, new_rest, 1, _uses([], [], current)))
     return chunks
 
 
@@ -223,7 +227,7 @@ def _fallback_chunks(settings, change, old_src, new_src, analysis) -> list:
         chunks.append(_make_chunk(
             settings, change, "lines", f"{change.new_path}:{new_start + 1}", "modified",
             "\n".join(old_lines[old_start:old_end]), "\n".join(new_lines[new_start:new_end]),
-            new_start + 1, _uses([], analysis)))
+            new_start + 1, _uses([], [], analysis)))
     return chunks
 
 
@@ -265,7 +269,8 @@ def _read_side(reader: BlobReader, blob: str, mode: str, settings, counts: FileC
     return data, True
 
 
-def file_chunks(settings, cache_root, reader, change: FileChange, counts: FileCounts) -> list:
+def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
+                counts: FileCounts) -> list:
     """The chunks of one changed Rust file; what was skipped or flagged goes into counts."""
     if change.old_blob == change.new_blob:
         if change.status != "R":
@@ -275,17 +280,20 @@ def file_chunks(settings, cache_root, reader, change: FileChange, counts: FileCo
     new_src, new_ok = _read_side(reader, change.new_blob, change.new_mode, settings, counts)
     if not (old_ok and new_ok) or (old_src is None and new_src is None):
         return []
-    old_an = cached_analysis(cache_root, old_src) if old_src is not None else None
-    new_an = cached_analysis(cache_root, new_src) if new_src is not None else None
+    # Old before new: the new version is then parsed incrementally from the old one's tree.
+    old = parses.parse(change.old_path, old_src) if old_src is not None else None
+    new = parses.parse(change.new_path, new_src, change.old_path) if new_src is not None else None
+    old_an = analyse(old) if old is not None else None
+    new_an = analyse(new) if new is not None else None
     if any(an and an["decode_errors"] for an in (old_an, new_an)):
         counts.flagged["non_utf8_decoded_with_replacement"] += 1
     if any(an and an["has_error"] for an in (old_an, new_an)):
         counts.flagged["syntax_error_fallback"] += 1
         return _fallback_chunks(settings, change, old_src, new_src, new_an or old_an)
-    return _item_chunks(settings, change, old_src, new_src, old_an, new_an)
+    return _item_chunks(settings, change, old, new)
 
 
-def commit_chunks(settings: Settings, cache_root: Path, reader: BlobReader,
+def commit_chunks(settings: Settings, parses: RecentParses, reader: BlobReader,
                   commit: Commit, changes) -> dict:
     """The chunk shard of one commit: its chunks, message and skip counts."""
     counts = FileCounts()
@@ -295,7 +303,7 @@ def commit_chunks(settings: Settings, cache_root: Path, reader: BlobReader,
     elif not changes:
         counts.skipped["commit_without_rust_changes"] += 1
     for change in changes or ():
-        chunks.extend(file_chunks(settings, cache_root, reader, change, counts))
+        chunks.extend(file_chunks(settings, parses, reader, change, counts))
     return {"sha": commit.sha, "message": commit.message, "committer_time": commit.committer_time,
             "chunks": chunks, "skipped": dict(sorted(counts.skipped.items())),
             "flagged": dict(sorted(counts.flagged.items())), "missing_objects": counts.missing}

@@ -15,7 +15,7 @@ from collections import Counter
 
 from pipeline.chunking import module_path
 from pipeline.config import Settings
-from pipeline.rust_syntax import REFERENCE_ROLES
+from pipeline.references import REFERENCE_ROLES
 from pipeline.symbols import Definition, SymbolIndex
 
 # Which definitions a name can stand for, by how the code uses it (a call may build a

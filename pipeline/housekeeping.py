@@ -3,7 +3,7 @@
 Shards are content-addressed, so after a force-push, a rebase or changed settings the old
 ones are never read again but stay on disk; `doit gc` removes every commit, chunk and
 token record and tokenizer the current commit list and settings do not use. Per-file
-analyses are kept: they are keyed by file content, which any history may meet again.
+definitions are kept: they are keyed by file content, which any history may meet again.
 """
 
 from __future__ import annotations

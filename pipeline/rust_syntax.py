@@ -1,46 +1,26 @@
-"""Rust file bytes in, the file's items out (tree-sitter-rust), cached by content hash.
+"""Rust file bytes in, the file's syntax tree and items out (tree-sitter-rust).
 
 An item is a plain dict (it goes straight into msgpack): kind, name, qualname (within the
 file), owner (the impl or trait of a method), byte and line span including the doc comments
 and attributes before it (tree-sitter makes those preceding siblings, not children),
-signature, the identifiers it references, and its parent item's index (-1 at top level).
+signature, and its parent item's index (-1 at top level). What an item references is read
+from the tree only for the items that change (pipeline.references).
 """
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections import OrderedDict
-from pathlib import Path
+import dataclasses
+from dataclasses import dataclass
 
 import tree_sitter_rust
-from tree_sitter import Language, Parser, Query, QueryCursor
+from tree_sitter import Language, Parser, Tree
 
-from pipeline import cache
-
-# Bump when the analysis output changes: it is part of every analysis and chunk cache key.
+# Bump when the analysis output changes: it is part of every chunk and definitions cache key.
 ANALYSER_VERSION = 6
 
 LANGUAGE = Language(tree_sitter_rust.language())
-# What an item uses from elsewhere, by role: type names (and path heads, `Peer` in
-# `Peer::new`), called functions, macros, SCREAMING_CASE constants. Generic parameters and
-# names bound by parameters, `let` and closures are local, so they are left out; plain
-# identifiers are not taken at all, since most are locals and would only match wrongly.
-_REFERENCE_QUERY = Query(LANGUAGE, """
-(type_identifier) @type
-(scoped_identifier path: (identifier) @type)
-(scoped_type_identifier path: (identifier) @type)
-(call_expression function: (identifier) @call)
-(call_expression function: (scoped_identifier name: (identifier) @call))
-(macro_invocation macro: (identifier) @macro)
-((identifier) @const (#match? @const "^[A-Z][A-Z0-9_]+$"))
-(type_parameter name: (type_identifier) @local)
-(parameter pattern: (identifier) @local)
-(let_declaration pattern: (identifier) @local)
-(closure_parameters (identifier) @local)
-(tuple_pattern (identifier) @local)
-""")
-REFERENCE_ROLES = ("type", "call", "macro", "const")
 
 _SIMPLE_KINDS = {
     "function_item": "fn", "function_signature_item": "fn", "struct_item": "struct",
@@ -170,7 +150,7 @@ def _add_item(node, item_node, start, source, scope, owner, parent, out):
         "start_byte": start.start_byte, "end_byte": node.end_byte,
         "start_line": start.start_point.row + 1, "end_line": node.end_point.row + 1,
         "signature": _signature(item_node, source), "body_start": _body_start(item_node),
-        "members": _members(item_node), "refs": [], "parent": parent,
+        "members": _members(item_node), "parent": parent,
     })
     if item_node.type == "use_declaration":
         _flatten_use(item_node.child_by_field_name("argument"), "", out["imports"])
@@ -212,87 +192,125 @@ def _flatten_use(node, prefix: str, out: list) -> None:
             _flatten_use(child, prefix, out)
 
 
-def _captured(tree) -> tuple[list, list]:
-    """(start byte, role, name) of every reference, and (start byte, name) of local names."""
-    references, locals_ = [], []
-    for role, nodes in QueryCursor(_REFERENCE_QUERY).captures(tree.root_node).items():
-        for node in nodes:
-            entry = (node.start_byte, node.text.decode("utf-8", "replace"))
-            if role == "local":
-                locals_.append(entry)
-            else:
-                references.append((entry[0], role, entry[1]))
-    return sorted(references), sorted(locals_)
-
-
-def _within(entries: list, starts: list, item: dict) -> list:
-    low = bisect.bisect_left(starts, item["start_byte"])
-    return entries[low:bisect.bisect_left(starts, item["end_byte"])]
-
-
-def _attach_references(tree, items: list) -> None:
-    """Give each item {role: sorted names} it references (one query per file)."""
-    references, locals_ = _captured(tree)
-    reference_starts = [entry[0] for entry in references]
-    local_starts = [entry[0] for entry in locals_]
-    local_names = [{name for _, name in _within(locals_, local_starts, item)} for item in items]
-    for index, item in enumerate(items):
-        excluded = local_names[index] | {item["name"]}
-        if item["parent"] >= 0 and items[item["parent"]]["kind"] in ("impl", "trait"):
-            excluded |= local_names[item["parent"]]      # the impl's generic parameters
-        by_role: dict = {role: set() for role in REFERENCE_ROLES}
-        for _, role, name in _within(references, reference_starts, item):
-            if name not in excluded:
-                by_role[role].add(name)
-        item["refs"] = {role: sorted(names) for role, names in by_role.items()}
-
-
 # tree-sitter-rust reads `try` as the 2018 keyword, so 2015-edition `try!(...)` would be a
 # syntax error. The parser sees a same-length macro name instead; offsets do not move and
 # every text is still sliced from the original bytes.
 _TRY_MACRO = re.compile(rb"\btry!")
 
 
-def analyse(source: bytes) -> dict:
-    """The items, imports and health of one version of a Rust file."""
+@dataclass(eq=False)
+class ParsedFile:
+    """One version of a Rust file and its syntax tree (None: the parse did not finish)."""
+    source: bytes
+    parsed: bytes                  # what the parser saw: `try!` renamed, offsets unchanged
+    tree: Tree | None
+    memo: dict = dataclasses.field(default_factory=dict)    # analysis and per-item facts, computed once
+
+
+def _common_prefix(old: bytes, new: bytes) -> int:
+    """Length of the longest common prefix, by binary search over slice comparisons (C speed)."""
+    low, high = 0, min(len(old), len(new))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if old[:middle] == new[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _point(source: bytes, offset: int) -> tuple[int, int]:
+    return source.count(b"\n", 0, offset), offset - (source.rfind(b"\n", 0, offset) + 1)
+
+
+def _reparse(previous: ParsedFile, parsed: bytes):
+    """parsed's tree, re-using previous's tree outside the one span where the bytes differ."""
+    old = previous.parsed
+    start = _common_prefix(old, parsed)
+    tail = _common_prefix(old[start:][::-1], parsed[start:][::-1])
+    old_end, new_end = len(old) - tail, len(parsed) - tail
+    tree = previous.tree.copy()
+    tree.edit(start_byte=start, old_end_byte=old_end, new_end_byte=new_end,
+              start_point=_point(old, start), old_end_point=_point(old, old_end),
+              new_end_point=_point(parsed, new_end))
+    return get_parser().parse(parsed, tree)
+
+
+def parse(source: bytes, previous: ParsedFile | None = None) -> ParsedFile:
+    """source parsed; from previous's tree (another version of the file) when that is clean.
+
+    The incremental parse does only the work around the edit. Whenever either side has a
+    syntax error the file is parsed from scratch, so error recovery never depends on which
+    version came before.
+    """
     parsed = _TRY_MACRO.sub(b"tr_!", source) if b"try!" in source else source
+    if previous is not None and previous.tree is not None and not previous.tree.root_node.has_error:
+        tree = _reparse(previous, parsed)
+        if tree is not None and not tree.root_node.has_error:
+            return ParsedFile(source, parsed, tree)
     parser = get_parser()
     tree = parser.parse(parsed)
     if tree is None:                 # a parse that did not finish: start the next one clean
         parser.reset()
+    return ParsedFile(source, parsed, tree)
+
+
+def analyse(file: ParsedFile | bytes) -> dict:
+    """The items, imports and health of one version of a Rust file (computed once per parse)."""
+    if isinstance(file, bytes):
+        file = parse(file)
+    if "analysis" not in file.memo:
+        file.memo["analysis"] = _analysis(file)
+    return file.memo["analysis"]
+
+
+def _analysis(file: ParsedFile) -> dict:
+    source = file.source
+    if file.tree is None:
         return {"version": ANALYSER_VERSION, "has_error": True, "decode_errors": False,
                 "line_count": source.count(b"\n") + 1, "items": [], "imports": []}
     out: dict = {"items": [], "imports": []}
-    _collect(tree.root_node, source, "", "", -1, out)
-    _attach_references(tree, out["items"])
+    _collect(file.tree.root_node, source, "", "", -1, out)
     try:
         source.decode("utf-8")
         decode_errors = False
     except UnicodeDecodeError:
         decode_errors = True
-    return {"version": ANALYSER_VERSION, "has_error": tree.root_node.has_error,
+    return {"version": ANALYSER_VERSION, "has_error": file.tree.root_node.has_error,
             "decode_errors": decode_errors, "line_count": source.count(b"\n") + 1,
             "items": out["items"], "imports": out["imports"]}
 
 
-# Recent analyses stay in memory: a commit's new file versions are the next commit's old
-# ones, and the symbol index asks for the same versions again.
-_recent: OrderedDict = OrderedDict()
-_RECENT_SIZE = 128
+class RecentParses:
+    """The last parsed version of recently changed files, by path, so that the next version
+    of a file is parsed incrementally and a version asked for twice is parsed once.
 
+    Trees take about 40 times their source in memory, so the total source kept is bounded.
+    """
 
-def cached_analysis(cache_root: Path, source: bytes) -> dict:
-    """analyse(source), computed once per distinct file content in the whole history."""
-    key = cache.content_key([cache.digest(source), ANALYSER_VERSION])
-    path = cache.record_path(cache_root, "analysis", key)
-    if path in _recent:
-        _recent.move_to_end(path)
-        return _recent[path]
-    analysis = cache.read_record(path)
-    if analysis is None:
-        analysis = analyse(source)
-        cache.write_record(path, analysis)
-    _recent[path] = analysis
-    if len(_recent) > _RECENT_SIZE:
-        _recent.popitem(last=False)
-    return analysis
+    def __init__(self, budget_bytes: int = 8_000_000):
+        self.budget_bytes = budget_bytes
+        self._by_path: OrderedDict = OrderedDict()
+        self._bytes = 0
+
+    def parse(self, path: str, source: bytes, base_path: str | None = None,
+              keep: bool = True) -> ParsedFile:
+        """source (the file at path) parsed, incrementally from path's (else base_path's)
+        last version when there is one; kept as path's last version unless keep is False."""
+        known = self._by_path.get(path)
+        if known is not None and known.source == source:
+            self._by_path.move_to_end(path)
+            return known
+        previous = known if known is not None else self._by_path.get(base_path)
+        file = parse(source, previous)
+        if keep:
+            self._store(path, file)
+        return file
+
+    def _store(self, path: str, file: ParsedFile) -> None:
+        if path in self._by_path:
+            self._bytes -= len(self._by_path.pop(path).source)
+        self._by_path[path] = file
+        self._bytes += len(file.source)
+        while self._bytes > self.budget_bytes and len(self._by_path) > 1:
+            self._bytes -= len(self._by_path.popitem(last=False)[1].source)

@@ -96,8 +96,8 @@ def write_chunk_shard(settings: Settings, sha: str) -> dict:
         changes = first_parent_changes(repo, commit) if settings.include_merges else None
     else:
         changes = commit.changes
-    shard = commit_chunks(settings, settings.cache, reader, commit, changes)
     index = symbol_index(repo, reader, settings.cache, settings.max_file_bytes)
+    shard = commit_chunks(settings, index.parses, reader, commit, changes)
     index.move_to(sha)
     attach_context(shard, index, {change.new_path for change in changes or ()}, settings)
     shard["seconds"] = {"chunks": time.perf_counter() - started}

@@ -2,9 +2,10 @@
 
 The index holds the definitions (structs, enums, traits, functions, macros, consts, type
 aliases) of every Rust file in the commit's tree, and the crate layout (Cargo package
-names, each file's module path) needed to resolve `use` paths. It is built from the cached
-per-file analyses and moved from one commit to the next by applying only the files that
-differ, so a file version is never parsed twice and a tree is not re-read per commit.
+names, each file's module path) needed to resolve `use` paths. It is moved from one commit
+to the next by applying only the files that differ, and each file version's definitions
+are stored in the cache under its git blob id, so a new process (a `doit` after `git pull`)
+builds its index without parsing the files again.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import re
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 
+from pipeline import cache
 from pipeline.chunking import module_path, skip_reason
 from pipeline.git_history import list_tree
-from pipeline.rust_syntax import cached_analysis, children_by_parent
+from pipeline.rust_syntax import ANALYSER_VERSION, RecentParses, analyse, children_by_parent
 
 # Analysis kind -> context kind (the marker the example uses for it).
 DEFINITION_KINDS = {"struct": "struct", "union": "struct", "type": "struct", "enum": "enum",
@@ -24,6 +26,8 @@ DEFINITION_KINDS = {"struct": "struct", "union": "struct", "type": "struct", "en
 _PACKAGE_NAME = re.compile(rb'^\[package\][^\[]*?^\s*name\s*=\s*"([^"]+)"',
                            re.MULTILINE | re.DOTALL)
 _BLOB_MEMO_SIZE = 20_000
+# Bump when definitions_in changes: part of every definitions cache key.
+DEFINITIONS_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -77,28 +81,40 @@ class SymbolIndex:
         self.modules: dict = {}                   # (crate dir, module path) -> file path
         self.crate_dirs: dict = {}                # crate name (as in `use`) -> crate dir
         self.commit = None
+        self.parses = RecentParses()              # shared with the chunker of this process
         self._blob_memo: OrderedDict = OrderedDict()
 
-    def _blob_definitions(self, blob: str) -> list:
-        """Definitions of one file version; memoised, since most files outlive many commits."""
+    def _blob_definitions(self, path: str, blob: str) -> list:
+        """Definitions of one file version: memoised, since most files outlive many commits,
+        and stored, so that no later run parses the version again for them."""
         if blob in self._blob_memo:
             self._blob_memo.move_to_end(blob)
             return self._blob_memo[blob]
-        source = self.reader.read(blob)
-        found = []
-        if source is not None and skip_reason(source, self.max_file_bytes) is None:
-            found = definitions_in(source, cached_analysis(self.cache_root, source))
+        key = cache.content_key([blob, ANALYSER_VERSION, DEFINITIONS_VERSION,
+                                 self.max_file_bytes])
+        stored_at = cache.record_path(self.cache_root, "definitions", key)
+        found = cache.read_record(stored_at)
+        if found is None:
+            source = self.reader.read(blob)
+            found = []
+            if source is not None and skip_reason(source, self.max_file_bytes) is None:
+                # Usually the chunker has just parsed this version; if not, it is parsed
+                # without displacing the versions the chunker will need next.
+                found = definitions_in(source, analyse(self.parses.parse(path, source,
+                                                                         keep=False)))
+            if source is not None:                # a missing object may come back: no record
+                cache.write_record(stored_at, found)
         self._blob_memo[blob] = found
         if len(self._blob_memo) > _BLOB_MEMO_SIZE:
             self._blob_memo.popitem(last=False)
         return found
 
     def _drop(self, path: str) -> None:
-        for name, _, _, _ in self._blob_definitions(self.tree[path]):
+        for name, _, _, _ in self._blob_definitions(path, self.tree[path]):
             self.by_name[name].pop(path, None)
 
     def _add(self, path: str, blob: str) -> None:
-        for name, kind, qualname, text in self._blob_definitions(blob):
+        for name, kind, qualname, text in self._blob_definitions(path, blob):
             self.by_name[name].setdefault(path, []).append(
                 Definition(kind, name, qualname, path, text))
 

@@ -1,7 +1,8 @@
-"""tree-sitter-rust analysis of hand-written Rust: items, owners, docs, imports, errors."""
+"""tree-sitter-rust analysis of hand-written Rust: items, owners, docs, imports, errors,
+references, and incremental parses that agree with parses from scratch."""
 
-from pipeline import cache, rust_syntax
-from pipeline.rust_syntax import ANALYSER_VERSION, analyse, cached_analysis
+from pipeline.references import item_references
+from pipeline.rust_syntax import RecentParses, analyse, parse
 
 SOURCE = b'''//! Crate docs stay with the file.
 use std::{fmt::{self, Display}, io::*};
@@ -33,6 +34,13 @@ pub fn gr\xc3\xbc\xc3\x9fe(s: &str) -> &str { "\xe2\x9c\x93" }
 
 def by_qualname(analysis):
     return {item["qualname"]: item for item in analysis["items"]}
+
+
+def references(source: bytes) -> dict:
+    """qualname -> the references of that item."""
+    file = parse(source)
+    items = analyse(file)["items"]
+    return {item["qualname"]: item_references(file, index) for index, item in enumerate(items)}
 
 
 def test_every_item_kind_with_owner_and_qualified_name():
@@ -67,9 +75,11 @@ def test_signatures_stop_at_the_body_and_references_are_collected():
     assert items["impl Display for Point<T>::fmt"]["signature"] == \
         "fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result"
     assert items["inner::helper"]["signature"] == "pub fn helper() -> Remote"
-    assert items["inner::helper"]["refs"] == {
+    refs = references(SOURCE)
+    assert refs["inner::helper"] == {
         "type": ["Remote"], "call": [], "macro": ["todo"], "const": []}
-    assert "Formatter" in items["impl Display for Point<T>::fmt"]["refs"]["type"]
+    assert "Formatter" in refs["impl Display for Point<T>::fmt"]["type"]
+    assert refs["LIMIT"]["const"] == [] and refs["Pair"]["const"] == []
 
 
 def test_references_leave_out_generic_parameters_and_bound_locals():
@@ -83,7 +93,7 @@ def test_references_leave_out_generic_parameters_and_bound_locals():
     }
 }
 """
-    refs = by_qualname(analyse(source))["impl Matcher for Regex<T>::find"]["refs"]
+    refs = references(source)["impl Matcher for Regex<T>::find"]
     assert refs == {"type": ["FnMut", "Match", "Result"], "call": ["Ok", "compute", "new"],
                     "macro": ["println"], "const": ["MAX_LEN"]}
 
@@ -104,27 +114,58 @@ def test_syntax_errors_and_bad_bytes_are_flagged_not_fatal():
     assert not analyse(SOURCE)["has_error"] and not analyse(SOURCE)["decode_errors"]
 
 
-def test_a_file_version_is_analysed_once_and_read_back_from_the_cache(tmp_path):
-    first = cached_analysis(tmp_path, SOURCE)
-    key = cache.content_key([cache.digest(SOURCE), ANALYSER_VERSION])
-    stored = cache.record_path(tmp_path, "analysis", key)
-    assert stored.is_file()
-    mtime = stored.stat().st_mtime_ns
-    assert cached_analysis(tmp_path, SOURCE) == first
-    assert stored.stat().st_mtime_ns == mtime
+def test_screaming_case_constants_are_identifiers_not_strings_comments_or_longer_names():
+    source = """fn f() -> u8 {
+    // MAX_IN_COMMENT
+    let s = "MAX_IN_STRING";
+    let r#KEYWORD = 1;
+    let ÄBC_DEF = 2;
+    MAX_LEN + Limits::UPPER + take(BUFFER_SIZE) + r#KEYWORD + X
+}
+""".encode()
+    assert references(source)["f"]["const"] == ["BUFFER_SIZE", "MAX_LEN", "UPPER"]
 
 
-def test_a_damaged_cache_record_is_a_miss_and_is_rebuilt(tmp_path):
-    first = cached_analysis(tmp_path, SOURCE)
-    key = cache.content_key([cache.digest(SOURCE), ANALYSER_VERSION])
-    stored = cache.record_path(tmp_path, "analysis", key)
-    data = bytearray(stored.read_bytes())
-    data[-5] ^= 0x40
-    stored.write_bytes(bytes(data))
-    assert cache.read_record(stored) is None
-    rust_syntax._recent.clear()                  # as a new process: nothing in memory
-    assert cached_analysis(tmp_path, SOURCE) == first
-    assert cache.read_record(stored) == first
+# Versions of one file as a history would bring them: an edit inside a body, a new item, a
+# syntax error and its fix, a `try!` (parsed under another name), a removal.
+VERSIONS = [
+    SOURCE,
+    SOURCE.replace(b'write!(f, "p")', b'write!(f, "point {}", LIMIT)'),
+    SOURCE.replace(b"pub enum Shape { Circle, Square }",
+                   b"pub enum Shape { Circle, Square }\n\nfn added(p: Point<u8>) -> Shape {"
+                   b" helper(p) }"),
+    SOURCE.replace(b"pub enum Shape { Circle, Square }", b"pub enum Shape { Circle, Square"),
+    SOURCE.replace(b"type Pair = (u8, u8);", b"fn read() -> u8 { try!(parse(MAX)) }"),
+    SOURCE.replace(b"mod inner { pub fn helper() -> Remote { todo!() } }\n", b""),
+    SOURCE,
+]
+
+
+def facts(file):
+    """Everything the chunker reads from a parse: the analysis and every item's references."""
+    analysis = analyse(file)
+    return analysis, [item_references(file, i) for i in range(len(analysis["items"]))]
+
+
+def test_incremental_parses_agree_with_parses_from_scratch_version_after_version():
+    recent = RecentParses()
+    for number, version in enumerate(VERSIONS):
+        incremental, fresh = recent.parse("src/lib.rs", version), parse(version)
+        assert str(incremental.tree.root_node) == str(fresh.tree.root_node), number
+        assert facts(incremental) == facts(fresh), number
+    assert analyse(recent.parse("src/lib.rs", VERSIONS[3]))["has_error"]
+
+
+def test_recent_parses_reuse_a_known_version_and_stay_within_their_budget():
+    recent = RecentParses(budget_bytes=3 * len(SOURCE))
+    first = recent.parse("a.rs", SOURCE)
+    assert recent.parse("a.rs", bytes(SOURCE)) is first
+    renamed = recent.parse("b.rs", VERSIONS[1], base_path="a.rs")
+    assert facts(renamed) == facts(parse(VERSIONS[1]))
+    for name in ("c.rs", "d.rs", "e.rs"):
+        recent.parse(name, SOURCE)
+    assert recent.parse("a.rs", SOURCE) is not first        # evicted: parsed again
+    assert recent.parse("f.rs", SOURCE, keep=False) is not recent.parse("f.rs", SOURCE)
 
 
 def test_generics_lifetimes_unions_associated_items_and_nested_modules():

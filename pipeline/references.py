@@ -1,0 +1,90 @@
+"""A parsed file and one of its items in, the names the item uses from elsewhere out.
+
+By role: type names (and path heads, `Peer` in `Peer::new`), called functions, macros,
+SCREAMING_CASE constants. Generic parameters and names bound by parameters, `let` and
+closures are local, so they are left out, and for a method so are those of its impl or
+trait; plain identifiers are not taken at all, since most are locals and would only match
+wrongly. Only changed items need this, so the query runs over their byte ranges alone.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tree_sitter import Query, QueryCursor
+
+from pipeline.rust_syntax import LANGUAGE, ParsedFile, analyse
+
+REFERENCE_ROLES = ("type", "call", "macro", "const")
+_REFERENCE_QUERY = Query(LANGUAGE, """
+(type_identifier) @type
+(scoped_identifier path: (identifier) @type)
+(scoped_type_identifier path: (identifier) @type)
+(call_expression function: (identifier) @call)
+(call_expression function: (scoped_identifier name: (identifier) @call))
+(macro_invocation macro: (identifier) @macro)
+(type_parameter name: (type_identifier) @local)
+(parameter pattern: (identifier) @local)
+(let_declaration pattern: (identifier) @local)
+(closure_parameters (identifier) @local)
+(tuple_pattern (identifier) @local)
+""")
+_LOCAL_QUERY = Query(LANGUAGE, """
+(type_parameter name: (type_identifier) @local)
+(parameter pattern: (identifier) @local)
+(let_declaration pattern: (identifier) @local)
+(closure_parameters (identifier) @local)
+(tuple_pattern (identifier) @local)
+""")
+# SCREAMING_CASE constants are found by regex and checked against the tree: a `#match?`
+# predicate in the query costs twice the rest of it, as it runs on every identifier.
+_SCREAMING = re.compile(rb"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]+(?![A-Za-z0-9_])")
+
+
+def _captures(file: ParsedFile, query: Query, start: int, end: int) -> dict:
+    """role -> names of the nodes the query captures that start within [start, end)."""
+    cursor = QueryCursor(query)
+    cursor.set_byte_range(start, end)
+    found: dict = {}
+    for role, nodes in cursor.captures(file.tree.root_node).items():
+        names = found.setdefault(role, set())
+        for node in nodes:
+            if start <= node.start_byte < end:
+                names.add(file.parsed[node.start_byte:node.end_byte].decode("utf-8", "replace"))
+    return found
+
+
+def _screaming_identifiers(file: ParsedFile, start: int, end: int) -> set:
+    """Identifier nodes spelled SCREAMING_CASE that start within [start, end): a regex
+    candidate counts only where the tree has an identifier with exactly its span (not a
+    string, a comment or a longer identifier)."""
+    root, found = file.tree.root_node, set()
+    for match in _SCREAMING.finditer(file.parsed, start, end):
+        first, last = match.span()
+        node = root.descendant_for_byte_range(first, last)
+        if node.type == "identifier" and node.start_byte == first and node.end_byte == last:
+            found.add(match.group().decode("ascii"))
+    return found
+
+
+def _local_names(file: ParsedFile, index: int) -> set:
+    """Names bound inside item index (memoised: an impl's are asked for by each method)."""
+    key = ("locals", index)
+    if key not in file.memo:
+        item = analyse(file)["items"][index]
+        file.memo[key] = _captures(file, _LOCAL_QUERY, item["start_byte"],
+                                   item["end_byte"]).get("local", set())
+    return file.memo[key]
+
+
+def item_references(file: ParsedFile, index: int) -> dict:
+    """{role: sorted names} that item index of file references."""
+    items = analyse(file)["items"]
+    item = items[index]
+    start, end = item["start_byte"], item["end_byte"]
+    captured = _captures(file, _REFERENCE_QUERY, start, end)
+    excluded = captured.get("local", set()) | {item["name"]}
+    if item["parent"] >= 0 and items[item["parent"]]["kind"] in ("impl", "trait"):
+        excluded |= _local_names(file, item["parent"])     # the impl's generic parameters
+    captured["const"] = _screaming_identifiers(file, start, end)
+    return {role: sorted(captured.get(role, set()) - excluded) for role in REFERENCE_ROLES}
