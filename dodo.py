@@ -5,8 +5,10 @@
     doit clean                remove cache/ and dataset/
     doit list                 the tasks
 
-Per-commit tasks are keyed by content-addressed targets (commit sha + stage settings +
-code versions), so a task is up to date exactly when its shard exists.
+The chunks and tokens tasks each cover a batch of consecutive commits; their targets are
+the commits' content-addressed shards (commit sha + stage settings + code versions), so a
+task is up to date exactly when its shards exist, and when it runs it builds only the
+missing ones, on every core.
 """
 
 import os
@@ -84,9 +86,10 @@ def task_chunks():
     config = settings()
     shas = listed_shas(config)
     progress.expect("chunks", len(shas))
-    for sha in shas:
-        yield {"name": sha, "actions": [(stages.build_chunk_shard, [config, sha])],
-               "targets": [str(stages.chunk_shard_path(config, sha))], "uptodate": [True]}
+    for name, batch in stages.batches(shas):
+        yield {"name": name, "actions": [(stages.build_chunk_shards, [config, batch])],
+               "targets": [str(stages.chunk_shard_path(config, sha)) for sha in batch],
+               "uptodate": [True]}
 
 
 @create_after(executed="commits")
@@ -116,10 +119,11 @@ def task_tokens():
     except PipelineError:                  # `doit list` before the first build
         shas = []
     progress.expect("tokens", len(shas))
-    for sha in shas:
-        yield {"name": sha, "actions": [(stages.build_token_shard, [config, sha])],
-               "task_dep": [f"chunks:{sha}"], "uptodate": [True],
-               "targets": [str(stages.token_shard_path(config, sha, tokenizer_hash))]}
+    for name, batch in stages.batches(shas):
+        yield {"name": name, "actions": [(stages.build_token_shards, [config, batch])],
+               "task_dep": [f"chunks:{name}"], "uptodate": [True],
+               "targets": [str(stages.token_shard_path(config, sha, tokenizer_hash))
+                           for sha in batch]}
 
 
 @create_after(executed="tokenizer")

@@ -59,27 +59,36 @@ def _own_text(source: bytes, item: dict, children: list) -> str:
 
 
 def _units(file: ParsedFile) -> dict:
-    """qualname -> [(item, text, comparable, (file, index))] in file order, for every item
-    compared as a unit.
+    """qualname -> indexes of the items compared as units, in file order."""
+    units: dict = {}
+    for index, item in enumerate(analyse(file)["items"]):
+        if item["kind"] not in _NOT_UNITS:
+            units.setdefault(item["qualname"], []).append(index)
+    return units
+
+
+def _span(file: ParsedFile, index: int) -> bytes:
+    item = analyse(file)["items"][index]
+    return file.source[line_start(file.source, item["start_byte"]):item["end_byte"]]
+
+
+def _unit(file: ParsedFile, index: int) -> tuple:
+    """(item, text, comparable, (file, index)) of a unit.
 
     An impl or trait is its text without its members, which leaves blank lines that move
     whenever a member is added or removed: its blank lines are collapsed, and it counts as
     changed only if more than whitespace changed.
     """
-    source, items, units = file.source, analyse(file)["items"], {}
-    children = children_by_parent(items)
-    for index, item in enumerate(items):
-        if item["kind"] in _NOT_UNITS:
-            continue
-        if index in children:
-            text = re.sub(r"\n\s*\n(\s*\n)+", "\n\n",
-                          _own_text(source, item, children[index]))
-            comparable = " ".join(text.split())
-        else:
-            text = comparable = _decode(
-                source[line_start(source, item["start_byte"]):item["end_byte"]])
-        units.setdefault(item["qualname"], []).append((item, text, comparable, (file, index)))
-    return units
+    items = analyse(file)["items"]
+    if "children" not in file.memo:
+        file.memo["children"] = children_by_parent(items)
+    item, children = items[index], file.memo["children"]
+    if index in children:
+        text = re.sub(r"\n\s*\n(\s*\n)+", "\n\n", _own_text(file.source, item, children[index]))
+        comparable = " ".join(text.split())
+    else:
+        text = comparable = _decode(_span(file, index))
+    return item, text, comparable, (file, index)
 
 
 _ABSENT = (None, "", None, None)
@@ -198,8 +207,11 @@ def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | Non
     new_units = _units(new) if new is not None else {}
     chunks = []
     for name in list(new_units) + [name for name in old_units if name not in new_units]:
+        olds, news = old_units.get(name, []), new_units.get(name, [])
+        if len(olds) == len(news) == 1 and _span(old, olds[0]) == _span(new, news[0]):
+            continue              # the same bytes: most items of a file, no text to build
         for (old_item, old_text, _, old_place), (new_item, new_text, _, new_place) in \
-                _changed_pairs(old_units.get(name, []), new_units.get(name, [])):
+                _changed_pairs([_unit(old, i) for i in olds], [_unit(new, i) for i in news]):
             item = new_item or old_item
             change_kind = ("added" if old_item is None else "deleted" if new_item is None
                            else "modified")
@@ -281,8 +293,11 @@ def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
     if not (old_ok and new_ok) or (old_src is None and new_src is None):
         return []
     # Old before new: the new version is then parsed incrementally from the old one's tree.
-    old = parses.parse(change.old_path, old_src) if old_src is not None else None
-    new = parses.parse(change.new_path, new_src, change.old_path) if new_src is not None else None
+    old = new = None
+    if old_src is not None:
+        old = parses.parse(change.old_path, old_src, blob=change.old_blob)
+    if new_src is not None:
+        new = parses.parse(change.new_path, new_src, change.old_path, blob=change.new_blob)
     old_an = analyse(old) if old is not None else None
     new_an = analyse(new) if new is not None else None
     if any(an and an["decode_errors"] for an in (old_an, new_an)):

@@ -61,6 +61,9 @@ class Settings:
     # commit: padded rows, each holding chunks of one commit; sequential: all examples
     # back to back in full windows, with segment_ids marking where each one begins.
     example_mode: str = "commit"
+    # Worker processes for the chunks and tokens stages (0: one per core). Outputs do not
+    # depend on it, so it is in no stage's section.
+    jobs: int = 0
 
     def chunk_section(self) -> dict:
         return {"include_merges": self.include_merges, "max_file_bytes": self.max_file_bytes,
@@ -171,8 +174,9 @@ def _check_ranges(settings: Settings) -> None:
     budgets = ("max_length", "budget_message", "budget_old", "budget_new", "budget_context",
                "vocab_size", "max_item_chars", "max_file_bytes", "context_snippet_chars",
                "context_total_chars")
-    if settings.context_per_kind < 0:
-        raise PipelineError("setting context_per_kind must be 0 or more.")
+    for name in ("context_per_kind", "jobs"):
+        if getattr(settings, name) < 0:
+            raise PipelineError(f"setting {name} must be 0 or more.")
     for name in budgets:
         if getattr(settings, name) <= 0:
             raise PipelineError(f"setting {name} must be positive, got {getattr(settings, name)}.")

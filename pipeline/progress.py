@@ -1,8 +1,10 @@
-"""doit task events in, one progress line per long stage and an end-of-run summary out.
+"""doit task events and built commits in, one progress line per long stage and an
+end-of-run summary out.
 
-Per-commit tasks (`chunks:<sha>`, `tokens:<sha>`) are counted, not listed: done/total, rate
-and time left, rewritten in place on a terminal and printed every few seconds otherwise.
-The run's record (which tasks ran) is kept in RUN for tests and the summary.
+The per-commit stages (chunks, tokens) run as batch tasks; their commits are counted, not
+listed: done/total, rate and time left, rewritten in place on a terminal and printed every
+few seconds otherwise. The run's record (which tasks ran, which commits' shards were
+built) is kept in RUN for tests and the summary.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 
-from pipeline import cache
+from pipeline import cache, parallel
 
 PER_COMMIT_STAGES = ("chunks", "tokens")
 _REFRESH_SECONDS_TTY, _REFRESH_SECONDS_LOG = 0.2, 5.0
@@ -31,13 +33,15 @@ class RunRecord:
     stage_seconds: dict = field(default_factory=dict)
     outcome: dict | None = None
     notes: list = field(default_factory=list)
-    # Per-commit tasks built and found up to date, by stage (kept as counts: recounting
-    # the lists on every task would be quadratic in the number of commits).
+    # Commits whose shards were built, and found up to date, by stage.
     built: Counter = field(default_factory=Counter)
     fresh: Counter = field(default_factory=Counter)
+    built_shas: dict = field(default_factory=dict)
+    processes: dict = field(default_factory=dict)      # stage -> most processes it used
 
 
 RUN = RunRecord()
+_reporter = None          # the running reporter, redrawn as commits are built
 # Notes made while doit loads tasks, before the reporter (and its RunRecord) exists.
 _pending_notes: list = []
 
@@ -48,6 +52,21 @@ def expect(stage: str, total: int) -> None:
 
 def add_stage_time(stage: str, seconds: float) -> None:
     RUN.stage_seconds[stage] = RUN.stage_seconds.get(stage, 0.0) + seconds
+
+
+def commit_built(stage: str, sha: str) -> None:
+    RUN.built[stage] += 1
+    RUN.built_shas.setdefault(stage, []).append(sha)
+    if _reporter is not None:
+        _reporter.draw(stage)
+
+
+def processes_used(stage: str, count: int) -> None:
+    RUN.processes[stage] = max(RUN.processes.get(stage, 1), count)
+
+
+def commits_up_to_date(stage: str, count: int) -> None:
+    RUN.fresh[stage] += count
 
 
 def record_outcome(stats: dict) -> None:
@@ -76,8 +95,9 @@ class ProgressReporter(ConsoleReporter):
 
     def __init__(self, outstream, options):
         super().__init__(outstream, options)
-        global RUN
+        global RUN, _reporter
         RUN = RunRecord(notes=list(_pending_notes))
+        _reporter = self
         _pending_notes.clear()
         self.tty = hasattr(outstream, "isatty") and outstream.isatty()
         self.stage_started: dict = {}
@@ -98,7 +118,7 @@ class ProgressReporter(ConsoleReporter):
         self._close_line()
         self.write(text + "\n")
 
-    def _draw(self, stage: str, force: bool = False) -> None:
+    def draw(self, stage: str, force: bool = False) -> None:
         now = time.perf_counter()
         if not force and now - self.last_draw < (_REFRESH_SECONDS_TTY if self.tty
                                                  else _REFRESH_SECONDS_LOG):
@@ -125,22 +145,24 @@ class ProgressReporter(ConsoleReporter):
                 self._line(f".  {task.name}")
             return
         self.stage_started.setdefault(stage, time.perf_counter())
-        self._draw(stage)
+        self.draw(stage)
 
     def add_success(self, task):
         RUN.executed.append(task.name)
-        stage = self._stage(task)
-        if stage:
-            RUN.built[stage] += 1
-        if stage and RUN.built[stage] + RUN.fresh[stage] >= RUN.expected.get(stage, 0):
-            self._draw(stage, force=True)
-            self._close_line()
+        self._stage_may_be_done(self._stage(task))
 
     def skip_uptodate(self, task):
         RUN.up_to_date.append(task.name)
         stage = self._stage(task)
         if stage:
-            RUN.fresh[stage] += 1
+            RUN.fresh[stage] += len(task.targets)     # one shard per commit of the batch
+            self._stage_may_be_done(stage)
+
+    def _stage_may_be_done(self, stage: str | None) -> None:
+        if stage and RUN.built[stage] + RUN.fresh[stage] >= RUN.expected.get(stage, 0):
+            if stage in self.stage_started:           # only a stage that had work to show
+                self.draw(stage, force=True)
+                self._close_line()
 
     def add_failure(self, task, fail):
         RUN.failed.append(task.name)
@@ -151,6 +173,9 @@ class ProgressReporter(ConsoleReporter):
         super().add_failure(task, fail)
 
     def complete_run(self):
+        global _reporter
+        _reporter = None
+        parallel.shutdown()
         cache.release_run_lock()
         self._close_line()
         failures, self.failures = self.failures, [f for f in self.failures
@@ -178,7 +203,9 @@ class ProgressReporter(ConsoleReporter):
                 f"{split['tokens']} tokens" for name, split in splits.items()))
         if RUN.stage_seconds:
             lines.append("time in stages: " + ", ".join(
-                f"{stage} {seconds:.1f}s" for stage, seconds in RUN.stage_seconds.items()))
+                f"{stage} {seconds:.1f}s" + (f" ({RUN.processes[stage]} processes)"
+                                             if RUN.processes.get(stage, 1) > 1 else "")
+                for stage, seconds in RUN.stage_seconds.items()))
         lines += RUN.notes
         self._line("\n".join(lines))
         sys.stdout.flush()

@@ -3,7 +3,8 @@
 An item is a plain dict (it goes straight into msgpack): kind, name, qualname (within the
 file), owner (the impl or trait of a method), byte and line span including the doc comments
 and attributes before it (tree-sitter makes those preceding siblings, not children),
-signature, and its parent item's index (-1 at top level). What an item references is read
+where its body starts (what precedes is its header), and its parent item's index (-1 at
+top level). What an item references is read
 from the tree only for the items that change (pipeline.references).
 """
 
@@ -77,19 +78,6 @@ def _item_name(node, kind: str) -> str:
     return _text(name) if name is not None else kind
 
 
-def _members(node) -> list:
-    """Field names of a struct or union, variant names of an enum."""
-    body = node.child_by_field_name("body")
-    if body is None or node.type not in ("struct_item", "union_item", "enum_item"):
-        return []
-    names = []
-    for child in body.named_children:
-        name = child.child_by_field_name("name")
-        if name is not None:
-            names.append(_text(name))
-    return names
-
-
 def _body_start(node) -> int:
     """Where the item's body begins (its end if it has none): the header is what precedes."""
     for field in _BODY_FIELDS:
@@ -97,15 +85,6 @@ def _body_start(node) -> int:
         if body is not None:
             return body.start_byte
     return node.end_byte
-
-
-def _signature(node, source: bytes) -> str:
-    """The item's header: its text up to the body, whitespace squashed."""
-    for field in _BODY_FIELDS:
-        body = node.child_by_field_name(field)
-        if body is not None:
-            return _squash(source[node.start_byte:body.start_byte].decode("utf-8", "replace"))
-    return _squash(_text(node))[:300]
 
 
 def _item_node(node):
@@ -149,8 +128,7 @@ def _add_item(node, item_node, start, source, scope, owner, parent, out):
         "kind": kind, "name": name, "qualname": qualname, "owner": owner,
         "start_byte": start.start_byte, "end_byte": node.end_byte,
         "start_line": start.start_point.row + 1, "end_line": node.end_point.row + 1,
-        "signature": _signature(item_node, source), "body_start": _body_start(item_node),
-        "members": _members(item_node), "parent": parent,
+        "body_start": _body_start(item_node), "parent": parent,
     })
     if item_node.type == "use_declaration":
         _flatten_use(item_node.child_by_field_name("argument"), "", out["imports"])
@@ -205,6 +183,7 @@ class ParsedFile:
     parsed: bytes                  # what the parser saw: `try!` renamed, offsets unchanged
     tree: Tree | None
     memo: dict = dataclasses.field(default_factory=dict)    # analysis and per-item facts, computed once
+    blob: str = ""                 # its git blob id, when known
 
 
 def _common_prefix(old: bytes, new: bytes) -> int:
@@ -294,18 +273,26 @@ class RecentParses:
         self._bytes = 0
 
     def parse(self, path: str, source: bytes, base_path: str | None = None,
-              keep: bool = True) -> ParsedFile:
-        """source (the file at path) parsed, incrementally from path's (else base_path's)
-        last version when there is one; kept as path's last version unless keep is False."""
+              keep: bool = True, blob: str = "") -> ParsedFile:
+        """source (the file at path, git blob id blob) parsed, incrementally from path's (else
+        base_path's) last version when there is one; kept as path's last version unless keep
+        is False."""
         known = self._by_path.get(path)
         if known is not None and known.source == source:
             self._by_path.move_to_end(path)
+            known.blob = blob or known.blob
             return known
         previous = known if known is not None else self._by_path.get(base_path)
         file = parse(source, previous)
+        file.blob = blob
         if keep:
             self._store(path, file)
         return file
+
+    def known(self, path: str, blob: str) -> ParsedFile | None:
+        """path's last parsed version if it is blob (so it need not even be read)."""
+        file = self._by_path.get(path)
+        return file if file is not None and blob and file.blob == blob else None
 
     def _store(self, path: str, file: ParsedFile) -> None:
         if path in self._by_path:

@@ -13,18 +13,15 @@ from pathlib import Path
 
 from doit.exceptions import TaskFailed
 
-from pipeline import cache, housekeeping, progress
-from pipeline.chunking import commit_chunks, shard_key
-from pipeline.commits import build_commit_list, current_commit_list, git_session, repository_path
+from pipeline import cache, housekeeping, parallel, progress
+from pipeline.commits import build_commit_list, current_commit_list, repository_path
 from pipeline.config import Settings
-from pipeline.context import attach_context
 from pipeline.dataset import is_current, merge, merge_key
 from pipeline.errors import PipelineError
-from pipeline.examples import build_segments, token_shard_key
-from pipeline.git_history import first_parent_changes
 from pipeline.report import write_report
 from pipeline.sample_repo import generate_sample_repository
-from pipeline.symbols import symbol_index
+from pipeline.shards import (chunk_shard_path, read_or_rebuild, token_shard_path,
+                             write_token_shard)
 from pipeline.tokenizing import (current_tokenizer_info, forget_pin, load_tokenizer,
                                  prepare_tokenizer, special_ids)
 
@@ -46,15 +43,6 @@ def user_errors_fail_the_task(action):
                 "run `doit` again; nothing half-written is used.")
         return None
     return run
-
-
-def chunk_shard_path(settings: Settings, sha: str) -> Path:
-    return cache.record_path(settings.cache, "chunks", shard_key(settings, sha))
-
-
-def token_shard_path(settings: Settings, sha: str, tokenizer_hash: str) -> Path:
-    key = token_shard_key(settings, shard_key(settings, sha), tokenizer_hash)
-    return cache.record_path(settings.cache, "tokens", key)
 
 
 def ordered_shas(settings: Settings) -> list[str]:
@@ -83,34 +71,30 @@ def list_commits(settings: Settings) -> None:
                       "shallow; `git fetch --unshallow` for full history.")
 
 
-@user_errors_fail_the_task
-def build_chunk_shard(settings: Settings, sha: str) -> None:
-    write_chunk_shard(settings, sha)
+BATCH = 64   # commits per chunks/tokens task: 20,000 per-commit tasks would cost doit seconds
 
 
-def write_chunk_shard(settings: Settings, sha: str) -> dict:
+def batches(shas: list) -> list:
+    """(name, shas) of consecutive commits, by position: new commits only extend the last."""
+    return [(f"{start + 1}-{start + len(shas[start:start + BATCH])}", shas[start:start + BATCH])
+            for start in range(0, len(shas), BATCH)]
+
+
+def _build_missing(stage: str, settings: Settings, shas: list, path_of) -> None:
+    """Build the shards of shas not yet in the cache, using every core when there are many."""
     started = time.perf_counter()
-    commit = current_commit_list(settings)["by_sha"][sha]
-    repo, reader = git_session(settings)
-    if len(commit.parents) > 1:
-        changes = first_parent_changes(repo, commit) if settings.include_merges else None
-    else:
-        changes = commit.changes
-    index = symbol_index(repo, reader, settings.cache, settings.max_file_bytes)
-    shard = commit_chunks(settings, index.parses, reader, commit, changes)
-    index.move_to(sha)
-    attach_context(shard, index, {change.new_path for change in changes or ()}, settings)
-    shard["seconds"] = {"chunks": time.perf_counter() - started}
-    cache.write_record(chunk_shard_path(settings, sha), shard)
-    progress.add_stage_time("chunks", shard["seconds"]["chunks"])
-    return shard
+    missing = [sha for sha in shas if not path_of(sha).exists()]
+    progress.commits_up_to_date(stage, len(shas) - len(missing))
+    if missing:
+        progress.processes_used(stage, parallel.processes_for(settings, len(missing)))
+    for sha, _ in parallel.build(stage, settings, missing):
+        progress.commit_built(stage, sha)
+    progress.add_stage_time(stage, time.perf_counter() - started)
 
 
-def read_or_rebuild(path: Path, rebuild):
-    """A shard from the cache; one that is damaged (or gone) is rebuilt here and reported,
-    since its task, seeing its file in place, would not run again."""
-    shard = cache.read_record(path)
-    return shard if shard is not None else rebuild()
+@user_errors_fail_the_task
+def build_chunk_shards(settings: Settings, shas: list) -> None:
+    _build_missing("chunks", settings, shas, lambda sha: chunk_shard_path(settings, sha))
 
 
 @user_errors_fail_the_task
@@ -124,26 +108,15 @@ def retrain_tokenizer(settings: Settings) -> None:
 
 
 @user_errors_fail_the_task
-def build_token_shard(settings: Settings, sha: str) -> None:
-    write_token_shard(settings, sha)
-
-
-def write_token_shard(settings: Settings, sha: str) -> dict:
-    started = time.perf_counter()
-    info = current_tokenizer_info(settings)
-    tokenizer = load_tokenizer(info["path"])
-    shard = read_or_rebuild(chunk_shard_path(settings, sha),
-                            lambda: write_chunk_shard(settings, sha))
-    repo_name = Path(repository_path(settings)).expanduser().resolve().name
-    tokens = build_segments(settings, tokenizer, special_ids(tokenizer), shard, repo_name)
-    tokens["seconds"] = {**shard["seconds"], "tokens": time.perf_counter() - started}
-    cache.write_record(token_shard_path(settings, sha, info["hash"]), tokens)
-    progress.add_stage_time("tokens", tokens["seconds"]["tokens"])
-    return tokens
+def build_token_shards(settings: Settings, shas: list) -> None:
+    tokenizer_hash = current_tokenizer_info(settings)["hash"]
+    _build_missing("tokens", settings, shas,
+                   lambda sha: token_shard_path(settings, sha, tokenizer_hash))
 
 
 @user_errors_fail_the_task
 def merge_dataset(settings: Settings) -> None:
+    parallel.shutdown()               # the workers' memory is the merge's now
     started = time.perf_counter()
     info = current_tokenizer_info(settings)
     listing = current_commit_list(settings)

@@ -25,7 +25,8 @@ DEFINITION_KINDS = {"struct": "struct", "union": "struct", "type": "struct", "en
                     "static": "const"}
 _PACKAGE_NAME = re.compile(rb'^\[package\][^\[]*?^\s*name\s*=\s*"([^"]+)"',
                            re.MULTILINE | re.DOTALL)
-_BLOB_MEMO_SIZE = 20_000
+# Definitions of recent file versions kept in memory (the rest are a cache read away).
+_BLOB_MEMO_SIZE = 3_000
 # Bump when definitions_in changes: part of every definitions cache key.
 DEFINITIONS_VERSION = 1
 
@@ -95,13 +96,14 @@ class SymbolIndex:
         stored_at = cache.record_path(self.cache_root, "definitions", key)
         found = cache.read_record(stored_at)
         if found is None:
-            source = self.reader.read(blob)
+            # Usually the chunker has just parsed this version; if not, it is read and
+            # parsed without displacing the versions the chunker will need next.
+            parsed = self.parses.known(path, blob)
+            source = parsed.source if parsed is not None else self.reader.read(blob)
             found = []
             if source is not None and skip_reason(source, self.max_file_bytes) is None:
-                # Usually the chunker has just parsed this version; if not, it is parsed
-                # without displacing the versions the chunker will need next.
-                found = definitions_in(source, analyse(self.parses.parse(path, source,
-                                                                         keep=False)))
+                parsed = parsed or self.parses.parse(path, source, keep=False)
+                found = definitions_in(source, analyse(parsed))
             if source is not None:                # a missing object may come back: no record
                 cache.write_record(stored_at, found)
         self._blob_memo[blob] = found

@@ -34,7 +34,7 @@ impl PeerId {
 def shard_of(repo, sha, **settings):
     config = Settings(repo=str(repo.path), cache_dir=str(repo.path.parent / "cache"), **settings)
     build_commit_list(config)
-    assert stages.build_chunk_shard(config, sha) is None
+    assert stages.build_chunk_shards(config, [sha]) is None
     return cache.read_record(stages.chunk_shard_path(config, sha))
 
 

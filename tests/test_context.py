@@ -52,7 +52,7 @@ impl Greet for Server {
 def context_of(repo, sha, qualname):
     config = Settings(repo=str(repo.path), cache_dir=str(repo.path.parent / "cache"))
     build_commit_list(config)
-    assert stages.build_chunk_shard(config, sha) is None
+    assert stages.build_chunk_shards(config, [sha]) is None
     shard = cache.read_record(stages.chunk_shard_path(config, sha))
     (chunk,) = [c for c in shard["chunks"] if c["qualname"] == qualname]
     return chunk["context"], shard["context_counts"]
@@ -120,7 +120,7 @@ def test_context_budgets_bound_each_snippet_and_the_total(workspace):
     config = Settings(repo=str(workspace.path), cache_dir=str(workspace.path.parent / "cache"),
                       context_snippet_chars=25, context_total_chars=200)
     build_commit_list(config)
-    assert stages.build_chunk_shard(config, sha) is None
+    assert stages.build_chunk_shards(config, [sha]) is None
     shard = cache.read_record(stages.chunk_shard_path(config, sha))
     for chunk in shard["chunks"]:
         definitions = [s for s in chunk["context"] if s["kind"] != "import"]

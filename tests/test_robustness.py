@@ -44,7 +44,8 @@ def tensors(workdir):
 
 
 def built(record, stage):
-    return [name for name in record.executed if name.startswith(stage + ":")]
+    """The commits whose shards of stage this run built."""
+    return record.built_shas.get(stage, [])
 
 
 def stats(workdir):
@@ -152,6 +153,20 @@ def test_damaged_cache_records_are_rebuilt_and_reported(workdir, sample_repo, ca
         assert f"cache: {path} is damaged or foreign; it will be rebuilt" in reported
 
 
+def children(pid: int) -> list:
+    """The processes whose parent is pid (the worker pool of a doit), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def _wait_for(predicate, process, limit=120.0):
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and process.poll() is None:
@@ -184,9 +199,14 @@ def test_a_build_killed_at_any_moment_is_completed_by_the_next_run(workdir, samp
     process = subprocess.Popen(doit_command(target, *args), env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     reached = _wait_for(lambda: KILL_POINTS[moment](target), process)
+    workers = children(process.pid)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert reached, f"the build finished before {moment}"
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "workers outlived doit"
     assert not (target / "dataset" / "manifest.json").exists()   # nothing looks complete
     result = doit(target, *args)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -19,7 +19,8 @@ def snapshot(directory):
 
 
 def built(record, stage):
-    return [name for name in record.executed if name.startswith(stage + ":")]
+    """The commits whose shards of stage this run built."""
+    return record.built_shas.get(stage, [])
 
 
 def test_default_run_builds_the_generated_sample_and_says_how_to_use_a_real_repo(workdir):
@@ -96,4 +97,21 @@ def test_incremental_runs_give_the_same_bytes_as_a_build_from_scratch(workdir, s
     assert code == 0
     assert len(built(record, "chunks")) == commit_count(sample_repo)
     for name, data in incremental.items():
+        assert (workdir / "dataset" / name).read_bytes() == data, name
+
+
+def test_worker_processes_give_the_same_bytes_as_one_process(workdir, sample_repo):
+    extend_sample_repository(sample_repo, 40)                # enough commits for a pool
+    code, record = run_doit(f"repo={sample_repo}", "jobs=2")
+    assert code == 0 and record.processes == {"chunks": 2, "tokens": 2}
+    assert len(built(record, "chunks")) == commit_count(sample_repo)
+    pinned = json.loads((workdir / "dataset" / "manifest.json").read_text())[
+        "tokenizer"]["trained_on_commit"]
+    in_workers = {name: (workdir / "dataset" / name).read_bytes() for name in OUTPUTS[:3]}
+
+    shutil.rmtree(workdir / "cache")
+    shutil.rmtree(workdir / "dataset")
+    code, record = run_doit(f"repo={sample_repo}", "jobs=1", f"tokenizer_commit={pinned}")
+    assert code == 0 and record.processes == {"chunks": 1, "tokens": 1}
+    for name, data in in_workers.items():
         assert (workdir / "dataset" / name).read_bytes() == data, name
