@@ -72,6 +72,15 @@ def _span(file: ParsedFile, index: int) -> bytes:
     return file.source[line_start(file.source, item["start_byte"]):item["end_byte"]]
 
 
+def _same_bytes(old: bytes, old_item: dict, new: bytes, new_item: dict) -> bool:
+    """Whether two items have the same text and the same start of line before them (so
+    the same _span), by slicing alone: this runs for every item of every changed file."""
+    old_start, new_start = old_item["start_byte"], new_item["start_byte"]
+    return (old[old_start:old_item["end_byte"]] == new[new_start:new_item["end_byte"]]
+            and old[old.rfind(b"\n", 0, old_start) + 1:old_start]
+            == new[new.rfind(b"\n", 0, new_start) + 1:new_start])
+
+
 def _unit(file: ParsedFile, index: int) -> tuple:
     """(item, text, comparable, (file, index)) of a unit.
 
@@ -120,15 +129,17 @@ def _changed_pairs(olds: list, news: list):
 def _residual(source: bytes, analysis: dict) -> str:
     """The file's lines that lie in no unit: imports, comments, mod headers."""
     lines = source.split(b"\n")
-    covered = [False] * len(lines)
     items = analysis["items"]
-    for item in items:
-        if item["kind"] in _NOT_UNITS or (item["parent"] >= 0 and
-                                          items[item["parent"]]["kind"] != "mod"):
-            continue
-        for row in range(item["start_line"] - 1, min(item["end_line"], len(lines))):
-            covered[row] = True
-    return _decode(b"\n".join(line for line, skip in zip(lines, covered) if not skip)).strip()
+    covered = sorted((item["start_line"] - 1, min(item["end_line"], len(lines)))
+                     for item in items
+                     if item["kind"] not in _NOT_UNITS and (
+                         item["parent"] < 0 or items[item["parent"]]["kind"] == "mod"))
+    kept, cursor = [], 0
+    for start, end in covered:              # rows [start, end) belong to a unit
+        kept += lines[cursor:start]
+        cursor = max(cursor, end)
+    kept += lines[cursor:]
+    return _decode(b"\n".join(kept)).strip()
 
 
 def _changed_ranges(old: str, new: str, first_line: int) -> list:
@@ -205,11 +216,14 @@ def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | Non
     current = analyse(new if new is not None else old)
     old_units = _units(old) if old is not None else {}
     new_units = _units(new) if new is not None else {}
+    old_items = analyse(old)["items"] if old is not None else []
+    new_items = analyse(new)["items"] if new is not None else []
     chunks = []
     for name in list(new_units) + [name for name in old_units if name not in new_units]:
         olds, news = old_units.get(name, []), new_units.get(name, [])
-        if len(olds) == len(news) == 1 and _span(old, olds[0]) == _span(new, news[0]):
-            continue              # the same bytes: most items of a file, no text to build
+        if len(olds) == len(news) == 1 and _same_bytes(
+                old.source, old_items[olds[0]], new.source, new_items[news[0]]):
+            continue              # most items of a file: no text to build
         for (old_item, old_text, _, old_place), (new_item, new_text, _, new_place) in \
                 _changed_pairs([_unit(old, i) for i in olds], [_unit(new, i) for i in news]):
             item = new_item or old_item

@@ -12,6 +12,7 @@ new code and the closing <|endoftext|> (the whole example with loss_on_all).
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 
 from pipeline import cache
@@ -19,7 +20,11 @@ from pipeline.config import Settings
 from pipeline.tokenizing import END_OF_TEXT, context_marker
 
 # Bump when the example layout changes: part of every token shard's key.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+# Token ids are stored and packed as machine int32 arrays (msgpack bytes in a shard): the
+# merge then reads, joins and turns them into tensors without a Python int per token.
+ID_TYPE = "i"
+assert array(ID_TYPE).itemsize == 4
 # Repository name and path get fixed budgets, so fields + these always fit max_length.
 NAME_TOKENS, PATH_TOKENS = 16, 44
 FIELDS = ("old_code", "message", "new_code", "context")
@@ -73,7 +78,8 @@ def _segment(settings, special, chunk, encodings, room: int, truncations: Counte
     truncations["message"] += msg_cut
     truncations["new_code"] += new_cut
     prefix = head + context_ids + tail
-    return {"ids": prefix + new_ids, "new_start": len(prefix), "path": chunk["path"],
+    return {"ids": array(ID_TYPE, prefix + new_ids).tobytes(), "new_start": len(prefix),
+            "path": chunk["path"],
             "item": chunk["qualname"], "kind": chunk["kind"], "change": chunk["change"],
             "context_kinds": dict(context_counts), "leak_keys": leak_keys(chunk),
             "field_tokens": {"old_code": len(old_ids), "message": len(msg_ids),
@@ -95,12 +101,18 @@ def leak_keys(chunk: dict) -> dict:
     return keys
 
 
+def segment_length(segment: dict) -> int:
+    return len(segment["ids"]) // 4
+
+
 def _example(settings, special, name_ids: list, segments: list) -> dict:
-    """Segments of one commit joined into one example, with their loss spans."""
-    input_ids, spans = [special["<reponame>"], *name_ids], []
+    """Segments of one commit joined into one example (input_ids: an int32 array), with
+    their loss spans."""
+    input_ids, spans = array(ID_TYPE, [special["<reponame>"], *name_ids]), []
     for segment in segments:
-        spans.append([len(input_ids) + segment["new_start"], len(input_ids) + len(segment["ids"])])
-        input_ids += segment["ids"]
+        spans.append([len(input_ids) + segment["new_start"],
+                      len(input_ids) + segment_length(segment)])
+        input_ids.frombytes(segment["ids"])
     input_ids.append(special[END_OF_TEXT])
     spans[-1][1] += 1                                   # the closing <|endoftext|>
     if settings.loss_on_all:
@@ -120,11 +132,11 @@ def pack_examples(settings, special, name_ids: list, segments: list) -> list:
     fixed = 2 + len(name_ids)                           # <reponame>NAME ... <|endoftext|>
     examples, current, used = [], [], fixed
     for segment in segments:
-        if current and used + len(segment["ids"]) > settings.max_length:
+        if current and used + segment_length(segment) > settings.max_length:
             examples.append(_example(settings, special, name_ids, current))
             current, used = [], fixed
         current.append(segment)
-        used += len(segment["ids"])
+        used += segment_length(segment)
     if current:
         examples.append(_example(settings, special, name_ids, current))
     return examples

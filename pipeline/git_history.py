@@ -169,6 +169,21 @@ def list_tree(repo: git.Repo, commit: str, suffixes: tuple) -> dict:
     return tree
 
 
+def tree_changes(repo: git.Repo, old: str, new: str, suffixes: tuple) -> dict:
+    """path -> blob sha (None: gone) of the files whose names end in suffixes that differ
+    between two commits' trees, as list_tree would see them (symlinks, submodules: gone)."""
+    output = repo.git.execute(["git", "diff-tree", "-r", "-z", "--raw", "--no-abbrev",
+                               "--no-renames", old, new], stdout_as_string=False)
+    tokens, changed = output.split(b"\0"), {}
+    for meta, path in zip(tokens[0::2], tokens[1::2]):
+        if not path.endswith(suffixes):
+            continue
+        _, new_mode, _, new_blob, _ = meta.lstrip(b"\n")[1:].split(b" ")
+        regular = new_mode not in (b"000000", b"120000", b"160000")
+        changed[_decode_path(path)] = new_blob.decode() if regular else None
+    return changed
+
+
 def first_parent_changes(repo: git.Repo, commit: Commit) -> tuple:
     """A merge commit's Rust changes against its first parent."""
     output = repo.git.execute(

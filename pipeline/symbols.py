@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict, defaultdict
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pipeline import cache
 from pipeline.chunking import module_path, skip_reason
-from pipeline.git_history import list_tree
+from pipeline.git_history import list_tree, tree_changes
 from pipeline.rust_syntax import ANALYSER_VERSION, RecentParses, analyse, children_by_parent
 
 # Analysis kind -> context kind (the marker the example uses for it).
@@ -27,12 +27,12 @@ _PACKAGE_NAME = re.compile(rb'^\[package\][^\[]*?^\s*name\s*=\s*"([^"]+)"',
                            re.MULTILINE | re.DOTALL)
 # Definitions of recent file versions kept in memory (the rest are a cache read away).
 _BLOB_MEMO_SIZE = 3_000
+_INDEXED = (b".rs", b"Cargo.toml")
 # Bump when definitions_in changes: part of every definitions cache key.
 DEFINITIONS_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Definition:
+class Definition(NamedTuple):
     kind: str          # context kind: struct, enum, trait, fn, macro, const
     name: str
     qualname: str      # within its file, e.g. `inner::Peer`
@@ -111,30 +111,45 @@ class SymbolIndex:
             self._blob_memo.popitem(last=False)
         return found
 
-    def _drop(self, path: str) -> None:
-        for name, _, _, _ in self._blob_definitions(path, self.tree[path]):
-            self.by_name[name].pop(path, None)
+    def _by_name(self, path: str, blob: str | None) -> dict:
+        """name -> [(name, kind, qualname, text)] of one file version, in file order."""
+        grouped: dict = {}
+        for found in self._blob_definitions(path, blob) if blob else ():
+            grouped.setdefault(found[0], []).append(tuple(found))
+        return grouped
 
-    def _add(self, path: str, blob: str) -> None:
-        for name, kind, qualname, text in self._blob_definitions(path, blob):
-            self.by_name[name].setdefault(path, []).append(
-                Definition(kind, name, qualname, path, text))
+    def _update(self, path: str, old_blob: str | None, new_blob: str | None) -> None:
+        """Replace path's definitions; only the names whose definitions changed are touched
+        (a new version of a large file usually changes a few of its hundreds)."""
+        old, new = self._by_name(path, old_blob), self._by_name(path, new_blob)
+        for name in old.keys() - new.keys():
+            self.by_name[name].pop(path, None)
+        for name, found in new.items():
+            if old.get(name) != found:
+                self.by_name[name][path] = [Definition(kind, name, qualname, path, text)
+                                            for _, kind, qualname, text in found]
 
     def move_to(self, commit: str) -> None:
         """Make the index describe commit's tree, touching only the files that differ."""
         if commit == self.commit:
             return
-        tree = list_tree(self.repo, commit, (b".rs", b"Cargo.toml"))
-        layout_changed = tree.keys() != self.tree.keys()
-        for path, blob in self.tree.items():
-            if path.endswith(".rs") and tree.get(path) != blob:
-                self._drop(path)
-        for path, blob in tree.items():
-            if path.endswith(".rs") and self.tree.get(path) != blob:
-                self._add(path, blob)
-            elif path.endswith("Cargo.toml") and self.tree.get(path) != blob:
-                layout_changed = True
-        self.tree, self.commit = tree, commit
+        if self.commit is None:
+            changed = list_tree(self.repo, commit, _INDEXED)
+        else:
+            changed = tree_changes(self.repo, self.commit, commit, _INDEXED)
+        layout_changed = False
+        for path, blob in changed.items():
+            old_blob = self.tree.get(path)
+            if old_blob == blob:
+                continue
+            layout_changed |= old_blob is None or blob is None or path.endswith("Cargo.toml")
+            if path.endswith(".rs"):
+                self._update(path, old_blob, blob)
+            if blob is None:
+                del self.tree[path]
+            else:
+                self.tree[path] = blob
+        self.commit = commit
         if layout_changed:
             self._map_crates()
 

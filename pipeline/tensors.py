@@ -1,14 +1,20 @@
-"""Packed examples in, the tensors of one split out: padded rows or full windows."""
+"""Packed examples in, the tensors of one split out: padded rows or full windows.
+
+An example's input_ids is an int32 array, so rows become tensors by copying buffers.
+"""
 
 from __future__ import annotations
+
+from array import array
 
 IGNORE_INDEX = -100
 
 
-def _labels(example: dict) -> list:
-    labels = [IGNORE_INDEX] * len(example["input_ids"])
+def _labels(example: dict) -> array:
+    ids = example["input_ids"]
+    labels = array(ids.typecode, [IGNORE_INDEX]) * len(ids)
     for start, end in example["loss_spans"]:
-        labels[start:end] = example["input_ids"][start:end]
+        labels[start:end] = ids[start:end]
     return labels
 
 
@@ -22,8 +28,8 @@ def commit_tensors(rows: list, max_length: int, pad_id: int) -> dict:
     attention = torch.zeros((count, max_length), dtype=torch.int8)
     for row, (example, _) in enumerate(rows):
         length = len(example["input_ids"])
-        input_ids[row, :length] = torch.tensor(example["input_ids"], dtype=torch.int32)
-        labels[row, :length] = torch.tensor(_labels(example), dtype=torch.int32)
+        input_ids[row, :length] = torch.frombuffer(example["input_ids"], dtype=torch.int32)
+        labels[row, :length] = torch.frombuffer(_labels(example), dtype=torch.int32)
         attention[row, :length] = 1
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels,
             "commit_time": torch.tensor([shard["committer_time"] for _, shard in rows],
@@ -39,20 +45,25 @@ def sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
     can keep attention inside each one."""
     import torch
 
-    stream, label_stream, segment_stream, starts = [], [], [], []
+    stream, label_stream, segment_stream, starts = array("i"), array("i"), array("i"), []
     for number, (example, shard) in enumerate(rows):
         starts.append((len(stream), shard))
         stream += example["input_ids"]
         label_stream += _labels(example)
-        segment_stream += [number] * len(example["input_ids"])
+        segment_stream += array("i", [number]) * len(example["input_ids"])
     windows = max(-(-len(stream) // max_length), 0)
     size = windows * max_length
     pad = size - len(stream)
-    input_ids = torch.tensor(stream + [pad_id] * pad, dtype=torch.int32).view(windows, max_length)
-    labels = torch.tensor(label_stream + [IGNORE_INDEX] * pad,
-                          dtype=torch.int32).view(windows, max_length)
-    segments = torch.tensor(segment_stream + [-1] * pad, dtype=torch.int32).view(
-        windows, max_length)
+    stream += array("i", [pad_id]) * pad
+    label_stream += array("i", [IGNORE_INDEX]) * pad
+    segment_stream += array("i", [-1]) * pad
+
+    def as_windows(values: array):
+        if not values:                      # frombuffer refuses an empty buffer
+            return torch.zeros((0, max_length), dtype=torch.int32)
+        return torch.frombuffer(values, dtype=torch.int32).view(windows, max_length)
+
+    input_ids, labels, segments = map(as_windows, (stream, label_stream, segment_stream))
     # Renumber segments from 0 in each window, keeping -1 for padding.
     first = segments[:, :1].clamp(min=0)
     segments = torch.where(segments >= 0, segments - first, segments)
@@ -64,4 +75,3 @@ def sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
             "commit_time": torch.tensor([rows[segment_stream[w * max_length]][1]["committer_time"]
                                          for w in range(windows)], dtype=torch.int64),
             "commit_sha": window_commits}
-

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from pipeline.git_history import BlobReader, list_commits, open_repository, resolve_ref
+from pipeline.git_history import (BlobReader, list_commits, list_tree, open_repository,
+                                  resolve_ref, tree_changes)
 
 
 def listed(repo):
@@ -48,3 +49,25 @@ def test_non_utf8_paths_and_latin1_messages_are_kept(rust_repo):
     reader = BlobReader(open_repository(str(rust_repo.path)))
     assert reader.read(commit.changes[0].new_blob) == b"fn cafe() {}\n"
     assert reader.read("1" * 40) is None
+
+
+def test_tree_changes_between_commits_match_the_difference_of_their_listed_trees(rust_repo):
+    first = rust_repo.commit("one", {"src/a.rs": "fn a() {}\n", "src/b.rs": "fn b() {}\n",
+                                     "Cargo.toml": "[package]\nname = \"x\"\n"})
+    (rust_repo.path / "src" / "link.rs").symlink_to("a.rs")
+    second = rust_repo.commit("two", {"src/a.rs": "fn a() { 1; }\n", "src/b.rs": None,
+                                      "src/c.rs": "fn c() {}\n", "notes.txt": "x\n"})
+    (rust_repo.path / "src" / "link.rs").unlink()
+    third = rust_repo.commit("three", {"src/link.rs": "fn l() {}\n"})
+    repo = open_repository(str(rust_repo.path))
+    suffixes = (b".rs", b"Cargo.toml")
+    for old, new in ((first, second), (second, third), (first, third), (third, first)):
+        before, after = list_tree(repo, old, suffixes), list_tree(repo, new, suffixes)
+        expected = {path: after.get(path) for path in before.keys() | after.keys()
+                    if before.get(path) != after.get(path)}
+        changed = {path: blob for path, blob in tree_changes(repo, old, new, suffixes).items()
+                   if before.get(path) != blob}
+        assert changed == expected
+    # A symlink is not a file of the index; the regular file that replaces it is.
+    assert tree_changes(repo, second, third, suffixes)["src/link.rs"] == \
+        list_tree(repo, third, suffixes)["src/link.rs"]
