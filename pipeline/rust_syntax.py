@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from itertools import accumulate
 import dataclasses
 from dataclasses import dataclass
 
@@ -182,12 +183,14 @@ class ParsedFile:
     source: bytes
     parsed: bytes                  # what the parser saw: `try!` renamed, offsets unchanged
     tree: Tree | None
-    memo: dict = dataclasses.field(default_factory=dict)    # analysis and per-item facts, computed once
+    # The analysis and per-item facts, each computed once.
+    memo: dict = dataclasses.field(default_factory=dict)
     blob: str = ""                 # its git blob id, when known
 
 
-def _common_prefix(old: bytes, new: bytes) -> int:
-    """Length of the longest common prefix, by binary search over slice comparisons (C speed)."""
+def _common_prefix(old, new) -> int:
+    """Length of the longest common prefix of two byte strings or lists, by binary search
+    over slice comparisons (C speed)."""
     low, high = 0, min(len(old), len(new))
     while low < high:
         middle = (low + high + 1) // 2
@@ -202,23 +205,81 @@ def _point(source: bytes, offset: int) -> tuple[int, int]:
     return source.count(b"\n", 0, offset), offset - (source.rfind(b"\n", 0, offset) + 1)
 
 
+def _span_edit(old: bytes, new: bytes) -> dict:
+    """One edit covering everything from the first to the last byte that differs."""
+    start = _common_prefix(old, new)
+    tail = _common_prefix(old[start:][::-1], new[start:][::-1])
+    old_end, new_end = len(old) - tail, len(new) - tail
+    return {"start_byte": start, "old_end_byte": old_end, "new_end_byte": new_end,
+            "start_point": _point(old, start), "old_end_point": _point(old, old_end),
+            "new_end_point": _point(new, new_end)}
+
+
+def _line_hunks(old: list, new: list, old_at: int, new_at: int, out: list, depth: int = 0):
+    """Append (old first line, old count, new first line, new count) for runs of lines that
+    differ between two line lists. Not a minimal diff: the common head and tail are cut off
+    and the rest is split at a line of old's middle found again in new, recursively. Any
+    such runs describe old -> new exactly, which is all the parser needs."""
+    head = _common_prefix(old, new)
+    old, new, old_at, new_at = old[head:], new[head:], old_at + head, new_at + head
+    tail = _common_prefix(old[::-1], new[::-1])
+    old, new = old[:len(old) - tail], new[:len(new) - tail]
+    if not old and not new:
+        return
+    if min(len(old), len(new)) >= 16 and depth < 24:
+        for k in range(len(old) // 2, min(len(old), len(old) // 2 + 8)):
+            if len(old[k].strip()) < 12:          # `}` and blank lines make poor anchors
+                continue
+            try:
+                j = new.index(old[k])
+            except ValueError:
+                continue
+            _line_hunks(old[:k], new[:j], old_at, new_at, out, depth + 1)
+            _line_hunks(old[k:], new[j:], old_at + k, new_at + j, out, depth + 1)
+            return
+    out.append((old_at, len(old), new_at, len(new)))
+
+
+def _hunk_edits(old: bytes, new: bytes) -> list | None:
+    """One edit per run of changed lines, last first, so that each one's positions are
+    still those of old (an edit spanning the first to the last change would make the parser
+    redo everything in between). None if a run reaches the last line (whose end is not a
+    line start): _span_edit covers that."""
+    old_lines, new_lines = old.split(b"\n"), new.split(b"\n")
+    hunks: list = []
+    _line_hunks(old_lines, new_lines, 0, 0, hunks)
+    if any(o + oc >= len(old_lines) or n + nc >= len(new_lines) for o, oc, n, nc in hunks):
+        return None
+    old_ends, new_ends = (list(accumulate(map(len, lines))) for lines in (old_lines, new_lines))
+
+    def offset(ends, line):              # where a line starts: the lines before and newlines
+        return ends[line - 1] + line if line else 0
+
+    edits = []
+    for old_line, old_count, new_line, new_count in reversed(hunks):
+        start = offset(old_ends, old_line)
+        old_end = offset(old_ends, old_line + old_count)
+        new_size = offset(new_ends, new_line + new_count) - offset(new_ends, new_line)
+        edits.append({"start_byte": start, "old_end_byte": old_end,
+                      "new_end_byte": start + new_size, "start_point": (old_line, 0),
+                      "old_end_point": (old_line + old_count, 0),
+                      "new_end_point": (old_line + new_count, 0)})
+    return edits
+
+
 def _reparse(previous: ParsedFile, parsed: bytes):
-    """parsed's tree, re-using previous's tree outside the one span where the bytes differ."""
-    old = previous.parsed
-    start = _common_prefix(old, parsed)
-    tail = _common_prefix(old[start:][::-1], parsed[start:][::-1])
-    old_end, new_end = len(old) - tail, len(parsed) - tail
+    """parsed's tree, re-using previous's tree outside the runs of lines that changed."""
     tree = previous.tree.copy()
-    tree.edit(start_byte=start, old_end_byte=old_end, new_end_byte=new_end,
-              start_point=_point(old, start), old_end_point=_point(old, old_end),
-              new_end_point=_point(parsed, new_end))
+    edits = _hunk_edits(previous.parsed, parsed) or [_span_edit(previous.parsed, parsed)]
+    for edit in edits:
+        tree.edit(**edit)
     return get_parser().parse(parsed, tree)
 
 
 def parse(source: bytes, previous: ParsedFile | None = None) -> ParsedFile:
     """source parsed; from previous's tree (another version of the file) when that is clean.
 
-    The incremental parse does only the work around the edit. Whenever either side has a
+    The incremental parse does only the work around the edits. Whenever either side has a
     syntax error the file is parsed from scratch, so error recovery never depends on which
     version came before.
     """

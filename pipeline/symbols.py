@@ -85,9 +85,12 @@ class SymbolIndex:
         self.parses = RecentParses()              # shared with the chunker of this process
         self._blob_memo: OrderedDict = OrderedDict()
 
-    def _blob_definitions(self, path: str, blob: str) -> list:
-        """Definitions of one file version: memoised, since most files outlive many commits,
-        and stored, so that no later run parses the version again for them."""
+    def _blob_definitions(self, path: str, blob: str | None) -> dict:
+        """name -> [(name, kind, qualname, text)] defined by one file version, in file order:
+        memoised, since most files outlive many commits, and stored, so that no later run
+        parses the version again for them."""
+        if blob is None:
+            return {}
         if blob in self._blob_memo:
             self._blob_memo.move_to_end(blob)
             return self._blob_memo[blob]
@@ -106,22 +109,18 @@ class SymbolIndex:
                 found = definitions_in(source, analyse(parsed))
             if source is not None:                # a missing object may come back: no record
                 cache.write_record(stored_at, found)
-        self._blob_memo[blob] = found
+        grouped: dict = {}
+        for definition in found:
+            grouped.setdefault(definition[0], []).append(tuple(definition))
+        self._blob_memo[blob] = grouped
         if len(self._blob_memo) > _BLOB_MEMO_SIZE:
             self._blob_memo.popitem(last=False)
-        return found
-
-    def _by_name(self, path: str, blob: str | None) -> dict:
-        """name -> [(name, kind, qualname, text)] of one file version, in file order."""
-        grouped: dict = {}
-        for found in self._blob_definitions(path, blob) if blob else ():
-            grouped.setdefault(found[0], []).append(tuple(found))
         return grouped
 
     def _update(self, path: str, old_blob: str | None, new_blob: str | None) -> None:
         """Replace path's definitions; only the names whose definitions changed are touched
         (a new version of a large file usually changes a few of its hundreds)."""
-        old, new = self._by_name(path, old_blob), self._by_name(path, new_blob)
+        old, new = self._blob_definitions(path, old_blob), self._blob_definitions(path, new_blob)
         for name in old.keys() - new.keys():
             self.by_name[name].pop(path, None)
         for name, found in new.items():

@@ -2,7 +2,7 @@
 references, and incremental parses that agree with parses from scratch."""
 
 from pipeline.references import item_references
-from pipeline.rust_syntax import RecentParses, analyse, parse
+from pipeline.rust_syntax import RecentParses, _hunk_edits, analyse, parse
 
 SOURCE = b'''//! Crate docs stay with the file.
 use std::{fmt::{self, Display}, io::*};
@@ -142,6 +142,8 @@ VERSIONS = [
     SOURCE.replace(b"type Pair = (u8, u8);", b"fn read() -> u8 { try!(parse(MAX)) }"),
     SOURCE.replace(b"mod inner { pub fn helper() -> Remote { todo!() } }\n", b""),
     SOURCE,
+    SOURCE.replace(b"//! Crate docs", b"//! The crate's docs").replace(b"const LIMIT",
+                                                                      b"pub const LIMIT"),
 ]
 
 
@@ -158,6 +160,12 @@ def test_incremental_parses_agree_with_parses_from_scratch_version_after_version
         assert str(incremental.tree.root_node) == str(fresh.tree.root_node), number
         assert facts(incremental) == facts(fresh), number
     assert analyse(recent.parse("src/lib.rs", VERSIONS[3]))["has_error"]
+
+
+def test_changed_lines_become_one_edit_each_and_the_last_line_one_span():
+    edits = _hunk_edits(VERSIONS[0], VERSIONS[-1])
+    assert len(edits) == 2 and edits[0]["start_byte"] > edits[1]["start_byte"]    # last first
+    assert _hunk_edits(b"fn a() {}\nfn b() {}", b"fn a() {}\nfn c() {}") is None
 
 
 def test_recent_parses_reuse_a_known_version_and_stay_within_their_budget():
