@@ -82,7 +82,7 @@ def task_commits():
 
 @create_after(executed="commits")
 def task_chunks():
-    """Per commit: the changed Rust items (tree-sitter), old and new code, as a msgpack shard."""
+    """Per commit (in batches of 64): the changed Rust items, old/new code and context."""
     config = settings()
     shas = listed_shas(config)
     progress.expect("chunks", len(shas))
@@ -111,7 +111,7 @@ def task_retrain_tokenizer():
 
 @create_after(executed="tokenizer")
 def task_tokens():
-    """Per commit: examples in StarCoder commit format as token ids and loss spans (msgpack)."""
+    """Per commit (in batches of 64): StarCoder commit-format token ids and loss spans."""
     config = settings()
     try:
         tokenizer_hash = current_tokenizer_info(config)["hash"]

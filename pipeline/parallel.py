@@ -60,7 +60,7 @@ def _get_pool(stage: str, size: int) -> ProcessPoolExecutor:
 
 
 def build(stage: str, settings: Settings, shas: list):
-    """Write the stage's shards of shas; yields (sha, seconds) as each block finishes."""
+    """Write the stage's shards of shas; yields each sha as its block finishes."""
     workers = processes_for(settings, len(shas))
     blocks = [shas[i:i + BLOCK] for i in range(0, len(shas), BLOCK)]
     if workers == 1:

@@ -325,10 +325,12 @@ class RecentParses:
     """The last parsed version of recently changed files, by path, so that the next version
     of a file is parsed incrementally and a version asked for twice is parsed once.
 
-    Trees take about 40 times their source in memory, so the total source kept is bounded.
+    Trees take about 40 times their source in memory, so the total source kept is bounded:
+    6 MB (about 250 MB of trees per process) kept the full build of a 360k-line history
+    under 1.7 GB with two workers; 8 MB was 8 % faster at 1.9 GB.
     """
 
-    def __init__(self, budget_bytes: int = 8_000_000):
+    def __init__(self, budget_bytes: int = 6_000_000):
         self.budget_bytes = budget_bytes
         self._by_path: OrderedDict = OrderedDict()
         self._bytes = 0

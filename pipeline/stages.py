@@ -76,8 +76,11 @@ BATCH = 64   # commits per chunks/tokens task: 20,000 per-commit tasks would cos
 
 def batches(shas: list) -> list:
     """(name, shas) of consecutive commits, by position: new commits only extend the last."""
-    return [(f"{start + 1}-{start + len(shas[start:start + BATCH])}", shas[start:start + BATCH])
-            for start in range(0, len(shas), BATCH)]
+    found = []
+    for start in range(0, len(shas), BATCH):
+        batch = shas[start:start + BATCH]
+        found.append((f"{start + 1}-{start + len(batch)}", batch))
+    return found
 
 
 def _build_missing(stage: str, settings: Settings, shas: list, path_of) -> None:
@@ -87,7 +90,7 @@ def _build_missing(stage: str, settings: Settings, shas: list, path_of) -> None:
     progress.commits_up_to_date(stage, len(shas) - len(missing))
     if missing:
         progress.processes_used(stage, parallel.processes_for(settings, len(missing)))
-    for sha, _ in parallel.build(stage, settings, missing):
+    for sha in parallel.build(stage, settings, missing):
         progress.commit_built(stage, sha)
     progress.add_stage_time(stage, time.perf_counter() - started)
 
