@@ -126,10 +126,10 @@ def _changed_pairs(olds: list, news: list):
                    new_run[k] if k < len(new_run) else _ABSENT)
 
 
-def _residual(source: bytes, analysis: dict) -> str:
+def _residual(file: ParsedFile) -> str:
     """The file's lines that lie in no unit: imports, comments, mod headers."""
-    lines = source.split(b"\n")
-    items = analysis["items"]
+    lines = file.source.split(b"\n")
+    items = analyse(file)["items"]
     covered = sorted((item["start_line"] - 1, min(item["end_line"], len(lines)))
                      for item in items
                      if item["kind"] not in _NOT_UNITS and (
@@ -232,8 +232,8 @@ def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | Non
             uses = _uses([new_item, old_item], [p for p in (new_place, old_place) if p], current)
             chunks += _unit_chunks(settings, change, item, prefix + name, change_kind,
                                    old_text, new_text, uses)
-    old_rest = _residual(old.source, analyse(old)) if old is not None else ""
-    new_rest = _residual(new.source, analyse(new)) if new is not None else ""
+    old_rest = _residual(old) if old is not None else ""
+    new_rest = _residual(new) if new is not None else ""
     if old_rest != new_rest:
         file_change = "added" if old is None else "deleted" if new is None else "modified"
         chunks.append(_make_chunk(settings, change, "file", prefix.rstrip(":") or change.new_path,

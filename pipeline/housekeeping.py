@@ -2,7 +2,8 @@
 
 Shards are content-addressed, so after a force-push, a rebase or changed settings the old
 ones are never read again but stay on disk; `doit gc` removes every commit, chunk and
-token record and tokenizer the current commit list and settings do not use. Per-file
+token record and tokenizer the current commit list and settings do not use, and the
+per-file analyses that earlier versions stored (`analysis/`, no longer read). Per-file
 definitions are kept: they are keyed by file content, which any history may meet again.
 """
 
@@ -28,7 +29,7 @@ def referenced_records(settings: Settings, chunk_path, token_path, tokenizer_inf
 def collect_garbage(settings: Settings, keep: set, tokenizer_info: dict) -> tuple[int, int]:
     """Remove unreferenced records; returns (files removed, bytes freed)."""
     removed = freed = 0
-    for stage in ("commits", "chunks", "tokens"):
+    for stage in ("commits", "chunks", "tokens", "analysis"):
         for path in (settings.cache / stage).rglob("*.msgpack"):
             if path.resolve() not in keep:
                 freed += path.stat().st_size

@@ -16,6 +16,13 @@ from tree_sitter import Query, QueryCursor
 from pipeline.rust_syntax import LANGUAGE, ParsedFile, analyse
 
 REFERENCE_ROLES = ("type", "call", "macro", "const")
+_LOCAL_PATTERNS = """
+(type_parameter name: (type_identifier) @local)
+(parameter pattern: (identifier) @local)
+(let_declaration pattern: (identifier) @local)
+(closure_parameters (identifier) @local)
+(tuple_pattern (identifier) @local)
+"""
 _REFERENCE_QUERY = Query(LANGUAGE, """
 (type_identifier) @type
 (scoped_identifier path: (identifier) @type)
@@ -23,19 +30,8 @@ _REFERENCE_QUERY = Query(LANGUAGE, """
 (call_expression function: (identifier) @call)
 (call_expression function: (scoped_identifier name: (identifier) @call))
 (macro_invocation macro: (identifier) @macro)
-(type_parameter name: (type_identifier) @local)
-(parameter pattern: (identifier) @local)
-(let_declaration pattern: (identifier) @local)
-(closure_parameters (identifier) @local)
-(tuple_pattern (identifier) @local)
-""")
-_LOCAL_QUERY = Query(LANGUAGE, """
-(type_parameter name: (type_identifier) @local)
-(parameter pattern: (identifier) @local)
-(let_declaration pattern: (identifier) @local)
-(closure_parameters (identifier) @local)
-(tuple_pattern (identifier) @local)
-""")
+""" + _LOCAL_PATTERNS)
+_LOCAL_QUERY = Query(LANGUAGE, _LOCAL_PATTERNS)
 # SCREAMING_CASE constants are found by regex and checked against the tree: a `#match?`
 # predicate in the query costs twice the rest of it, as it runs on every identifier.
 _SCREAMING = re.compile(rb"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]+(?![A-Za-z0-9_])")

@@ -4,17 +4,17 @@ An item is a plain dict (it goes straight into msgpack): kind, name, qualname (w
 file), owner (the impl or trait of a method), byte and line span including the doc comments
 and attributes before it (tree-sitter makes those preceding siblings, not children),
 where its body starts (what precedes is its header), and its parent item's index (-1 at
-top level). What an item references is read
-from the tree only for the items that change (pipeline.references).
+top level). What an item references is read from the tree only for the items that change
+(pipeline.references).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import OrderedDict
-from itertools import accumulate
-import dataclasses
 from dataclasses import dataclass
+from itertools import accumulate
 
 import tree_sitter_rust
 from tree_sitter import Language, Parser, Tree

@@ -103,8 +103,12 @@ def test_a_rewritten_history_equals_a_clean_build_and_gc_removes_the_old_shards(
     assert code == 0 and len(built(record, "chunks")) == 2
     rebuilt = tensors(workdir)
     chunk_files = len(list((workdir / "cache" / "chunks").rglob("*.msgpack")))
+    obsolete = workdir / "cache" / "analysis" / "ab" / "ab12.msgpack"   # an older version's
+    obsolete.parent.mkdir(parents=True)
+    obsolete.write_bytes(b"x")
     assert run_doit(f"repo={sample_repo}", "gc")[0] == 0
     assert len(list((workdir / "cache" / "chunks").rglob("*.msgpack"))) == chunk_files - 4
+    assert not obsolete.exists() and any((workdir / "cache" / "definitions").rglob("*.msgpack"))
     code, record = run_doit(f"repo={sample_repo}")
     assert code == 0 and built(record, "chunks") == [] and "merge" not in record.executed
 
