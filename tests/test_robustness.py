@@ -183,7 +183,10 @@ def _wait_for(predicate, process, limit=120.0):
 KILL_POINTS = {
     "writing chunk shards": lambda w: len(list((w / "cache" / "chunks").rglob("*"))) > 8,
     "writing token shards": lambda w: len(list((w / "cache" / "tokens").rglob("*"))) > 8,
-    "merging": lambda w: any((w / "dataset").glob("*.pt")) if (w / "dataset").exists() else False,
+    # The merge makes dataset/ first, then imports torch and writes the tensors: killing as
+    # soon as it exists lands inside the merge (waiting for a .pt raced its end once the
+    # merge got fast).
+    "merging": lambda w: (w / "dataset").exists(),
 }
 
 
