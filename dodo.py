@@ -18,12 +18,16 @@ from pathlib import Path
 from doit import create_after, doit_cmd
 from doit.exceptions import InvalidCommand
 
-from pipeline import progress, stages
 from pipeline.config import load_settings
 from pipeline.errors import PipelineError
-from pipeline.housekeeping import recover_dep_file
-from pipeline.sample_repo import SAMPLE_VERSION
-from pipeline.tokenizing import current_tokenizer_info
+from pipeline.git.sample_repo import SAMPLE_VERSION
+from pipeline.run import actions, events
+from pipeline.run.housekeeping import recover_dep_file
+from pipeline.run.progress import ProgressReporter
+from pipeline.run.session import RunSession
+from pipeline.tokens.segments import token_shard_path
+from pipeline.tokens.tokenizer import current_tokenizer_info
+from pipeline.chunks.shard import chunk_shard_path
 
 DEP_FILE = ".doit.db"
 DOIT_CONFIG = {
@@ -31,8 +35,11 @@ DOIT_CONFIG = {
                       "report"],
     "dep_file": DEP_FILE,
     "backend": "sqlite3",
-    "reporter": progress.ProgressReporter,
+    "reporter": ProgressReporter,
 }
+# The lock, the local worker and the worker pool of the current run: taken by the commits
+# task, closed by its teardown, which doit runs however the run ends.
+SESSION = RunSession()
 
 # doit opens its state file right after importing this file; a damaged one would stop it
 # with a traceback, so it is checked (and moved aside) first.
@@ -56,7 +63,7 @@ def settings():
 def listed_shas(config):
     """The current run's commits; none yet when `doit list` or `doit clean` load the tasks."""
     try:
-        return stages.ordered_shas(config)
+        return actions.ordered_shas(SESSION, config)
     except PipelineError:
         return []
 
@@ -66,18 +73,19 @@ def task_sample_repo():
     config = settings()
     if config.repo:
         return {"actions": None, "uptodate": [True]}
-    progress.note("This was the generated sample repository; build yours with "
+    events.note("This was the generated sample repository; build yours with "
                   "`doit repo=PATH` or set repo in pipeline.toml (README.md).")
     stamp = config.cache / f"sample_repo.v{SAMPLE_VERSION}.done"
-    return {"actions": [(stages.make_sample_repository, [config, stamp])],
+    return {"actions": [(actions.make_sample_repository, [config, stamp])],
             "targets": [str(stamp)], "uptodate": [True]}
 
 
 def task_commits():
     """List the commits reachable from ref, with parents, times, message and Rust changes."""
     config = settings()
-    return {"actions": [(stages.list_commits, [config])], "task_dep": ["sample_repo"],
-            "clean": [(stages.remove_outputs, [config])], "verbosity": 2}
+    return {"actions": [(actions.list_commits, [SESSION, config])], "task_dep": ["sample_repo"],
+            "teardown": [SESSION.close], "clean": [(actions.remove_outputs, [config])],
+            "verbosity": 2}
 
 
 @create_after(executed="commits")
@@ -85,10 +93,10 @@ def task_chunks():
     """Per commit (in batches of 64): the changed Rust items, old/new code and context."""
     config = settings()
     shas = listed_shas(config)
-    progress.expect("chunks", len(shas))
-    for name, batch in stages.batches(shas):
-        yield {"name": name, "actions": [(stages.build_chunk_shards, [config, batch])],
-               "targets": [str(stages.chunk_shard_path(config, sha)) for sha in batch],
+    events.expect("chunks", len(shas))
+    for name, batch in actions.batches(shas):
+        yield {"name": name, "actions": [(actions.build_chunk_shards, [SESSION, config, batch])],
+               "targets": [str(chunk_shard_path(config, sha)) for sha in batch],
                "uptodate": [True]}
 
 
@@ -96,17 +104,17 @@ def task_chunks():
 def task_tokenizer():
     """Train the byte-level BPE on the pinned commit's Rust files, or load tokenizer=PATH."""
     config = settings()
-    return {"actions": [(stages.build_tokenizer, [config])], "verbosity": 2}
+    return {"actions": [(actions.build_tokenizer, [SESSION, config])], "verbosity": 2}
 
 
 def task_gc():
     """Remove cache files the last build's history and settings do not use (after a rebase)."""
-    return {"actions": [(stages.collect_garbage, [settings()])], "verbosity": 2}
+    return {"actions": [(actions.collect_garbage, [SESSION, settings()])], "verbosity": 2}
 
 
 def task_retrain_tokenizer():
     """Forget the tokenizer's pinned commit: the next `doit` trains anew and re-tokenizes."""
-    return {"actions": [(stages.retrain_tokenizer, [settings()])], "verbosity": 2}
+    return {"actions": [(actions.retrain_tokenizer, [settings()])], "verbosity": 2}
 
 
 @create_after(executed="tokenizer")
@@ -118,11 +126,11 @@ def task_tokens():
         shas = listed_shas(config)
     except PipelineError:                  # `doit list` before the first build
         shas = []
-    progress.expect("tokens", len(shas))
-    for name, batch in stages.batches(shas):
-        yield {"name": name, "actions": [(stages.build_token_shards, [config, batch])],
+    events.expect("tokens", len(shas))
+    for name, batch in actions.batches(shas):
+        yield {"name": name, "actions": [(actions.build_token_shards, [SESSION, config, batch])],
                "task_dep": [f"chunks:{name}"], "uptodate": [True],
-               "targets": [str(stages.token_shard_path(config, sha, tokenizer_hash))
+               "targets": [str(token_shard_path(config, sha, tokenizer_hash))
                            for sha in batch]}
 
 
@@ -130,15 +138,15 @@ def task_tokens():
 def task_merge():
     """Merge token shards in temporal order into dataset/ splits, stats and manifest."""
     config = settings()
-    return {"actions": [(stages.merge_dataset, [config])], "task_dep": ["tokens"],
+    return {"actions": [(actions.merge_dataset, [SESSION, config])], "task_dep": ["tokens"],
             "targets": [str(config.dataset / "manifest.json")],
-            "uptodate": [lambda: stages.merge_is_current(config)], "verbosity": 2}
+            "uptodate": [lambda: actions.merge_is_current(SESSION, config)], "verbosity": 2}
 
 
 @create_after(executed="tokenizer")
 def task_report():
     """Plot dataset/report.png: tokens per row and rows per month, per split."""
     config = settings()
-    return {"actions": [(stages.make_report, [config])], "task_dep": ["merge"],
+    return {"actions": [(actions.make_report, [config])], "task_dep": ["merge"],
             "file_dep": [str(config.dataset / "manifest.json")],
             "targets": [str(config.dataset / "report.png")]}

@@ -87,7 +87,7 @@ def git_log_floor(repo: Path) -> float:
 
 def parse_floor(repo: Path) -> tuple[float, int, int]:
     """(seconds, versions, bytes): tree-sitter parse of every distinct changed .rs version."""
-    from pipeline.rust_syntax import get_parser
+    from pipeline.rust.parsing import get_parser
     raw = subprocess.run(["git", "-C", str(repo), "log", "--format=", "--raw", "--no-abbrev",
                           "-m", "--first-parent", "--", "*.rs"], capture_output=True,
                          text=True, check=True).stdout

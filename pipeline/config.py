@@ -7,12 +7,11 @@ ones before.
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from pipeline.cache import content_key
+from pipeline.store import content_key
 from pipeline.errors import PipelineError
 
 PERSONAL_CONFIG = "pipeline.toml"
@@ -88,6 +87,11 @@ class Settings:
 
     def section_hash(self, section: dict) -> str:
         return content_key(sorted(section.items()))
+
+    @property
+    def repository(self) -> str:
+        """The repository to read: repo=, or the generated sample inside the cache."""
+        return self.repo or str(self.cache / "sample_repo")
 
     @property
     def cache(self) -> Path:
@@ -192,6 +196,3 @@ def _check_ranges(settings: Settings) -> None:
             f"budget_new ({fixed - HEADER_TOKENS}) plus {HEADER_TOKENS} tokens of name, path and "
             "markers. Raise max_length or lower the budgets.")
 
-
-def replace(settings: Settings, **changes) -> Settings:
-    return dataclasses.replace(settings, **changes)

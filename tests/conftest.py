@@ -11,8 +11,11 @@ from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
 
 import dodo
-from pipeline import commits, progress
-from pipeline.sample_repo import generate_sample_repository, git
+from pipeline.git.commit_list import build_commit_list
+from pipeline.git.sample_repo import generate_sample_repository, git
+from pipeline.records import to_plain
+from pipeline.run import events
+from pipeline.run.worker import Worker
 
 
 @pytest.fixture
@@ -21,13 +24,13 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PIPELINE_CONFIG_DIR", str(tmp_path))
     yield tmp_path
-    commits.close_sessions()
+    dodo.SESSION.close()
 
 
-def run_doit(*args: str) -> tuple[int, progress.RunRecord]:
+def run_doit(*args: str) -> tuple[int, events.RunRecord]:
     """Run doit in-process on the project's dodo.py; (exit code, record of the run)."""
     code = DoitMain(ModuleTaskLoader(dodo)).run(list(args))
-    return code or 0, progress.RUN  # some doit commands return None for success
+    return code or 0, events.RUN  # some doit commands return None for success
 
 
 @pytest.fixture(scope="session")
@@ -87,3 +90,14 @@ def chdir(path: Path):
         yield
     finally:
         os.chdir(previous)
+
+
+def build_chunk_shard(config, sha) -> dict:
+    """List config's commits and build the chunk shard of sha, as the chunks task does;
+    returns the shard as it is stored."""
+    worker = Worker(config)
+    try:
+        build_commit_list(config, worker.repo)
+        return to_plain(worker.build("chunks", sha))
+    finally:
+        worker.close()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import cache, stages
-from pipeline.chunking import module_path
-from pipeline.commits import build_commit_list
+from conftest import build_chunk_shard
+from pipeline.rust.files import module_path
 from pipeline.config import Settings
 
 PEER_V1 = """use std::fmt;
@@ -33,9 +32,7 @@ impl PeerId {
 
 def shard_of(repo, sha, **settings):
     config = Settings(repo=str(repo.path), cache_dir=str(repo.path.parent / "cache"), **settings)
-    build_commit_list(config)
-    assert stages.build_chunk_shards(config, [sha]) is None
-    return cache.read_record(stages.chunk_shard_path(config, sha))
+    return build_chunk_shard(config, sha)
 
 
 def chunk_named(shard, qualname):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sample_repo import git
+from pipeline.git.sample_repo import git
 
 DODO = Path(__file__).resolve().parents[1] / "dodo.py"
 

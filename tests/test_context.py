@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import cache, stages
-from pipeline.commits import build_commit_list
+from conftest import build_chunk_shard
 from pipeline.config import Settings
-from pipeline.context import owner_names
+from pipeline.chunks.context import owner_names
 
 WORKSPACE = {
     "Cargo.toml": '[workspace]\nmembers = ["crates/core", "crates/app"]\n',
@@ -51,9 +50,7 @@ impl Greet for Server {
 
 def context_of(repo, sha, qualname):
     config = Settings(repo=str(repo.path), cache_dir=str(repo.path.parent / "cache"))
-    build_commit_list(config)
-    assert stages.build_chunk_shards(config, [sha]) is None
-    shard = cache.read_record(stages.chunk_shard_path(config, sha))
+    shard = build_chunk_shard(config, sha)
     (chunk,) = [c for c in shard["chunks"] if c["qualname"] == qualname]
     return chunk["context"], shard["context_counts"]
 
@@ -119,9 +116,7 @@ def test_context_budgets_bound_each_snippet_and_the_total(workspace):
         "crates/app/src/server.rs": SERVER.replace("BODY", "4")})
     config = Settings(repo=str(workspace.path), cache_dir=str(workspace.path.parent / "cache"),
                       context_snippet_chars=25, context_total_chars=200)
-    build_commit_list(config)
-    assert stages.build_chunk_shards(config, [sha]) is None
-    shard = cache.read_record(stages.chunk_shard_path(config, sha))
+    shard = build_chunk_shard(config, sha)
     for chunk in shard["chunks"]:
         definitions = [s for s in chunk["context"] if s["kind"] != "import"]
         assert all(len(s["text"]) <= 25 for s in definitions)

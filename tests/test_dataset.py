@@ -10,8 +10,8 @@ from tokenizers import Tokenizer
 
 from conftest import run_doit
 from pipeline.config import Settings
-from pipeline.dataset import split_bounds
-from pipeline.tensors import IGNORE_INDEX
+from pipeline.merge.splits import split_bounds
+from pipeline.merge.tensors import IGNORE_INDEX
 
 DAY = 86_400
 JAN_1_2024 = 1_704_067_200

@@ -9,8 +9,10 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from conftest import run_doit
 from pipeline.config import Settings
-from pipeline.examples import build_segments, pack_examples
-from pipeline.tokenizing import SPECIAL_TOKENS, special_ids, train_tokenizer
+from pipeline.merge.packing import pack_examples
+from pipeline.records import ChunkShard, to_plain
+from pipeline.tokens.segments import build_token_shard
+from pipeline.tokens.tokenizer import SPECIAL_TOKENS, special_ids, train_tokenizer
 
 CORPUS = ["fn main() {\n    println!(\"hello\");\n}\n", "pub struct Point { x: f64, y: f64 }\n",
           "impl Point {\n    pub fn norm(&self) -> f64 {\n        (self.x * self.x).sqrt()\n    }\n}\n"]
@@ -21,8 +23,8 @@ NEW = "pub fn norm(&self) -> f64 {\n    (self.x * self.x + self.y * self.y).sqrt
 def shard(old=OLD, new=NEW, message="Use the euclidean norm\n"):
     chunk = {"path": "src/point.rs", "old_path": "src/point.rs", "kind": "method",
              "qualname": "point::impl Point::norm", "change": "modified", "old_code": old,
-             "new_code": new, "changed_lines": [[2, 2]], "truncated": False,
-             "context": [{"kind": "import", "path": "", "name": "imports",
+             "new_code": new, "changed_lines": [[2, 2]], "truncated": False, "part": "",
+             "refs": {}, "owner": "impl Point", "context": [{"kind": "import", "path": "", "name": "imports",
                           "text": "use std::fmt;"}]}
     return {"sha": "a" * 40, "message": message, "committer_time": 1, "chunks": [chunk],
             "skipped": {}, "flagged": {}, "missing_objects": [], "context_counts": {},
@@ -31,9 +33,10 @@ def shard(old=OLD, new=NEW, message="Use the euclidean norm\n"):
 
 def build_examples(settings, tokenizer, special, commit_shard, repo_name):
     """Tokenize a chunk shard into segments and pack them, as the merge does."""
-    tokens = build_segments(settings, tokenizer, special, commit_shard, repo_name)
-    return {**tokens, "examples": pack_examples(settings, special, tokens["name_ids"],
-                                                tokens["segments"])}
+    tokens = build_token_shard(settings, tokenizer, special, ChunkShard.from_plain(commit_shard),
+                               repo_name)
+    examples = pack_examples(settings, special, tokens.name_ids, tokens.segments)
+    return {**to_plain(tokens), "examples": to_plain(examples)}
 
 
 def between(tokenizer, ids, start, end):
@@ -146,7 +149,7 @@ def test_sequential_mode_packs_full_windows_and_marks_each_example(workdir, samp
 
 
 def test_retraining_on_request_rebuilds_every_token_shard_and_no_chunk_shard(workdir, sample_repo):
-    from pipeline.sample_repo import commit_count, extend_sample_repository
+    from pipeline.git.sample_repo import commit_count, extend_sample_repository
     assert run_doit(f"repo={sample_repo}")[0] == 0
     first = json.loads((workdir / "dataset" / "manifest.json").read_text())["tokenizer"]
     extend_sample_repository(sample_repo, 3)
@@ -164,6 +167,6 @@ def test_retraining_on_request_rebuilds_every_token_shard_and_no_chunk_shard(wor
 
 def test_the_header_allowance_covers_name_path_and_markers():
     from pipeline.config import HEADER_TOKENS
-    from pipeline.examples import NAME_TOKENS, PATH_TOKENS
+    from pipeline.tokens.segments import NAME_TOKENS, PATH_TOKENS
     markers = 6       # <reponame> <filename> <commit_before> <commit_msg> <commit_after> <|endoftext|>
     assert NAME_TOKENS + PATH_TOKENS + markers <= HEADER_TOKENS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from pipeline.git_history import (BlobReader, list_commits, list_tree, open_repository,
+from pipeline.git.history import (BlobReader, list_commits, list_tree, open_repository,
                                   resolve_ref, tree_changes)
 
 

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 from conftest import run_doit
-from pipeline.report import _months_between
+from pipeline.merge.report import _months_between
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def inspect(*args):
-    return subprocess.run([sys.executable, "-m", "pipeline.inspect", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "pipeline.show", *args], cwd=ROOT,
                           capture_output=True, text=True)
 
 

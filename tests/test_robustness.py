@@ -19,11 +19,16 @@ from pathlib import Path
 import pytest
 
 from conftest import run_doit
-from pipeline import chunking, dataset, examples, rust_syntax, stages
-from pipeline.commits import current_commit_list
+from pipeline.chunks import shard as chunk_shard
+from pipeline.chunks.shard import chunk_shard_path
+from pipeline.git.commit_list import current_commit_list
+from pipeline.merge import outputs
+from pipeline.rust import syntax
+from pipeline.tokens import segments
+from pipeline.tokens.segments import token_shard_path
 from pipeline.config import Settings
-from pipeline.tokenizing import current_tokenizer_info
-from pipeline.sample_repo import extend_sample_repository, git
+from pipeline.git.sample_repo import extend_sample_repository, git
+from pipeline.tokens.tokenizer import current_tokenizer_info
 
 DODO = Path(__file__).resolve().parents[1] / "dodo.py"
 SPLIT_FILES = ("train.pt", "val.pt", "test.pt")
@@ -140,9 +145,9 @@ def test_damaged_cache_records_are_rebuilt_and_reported(workdir, sample_repo, ca
     settings = Settings(repo=str(sample_repo))
     info = current_tokenizer_info(settings)
     sha = current_commit_list(settings)["commits"][5]["sha"]
-    chunk = stages.chunk_shard_path(settings, sha)
+    chunk = chunk_shard_path(settings, sha)
     chunk.write_bytes(chunk.read_bytes()[:40])                    # truncated ...
-    stages.token_shard_path(settings, sha, info["hash"]).unlink()  # ... and needed again
+    token_shard_path(settings, sha, info["hash"]).unlink()  # ... and needed again
     token = sorted(Path("cache/tokens").rglob("*.msgpack"))[7]
     data = bytearray(token.read_bytes())
     data[len(data) // 2] ^= 0x10                                  # one flipped bit
@@ -247,10 +252,10 @@ def test_a_damaged_doit_state_file_is_moved_aside_and_the_build_gives_the_same_t
 
 
 @pytest.mark.parametrize("module, constant, rebuilt", [
-    (rust_syntax, "ANALYSER_VERSION", {"chunks", "tokens", "merge"}),
-    (chunking, "CHUNKER_VERSION", {"chunks", "tokens", "merge"}),
-    (examples, "FORMAT_VERSION", {"tokens", "merge"}),
-    (dataset, "DATASET_VERSION", {"merge"}),
+    (syntax, "ANALYSER_VERSION", {"chunks", "tokens", "merge"}),
+    (chunk_shard, "CHUNKER_VERSION", {"chunks", "tokens", "merge"}),
+    (segments, "FORMAT_VERSION", {"tokens", "merge"}),
+    (outputs, "DATASET_VERSION", {"merge"}),
 ])
 def test_a_code_version_change_rebuilds_exactly_its_stage_and_later_ones(
         workdir, sample_repo, monkeypatch, module, constant, rebuilt):

@@ -1,8 +1,9 @@
 """tree-sitter-rust analysis of hand-written Rust: items, owners, docs, imports, errors,
 references, and incremental parses that agree with parses from scratch."""
 
-from pipeline.references import item_references
-from pipeline.rust_syntax import RecentParses, _hunk_edits, analyse, parse
+from pipeline.rust.parsing import RecentParses, _hunk_edits, parse
+from pipeline.rust.references import item_references
+from pipeline.rust.syntax import analyse
 
 SOURCE = b'''//! Crate docs stay with the file.
 use std::{fmt::{self, Display}, io::*};

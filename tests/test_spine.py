@@ -8,7 +8,7 @@ import shutil
 import torch
 
 from conftest import run_doit
-from pipeline.sample_repo import commit_count, extend_sample_repository, git
+from pipeline.git.sample_repo import commit_count, extend_sample_repository, git
 
 OUTPUTS = ("train.pt", "val.pt", "test.pt", "stats.json", "manifest.json", "tokenizer.json")
 

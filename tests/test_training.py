@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 
 from conftest import run_doit
 from pipeline import load_split
-from pipeline.tensors import IGNORE_INDEX
+from pipeline.merge.tensors import IGNORE_INDEX
 
 
 class TinyCausalLM(nn.Module):

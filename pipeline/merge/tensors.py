@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from array import array
 
+from pipeline.records import Example
+
 IGNORE_INDEX = -100
 
 
-def _labels(example: dict) -> array:
-    ids = example["input_ids"]
+def _labels(example: Example) -> array:
+    ids = example.input_ids
     labels = array(ids.typecode, [IGNORE_INDEX]) * len(ids)
-    for start, end in example["loss_spans"]:
+    for start, end in example.loss_spans:
         labels[start:end] = ids[start:end]
     return labels
 
@@ -27,16 +29,16 @@ def commit_tensors(rows: list, max_length: int, pad_id: int) -> dict:
     labels = torch.full((count, max_length), IGNORE_INDEX, dtype=torch.int32)
     attention = torch.zeros((count, max_length), dtype=torch.int8)
     for row, (example, _) in enumerate(rows):
-        length = len(example["input_ids"])
-        input_ids[row, :length] = torch.frombuffer(example["input_ids"], dtype=torch.int32)
+        length = len(example.input_ids)
+        input_ids[row, :length] = torch.frombuffer(example.input_ids, dtype=torch.int32)
         labels[row, :length] = torch.frombuffer(_labels(example), dtype=torch.int32)
         attention[row, :length] = 1
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels,
-            "commit_time": torch.tensor([shard["committer_time"] for _, shard in rows],
+            "commit_time": torch.tensor([shard.committer_time for _, shard in rows],
                                         dtype=torch.int64),
-            "commit_sha": [shard["sha"] for _, shard in rows],
-            "path": [example["paths"] for example, _ in rows],
-            "item": [example["items"] for example, _ in rows]}
+            "commit_sha": [shard.sha for _, shard in rows],
+            "path": [example.paths for example, _ in rows],
+            "item": [example.items for example, _ in rows]}
 
 
 def sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
@@ -48,9 +50,9 @@ def sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
     stream, label_stream, segment_stream, starts = array("i"), array("i"), array("i"), []
     for number, (example, shard) in enumerate(rows):
         starts.append((len(stream), shard))
-        stream += example["input_ids"]
+        stream += example.input_ids
         label_stream += _labels(example)
-        segment_stream += array("i", [number]) * len(example["input_ids"])
+        segment_stream += array("i", [number]) * len(example.input_ids)
     windows = max(-(-len(stream) // max_length), 0)
     size = windows * max_length
     pad = size - len(stream)
@@ -69,9 +71,9 @@ def sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
     segments = torch.where(segments >= 0, segments - first, segments)
     window_commits = [[] for _ in range(windows)]
     for offset, shard in starts:
-        window_commits[offset // max_length].append(shard["sha"])
+        window_commits[offset // max_length].append(shard.sha)
     return {"input_ids": input_ids, "attention_mask": (segments >= 0).to(torch.int8),
             "labels": labels, "segment_ids": segments,
-            "commit_time": torch.tensor([rows[segment_stream[w * max_length]][1]["committer_time"]
+            "commit_time": torch.tensor([rows[segment_stream[w * max_length]][1].committer_time
                                          for w in range(windows)], dtype=torch.int64),
             "commit_sha": window_commits}

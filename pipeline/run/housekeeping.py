@@ -13,16 +13,20 @@ import os
 import sqlite3
 from pathlib import Path
 
-from pipeline.commits import current_commit_list, list_path, pointer_path
+from pipeline import store
+from pipeline.chunks.shard import chunk_shard_path
 from pipeline.config import Settings
+from pipeline.git.commit_list import list_path
+from pipeline.tokens.segments import token_shard_path
 
 
-def referenced_records(settings: Settings, chunk_path, token_path, tokenizer_info: dict) -> set:
-    listing = current_commit_list(settings)
-    keep = {Path(list_path(settings, listing["head"])), pointer_path(settings)}
+def referenced_records(settings: Settings, listing: dict, tokenizer_info: dict) -> set:
+    """The cache records the commit list and settings of the last build use."""
+    keep = {Path(list_path(settings, listing["head"])),
+            store.pointer_path(settings.cache, "commits")}
     for commit in listing["commits"]:
-        keep.add(Path(chunk_path(settings, commit["sha"])))
-        keep.add(Path(token_path(settings, commit["sha"], tokenizer_info["hash"])))
+        keep.add(chunk_shard_path(settings, commit["sha"]))
+        keep.add(token_shard_path(settings, commit["sha"], tokenizer_info["hash"]))
     return {path.resolve() for path in keep}
 
 

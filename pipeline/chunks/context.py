@@ -13,10 +13,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from pipeline.chunking import module_path
 from pipeline.config import Settings
-from pipeline.references import REFERENCE_ROLES
-from pipeline.symbols import Definition, SymbolIndex
+from pipeline.records import Chunk, Snippet
+from pipeline.rust.files import module_path
+from pipeline.rust.references import REFERENCE_ROLES
+from pipeline.rust.symbols import Definition, SymbolIndex
+from pipeline.text import cut_at_line
 
 # Which definitions a name can stand for, by how the code uses it (a call may build a
 # tuple struct; a type name may be a trait in a bound).
@@ -45,7 +47,7 @@ def import_snippet(imports: list) -> list:
         return []
     lines = "\n".join(f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
                       else f"use {path} as {alias};" for path, alias in imports)
-    return [{"kind": "import", "path": "", "name": "imports", "text": lines}]
+    return [Snippet(kind="import", path="", name="imports", text=lines)]
 
 
 def _module_file(index: SymbolIndex, from_path: str, segments: list):
@@ -70,14 +72,14 @@ def _module_file(index: SymbolIndex, from_path: str, segments: list):
     return None
 
 
-def _via_imports(index, chunk, name) -> Definition | None:
+def _via_imports(index, chunk: Chunk, imports: list, name: str) -> Definition | None:
     """The definition a `use` of the chunk's file brings in under name, if it is in the repo."""
-    for path, alias in chunk["imports"]:
+    for path, alias in imports:
         segments = path.split("::")
         if alias == "*":
-            target, wanted = _module_file(index, chunk["path"], segments[:-1]), [name]
+            target, wanted = _module_file(index, chunk.path, segments[:-1]), [name]
         elif alias == name:
-            target, wanted = _module_file(index, chunk["path"], segments), None
+            target, wanted = _module_file(index, chunk.path, segments), None
         else:
             continue
         if target is None:
@@ -95,18 +97,18 @@ def _is_test_code(path: str, qualname: str) -> bool:
     return "tests" in qualname.split("::") or bool({"tests", "benches"} & set(path.split("/")))
 
 
-def resolve(index: SymbolIndex, chunk: dict, name: str, role: str,
+def resolve(index: SymbolIndex, chunk: Chunk, imports: list, name: str, role: str,
             counts: Counter) -> Definition | None:
     """The one definition name stands for in chunk's code, or None (local, unknown, ambiguous)."""
-    own_files = {chunk["path"], chunk["old_path"]}
-    found = _via_imports(index, chunk, name)
+    own_files = {chunk.path, chunk.old_path}
+    found = _via_imports(index, chunk, imports, name)
     if found is not None:
         if found.path in own_files:
             return None
         counts["resolved_by_path"] += 1
         return found
     # Test helpers are not what non-test code means by a name.
-    testing = _is_test_code(chunk["path"], chunk["qualname"])
+    testing = _is_test_code(chunk.path, chunk.qualname)
     candidates = [d for d in index.definitions(name) if d.kind in ROLE_KINDS[role]
                   and (testing or not _is_test_code(d.path, d.qualname)) or d.path in own_files]
     if not candidates or any(d.path in own_files for d in candidates):
@@ -118,47 +120,43 @@ def resolve(index: SymbolIndex, chunk: dict, name: str, role: str,
     return candidates[0]
 
 
-def _cut(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text.rfind("\n", 0, limit)
-    return text[:cut if cut > 0 else limit]
-
-
-def chunk_context(index: SymbolIndex, chunk: dict, changed_paths: set, settings: Settings,
-                  counts: Counter) -> list:
+def chunk_context(index: SymbolIndex, chunk: Chunk, imports: list, changed_paths: set,
+                  settings: Settings, counts: Counter) -> list:
     """The context snippets of one chunk, within the per-snippet, per-kind and total budgets."""
-    snippets = import_snippet(chunk["imports"])
-    owners = owner_names(chunk["owner"])
+    snippets = import_snippet(imports)
+    owners = owner_names(chunk.owner)
     wanted = [(name, "type") for name in owners] + [
-        (name, role) for role in REFERENCE_ROLES for name in chunk["refs"][role]
+        (name, role) for role in REFERENCE_ROLES for name in chunk.refs[role]
         if name not in owners]
     found = []
     for name, role in wanted:
-        definition = resolve(index, chunk, name, role, counts)
+        definition = resolve(index, chunk, imports, name, role, counts)
         if definition is not None and definition not in found:
             found.append(definition)
-    priority = len(owner_names(chunk["owner"]))
+    priority = len(owner_names(chunk.owner))
     ordered = found[:priority] + sorted(found[priority:],
                                         key=lambda d: d.path not in changed_paths)
-    per_kind, total = Counter(), sum(len(s["text"]) for s in snippets)
+    per_kind, total = Counter(), sum(len(s.text) for s in snippets)
     for definition in ordered:
-        text = _cut(definition.text, settings.context_snippet_chars)
+        text, _ = cut_at_line(definition.text, settings.context_snippet_chars)
         if (per_kind[definition.kind] >= settings.context_per_kind
                 or total + len(text) > settings.context_total_chars):
             counts["snippet_over_budget"] += 1
             continue
         per_kind[definition.kind] += 1
         total += len(text)
-        snippets.append({"kind": definition.kind, "path": definition.path,
-                         "name": definition.qualname, "text": text})
+        snippets.append(Snippet(kind=definition.kind, path=definition.path,
+                                name=definition.qualname, text=text))
     return snippets
 
 
-def attach_context(shard: dict, index: SymbolIndex, changed_paths: set, settings: Settings) -> None:
-    """Give every chunk of a commit's shard its context; count how names were resolved."""
+def attach_context(files: list, index: SymbolIndex, changed_paths: set,
+                   settings: Settings) -> dict:
+    """Give every chunk of a commit's files (FileChunks) its context; returns how names
+    were resolved, counted."""
     counts: Counter = Counter()
-    for chunk in shard["chunks"]:
-        chunk["context"] = chunk_context(index, chunk, changed_paths, settings, counts)
-        del chunk["imports"]            # now part of the import snippet
-    shard["context_counts"] = dict(sorted(counts.items()))
+    for file in files:
+        for chunk in file.chunks:
+            chunk.context = chunk_context(index, chunk, file.imports, changed_paths, settings,
+                                          counts)
+    return dict(sorted(counts.items()))

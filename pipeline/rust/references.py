@@ -13,7 +13,9 @@ import re
 
 from tree_sitter import Query, QueryCursor
 
-from pipeline.rust_syntax import LANGUAGE, ParsedFile, analyse
+from pipeline.rust.parsing import LANGUAGE, ParsedFile
+from pipeline.rust.syntax import analyse
+from pipeline.text import decode
 
 REFERENCE_ROLES = ("type", "call", "macro", "const")
 _LOCAL_PATTERNS = """
@@ -46,7 +48,7 @@ def _captures(file: ParsedFile, query: Query, start: int, end: int) -> dict:
         names = found.setdefault(role, set())
         for node in nodes:
             if start <= node.start_byte < end:
-                names.add(file.parsed[node.start_byte:node.end_byte].decode("utf-8", "replace"))
+                names.add(decode(file.parsed[node.start_byte:node.end_byte]))
     return found
 
 

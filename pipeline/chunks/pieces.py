@@ -9,10 +9,11 @@ again: no code is dropped.
 
 from __future__ import annotations
 
-from pipeline.rust_syntax import get_parser
+from pipeline.rust.parsing import get_parser
+from pipeline.text import decode
 
 # Node kinds whose named children are the natural places to cut.
-_CONTAINERS = {"block", "declaration_list", "field_declaration_list", "enum_variant_list",
+_CUTTABLE_NODES = {"block", "declaration_list", "field_declaration_list", "enum_variant_list",
                "match_block", "ordered_field_declaration_list", "token_tree", "use_list"}
 
 
@@ -22,7 +23,7 @@ def _container(node):
     stack = [node]
     while stack:
         current = stack.pop()
-        if current.type in _CONTAINERS and current.named_child_count > 1:
+        if current.type in _CUTTABLE_NODES and current.named_child_count > 1:
             if best is None or current.end_byte - current.start_byte > best.end_byte - best.start_byte:
                 best = current
         stack.extend(current.named_children)
@@ -89,9 +90,5 @@ def split_pieces(text: str, limit: int) -> list:
     # Budgets are in characters and cuts in bytes; a byte budget of `limit` is never larger.
     cuts = _cuts(source, tree.root_node, 0, len(source), limit)
     bounds = [0] + cuts + [len(source)]
-    return [source[a:b].decode("utf-8", "replace") for a, b in zip(bounds, bounds[1:])]
+    return [decode(source[a:b]) for a, b in zip(bounds, bounds[1:])]
 
-
-def split_item(text: str, limit: int) -> list:
-    """The item's text as consecutive parts, each within limit characters where possible."""
-    return pack(split_pieces(text, limit), limit)

@@ -1,4 +1,4 @@
-"""One commit in, its chunk shard out: each changed Rust item with its old and new code.
+"""A commit's changed Rust files in, their chunks out: each changed item, old and new code.
 
 Old and new items of a file are paired by qualified name (so a method moved within its
 file is one chunk) and compared by text. What lies outside every item (use lines, comments)
@@ -12,40 +12,22 @@ import difflib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from pipeline import cache, rust_syntax
+from pipeline.chunks.pieces import line_start, pack, split_pieces
 from pipeline.config import Settings
-from pipeline.git_history import NULL_BLOB, BlobReader, Commit, FileChange
-from pipeline.references import REFERENCE_ROLES, item_references
-from pipeline.rust_syntax import ParsedFile, RecentParses, analyse, children_by_parent
-from pipeline.splitting import line_start, pack, split_pieces
+from pipeline.git.history import BlobReader
+from pipeline.records import NULL_BLOB, Chunk, Commit, FileChange
+from pipeline.rust.files import module_path, skip_reason
+from pipeline.rust.parsing import ParsedFile, RecentParses
+from pipeline.rust.references import REFERENCE_ROLES, item_references
+from pipeline.rust.syntax import analyse, children_by_parent
+from pipeline.text import cut_at_line, decode
 
-# Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 11
 SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
-GENERATED_MARKERS = (b"@generated", b"DO NOT EDIT")
 FALLBACK_CONTEXT_LINES = 3
 # Items that are compared as units; `use` lines and inline-mod headers belong to the file.
 _NOT_UNITS = {"use", "mod"}
-
-
-def shard_key(settings: Settings, sha: str) -> str:
-    return cache.content_key([sha, settings.section_hash(settings.chunk_section()),
-                              rust_syntax.ANALYSER_VERSION, CHUNKER_VERSION])
-
-
-def module_path(path: str) -> str:
-    """`crates/net/src/peer/mod.rs` -> `peer`: the module a file defines, within its crate."""
-    parts = path[:-3].split("/") if path.endswith(".rs") else path.split("/")
-    if "src" in parts:
-        parts = parts[len(parts) - parts[::-1].index("src"):]
-    if parts and parts[-1] in ("mod", "lib", "main"):
-        parts = parts[:-1]
-    return "::".join(parts)
-
-
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
 
 
 def _own_text(source: bytes, item: dict, children: list) -> str:
@@ -55,7 +37,7 @@ def _own_text(source: bytes, item: dict, children: list) -> str:
         pieces.append(source[cursor:line_start(source, child["start_byte"])])
         cursor = child["end_byte"]
     pieces.append(source[cursor:item["end_byte"]])
-    return _decode(b"".join(pieces))
+    return decode(b"".join(pieces))
 
 
 def _units(file: ParsedFile) -> dict:
@@ -81,8 +63,16 @@ def _same_bytes(old: bytes, old_item: dict, new: bytes, new_item: dict) -> bool:
             == new[new.rfind(b"\n", 0, new_start) + 1:new_start])
 
 
-def _unit(file: ParsedFile, index: int) -> tuple:
-    """(item, text, comparable, (file, index)) of a unit.
+class Unit(NamedTuple):
+    """One side of an item compared as a unit."""
+    item: dict | None          # None: the item does not exist on this side
+    text: str
+    comparable: str | None     # what decides whether the item changed
+    place: tuple | None        # (parsed file, item index)
+
+
+def _unit(file: ParsedFile, index: int) -> Unit:
+    """The unit of item index of file.
 
     An impl or trait is its text without its members, which leaves blank lines that move
     whenever a member is added or removed: its blank lines are collapsed, and it counts as
@@ -96,11 +86,11 @@ def _unit(file: ParsedFile, index: int) -> tuple:
         text = re.sub(r"\n\s*\n(\s*\n)+", "\n\n", _own_text(file.source, item, children[index]))
         comparable = " ".join(text.split())
     else:
-        text = comparable = _decode(_span(file, index))
-    return item, text, comparable, (file, index)
+        text = comparable = decode(_span(file, index))
+    return Unit(item, text, comparable, (file, index))
 
 
-_ABSENT = (None, "", None, None)
+_ABSENT = Unit(None, "", None, None)
 
 
 def _changed_pairs(olds: list, news: list):
@@ -112,11 +102,11 @@ def _changed_pairs(olds: list, news: list):
     """
     if len(olds) <= 1 and len(news) <= 1:
         old, new = (olds or [_ABSENT])[0], (news or [_ABSENT])[0]
-        if old[2] != new[2]:
+        if old.comparable != new.comparable:
             yield old, new
         return
-    matcher = difflib.SequenceMatcher(None, [u[2] for u in olds], [u[2] for u in news],
-                                      autojunk=False)
+    matcher = difflib.SequenceMatcher(None, [u.comparable for u in olds],
+                                      [u.comparable for u in news], autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
@@ -139,7 +129,7 @@ def _residual(file: ParsedFile) -> str:
         kept += lines[cursor:start]
         cursor = max(cursor, end)
     kept += lines[cursor:]
-    return _decode(b"\n".join(kept)).strip()
+    return decode(b"\n".join(kept)).strip()
 
 
 def _changed_ranges(old: str, new: str, first_line: int) -> list:
@@ -152,25 +142,15 @@ def _changed_ranges(old: str, new: str, first_line: int) -> list:
     return ranges
 
 
-def _fit(text: str, limit: int) -> tuple[str, bool]:
-    """Text cut at a line boundary to at most limit characters; whether it was cut."""
-    if len(text) <= limit:
-        return text, False
-    cut = text.rfind("\n", 0, limit)
-    return text[:cut if cut > 0 else limit], True
-
-
 def _make_chunk(settings, change, kind, qualname, change_kind, old, new, first_line, uses,
-                part=""):
-    """A chunk; `uses` holds what context resolution needs: refs, owner and the imports."""
-    old_code, old_cut = _fit(old, settings.max_item_chars)
-    new_code, new_cut = _fit(new, settings.max_item_chars)
-    return {
-        "path": change.new_path, "old_path": change.old_path, "kind": kind,
-        "qualname": qualname, "change": change_kind, "old_code": old_code,
-        "new_code": new_code, "changed_lines": _changed_ranges(old, new, first_line),
-        "truncated": old_cut or new_cut, "part": part, **uses,
-    }
+                part="") -> Chunk:
+    """A chunk; `uses` holds what context resolution needs: refs and owner."""
+    old_code, old_cut = cut_at_line(old, settings.max_item_chars)
+    new_code, new_cut = cut_at_line(new, settings.max_item_chars)
+    return Chunk(path=change.new_path, old_path=change.old_path, kind=kind, qualname=qualname,
+                 change=change_kind, old_code=old_code, new_code=new_code,
+                 changed_lines=_changed_ranges(old, new, first_line),
+                 truncated=old_cut or new_cut, part=part, **uses)
 
 
 def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses) -> list:
@@ -198,22 +178,20 @@ def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses) 
     return chunks
 
 
-def _uses(items: list, places: list, analysis: dict | None) -> dict:
-    """The names the items (at places: (parsed file, item index)) reference, the impl or
-    trait they belong to, the file's imports."""
+def _uses(items: list, places: list) -> dict:
+    """The names the items (at places: (parsed file, item index)) reference, and the impl or
+    trait they belong to."""
     found = [item_references(file, index) for file, index in places]
     refs = {role: sorted({name for names in found for name in names[role]})
             for role in REFERENCE_ROLES}
     owner = next((item["owner"] or (item["name"] if item["kind"] == "impl" else "")
                   for item in items if item), "")
-    return {"refs": refs, "owner": owner, "imports": analysis["imports"] if analysis else []}
-
+    return {"refs": refs, "owner": owner}
 
 
 def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | None) -> list:
     prefix = module_path(change.new_path)
     prefix = f"{prefix}::" if prefix else ""
-    current = analyse(new if new is not None else old)
     old_units = _units(old) if old is not None else {}
     new_units = _units(new) if new is not None else {}
     old_items = analyse(old)["items"] if old is not None else []
@@ -224,27 +202,27 @@ def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | Non
         if len(olds) == len(news) == 1 and _same_bytes(
                 old.source, old_items[olds[0]], new.source, new_items[news[0]]):
             continue              # most items of a file: no text to build
-        for (old_item, old_text, _, old_place), (new_item, new_text, _, new_place) in \
-                _changed_pairs([_unit(old, i) for i in olds], [_unit(new, i) for i in news]):
-            item = new_item or old_item
-            change_kind = ("added" if old_item is None else "deleted" if new_item is None
-                           else "modified")
-            uses = _uses([new_item, old_item], [p for p in (new_place, old_place) if p], current)
-            chunks += _unit_chunks(settings, change, item, prefix + name, change_kind,
-                                   old_text, new_text, uses)
+        pairs = _changed_pairs([_unit(old, i) for i in olds], [_unit(new, i) for i in news])
+        for old_unit, new_unit in pairs:
+            change_kind = ("added" if old_unit.item is None else "deleted"
+                           if new_unit.item is None else "modified")
+            uses = _uses([new_unit.item, old_unit.item],
+                         [u.place for u in (new_unit, old_unit) if u.place])
+            chunks += _unit_chunks(settings, change, new_unit.item or old_unit.item,
+                                   prefix + name, change_kind, old_unit.text, new_unit.text, uses)
     old_rest = _residual(old) if old is not None else ""
     new_rest = _residual(new) if new is not None else ""
     if old_rest != new_rest:
         file_change = "added" if old is None else "deleted" if new is None else "modified"
         chunks.append(_make_chunk(settings, change, "file", prefix.rstrip(":") or change.new_path,
-                                  file_change, old_rest, new_rest, 1, _uses([], [], current)))
+                                  file_change, old_rest, new_rest, 1, _uses([], [])))
     return chunks
 
 
-def _fallback_chunks(settings, change, old_src, new_src, analysis) -> list:
+def _fallback_chunks(settings, change, old_src, new_src) -> list:
     """Windows of lines around each changed hunk, for files tree-sitter cannot parse cleanly."""
-    old_lines = _decode(old_src or b"").splitlines()
-    new_lines = _decode(new_src or b"").splitlines()
+    old_lines = decode(old_src or b"").splitlines()
+    new_lines = decode(new_src or b"").splitlines()
     matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
     chunks = []
     for group in matcher.get_grouped_opcodes(FALLBACK_CONTEXT_LINES):
@@ -253,19 +231,8 @@ def _fallback_chunks(settings, change, old_src, new_src, analysis) -> list:
         chunks.append(_make_chunk(
             settings, change, "lines", f"{change.new_path}:{new_start + 1}", "modified",
             "\n".join(old_lines[old_start:old_end]), "\n".join(new_lines[new_start:new_end]),
-            new_start + 1, _uses([], [], analysis)))
+            new_start + 1, _uses([], [])))
     return chunks
-
-
-def skip_reason(data: bytes, max_file_bytes: int) -> str | None:
-    """Why a file version is not read as Rust code (None: it is): every stage asks this."""
-    if b"\0" in data[:8192]:
-        return "binary_file"
-    if len(data) > max_file_bytes:
-        return "oversize_file"
-    if any(marker in data[:2048] for marker in GENERATED_MARKERS):
-        return "generated_file"
-    return None
 
 
 @dataclass
@@ -295,17 +262,25 @@ def _read_side(reader: BlobReader, blob: str, mode: str, settings, counts: FileC
     return data, True
 
 
+@dataclass
+class FileChunks:
+    """The chunks of one changed file and the imports of its version (the context of each)."""
+    chunks: list          # Chunk
+    imports: list         # [path, alias] of the file's `use` trees
+
+
 def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
-                counts: FileCounts) -> list:
-    """The chunks of one changed Rust file; what was skipped or flagged goes into counts."""
+                counts: FileCounts) -> FileChunks | None:
+    """The chunks of one changed Rust file (None if it has none to read); what was skipped
+    or flagged goes into counts."""
     if change.old_blob == change.new_blob:
         if change.status != "R":
             counts.skipped["mode_only_change"] += 1
-        return []                        # a pure rename or a mode change: no code changed
+        return None                      # a pure rename or a mode change: no code changed
     old_src, old_ok = _read_side(reader, change.old_blob, change.old_mode, settings, counts)
     new_src, new_ok = _read_side(reader, change.new_blob, change.new_mode, settings, counts)
     if not (old_ok and new_ok) or (old_src is None and new_src is None):
-        return []
+        return None
     # Old before new: the new version is then parsed incrementally from the old one's tree.
     old = new = None
     if old_src is not None:
@@ -314,25 +289,23 @@ def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
         new = parses.parse(change.new_path, new_src, change.old_path, blob=change.new_blob)
     old_an = analyse(old) if old is not None else None
     new_an = analyse(new) if new is not None else None
+    imports = (new_an or old_an)["imports"]
     if any(an and an["decode_errors"] for an in (old_an, new_an)):
         counts.flagged["non_utf8_decoded_with_replacement"] += 1
     if any(an and an["has_error"] for an in (old_an, new_an)):
         counts.flagged["syntax_error_fallback"] += 1
-        return _fallback_chunks(settings, change, old_src, new_src, new_an or old_an)
-    return _item_chunks(settings, change, old, new)
+        return FileChunks(_fallback_chunks(settings, change, old_src, new_src), imports)
+    return FileChunks(_item_chunks(settings, change, old, new), imports)
 
 
 def commit_chunks(settings: Settings, parses: RecentParses, reader: BlobReader,
-                  commit: Commit, changes) -> dict:
-    """The chunk shard of one commit: its chunks, message and skip counts."""
+                  commit: Commit, changes) -> tuple[list, FileCounts]:
+    """The chunks of one commit's changes (None: a merge commit left out), file by file,
+    and what was skipped or flagged on the way."""
     counts = FileCounts()
-    chunks: list = []
     if changes is None:
         counts.skipped["merge_commit"] += 1
     elif not changes:
         counts.skipped["commit_without_rust_changes"] += 1
-    for change in changes or ():
-        chunks.extend(file_chunks(settings, parses, reader, change, counts))
-    return {"sha": commit.sha, "message": commit.message, "committer_time": commit.committer_time,
-            "chunks": chunks, "skipped": dict(sorted(counts.skipped.items())),
-            "flagged": dict(sorted(counts.flagged.items())), "missing_objects": counts.missing}
+    files = [file_chunks(settings, parses, reader, change, counts) for change in changes or ()]
+    return [found for found in files if found is not None], counts

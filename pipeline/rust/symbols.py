@@ -14,10 +14,12 @@ import re
 from collections import OrderedDict, defaultdict
 from typing import NamedTuple
 
-from pipeline import cache
-from pipeline.chunking import module_path, skip_reason
-from pipeline.git_history import list_tree, tree_changes
-from pipeline.rust_syntax import ANALYSER_VERSION, RecentParses, analyse, children_by_parent
+from pipeline import store
+from pipeline.git.history import list_tree, tree_changes
+from pipeline.rust.files import module_path, skip_reason
+from pipeline.rust.parsing import RecentParses
+from pipeline.rust.syntax import ANALYSER_VERSION, analyse, children_by_parent
+from pipeline.text import decode
 
 # Analysis kind -> context kind (the marker the example uses for it).
 DEFINITION_KINDS = {"struct": "struct", "union": "struct", "type": "struct", "enum": "enum",
@@ -29,7 +31,7 @@ _PACKAGE_NAME = re.compile(rb'^\[package\][^\[]*?^\s*name\s*=\s*"([^"]+)"',
 _BLOB_MEMO_SIZE = 3_000
 _INDEXED = (b".rs", b"Cargo.toml")
 # Bump when definitions_in changes: part of every definitions cache key.
-DEFINITIONS_VERSION = 1
+DEFINITIONS_VERSION = 2
 
 
 class Definition(NamedTuple):
@@ -41,7 +43,7 @@ class Definition(NamedTuple):
 
 
 def _header(source: bytes, item: dict) -> str:
-    return source[item["start_byte"]:item["body_start"]].decode("utf-8", "replace").rstrip()
+    return decode(source[item["start_byte"]:item["body_start"]]).rstrip()
 
 
 def _snippet(source: bytes, item: dict, children: list) -> str:
@@ -52,21 +54,22 @@ def _snippet(source: bytes, item: dict, children: list) -> str:
         members = []
         for child in children:
             end = child["body_start"] if child["kind"] == "method" else child["end_byte"]
-            text = source[child["start_byte"]:end].decode("utf-8", "replace").rstrip()
+            text = decode(source[child["start_byte"]:end]).rstrip()
             members.append("    " + text + (";" if not text.endswith(";") else ""))
         return _header(source, item) + " {\n" + "\n".join(members) + "\n}"
-    return source[item["start_byte"]:item["end_byte"]].decode("utf-8", "replace")
+    return decode(source[item["start_byte"]:item["end_byte"]])
 
 
 def definitions_in(source: bytes, analysis: dict) -> list:
-    """(name, kind, qualname, text) of the file's definitions outside impls and traits."""
+    """(kind, name, qualname, text) of the file's definitions outside impls and traits:
+    a Definition without its path, since the same file version may lie at several paths."""
     items, found = analysis["items"], []
     children = children_by_parent(items)
     for index, item in enumerate(items):
         kind = DEFINITION_KINDS.get(item["kind"])
         parent = items[item["parent"]]["kind"] if item["parent"] >= 0 else "mod"
         if kind and parent == "mod":
-            found.append((item["name"], kind, item["qualname"],
+            found.append((kind, item["name"], item["qualname"],
                           _snippet(source, item, children.get(index, []))))
     return found
 
@@ -74,7 +77,7 @@ def definitions_in(source: bytes, analysis: dict) -> list:
 class SymbolIndex:
     """The definitions and crate layout of one tree, moved from commit to commit."""
 
-    def __init__(self, repo, reader, cache_root, max_file_bytes: int):
+    def __init__(self, repo, reader, parses: RecentParses, cache_root, max_file_bytes: int):
         self.repo, self.reader = repo, reader
         self.cache_root, self.max_file_bytes = cache_root, max_file_bytes
         self.tree: dict = {}                      # path -> blob sha (.rs and Cargo.toml)
@@ -82,11 +85,12 @@ class SymbolIndex:
         self.modules: dict = {}                   # (crate dir, module path) -> file path
         self.crate_dirs: dict = {}                # crate name (as in `use`) -> crate dir
         self.commit = None
-        self.parses = RecentParses()              # shared with the chunker of this process
+        # The chunker's parses: it has usually just parsed the versions the index needs.
+        self.parses = parses
         self._blob_memo: OrderedDict = OrderedDict()
 
     def _blob_definitions(self, path: str, blob: str | None) -> dict:
-        """name -> [(name, kind, qualname, text)] defined by one file version, in file order:
+        """name -> [(kind, name, qualname, text)] defined by one file version, in file order:
         memoised, since most files outlive many commits, and stored, so that no later run
         parses the version again for them."""
         if blob is None:
@@ -94,10 +98,10 @@ class SymbolIndex:
         if blob in self._blob_memo:
             self._blob_memo.move_to_end(blob)
             return self._blob_memo[blob]
-        key = cache.content_key([blob, ANALYSER_VERSION, DEFINITIONS_VERSION,
+        key = store.content_key([blob, ANALYSER_VERSION, DEFINITIONS_VERSION,
                                  self.max_file_bytes])
-        stored_at = cache.record_path(self.cache_root, "definitions", key)
-        found = cache.read_record(stored_at)
+        stored_at = store.record_path(self.cache_root, "definitions", key)
+        found = store.read_record(stored_at)
         if found is None:
             # Usually the chunker has just parsed this version; if not, it is read and
             # parsed without displacing the versions the chunker will need next.
@@ -108,10 +112,10 @@ class SymbolIndex:
                 parsed = parsed or self.parses.parse(path, source, keep=False)
                 found = definitions_in(source, analyse(parsed))
             if source is not None:                # a missing object may come back: no record
-                cache.write_record(stored_at, found)
+                store.write_record(stored_at, found)
         grouped: dict = {}
         for definition in found:
-            grouped.setdefault(definition[0], []).append(tuple(definition))
+            grouped.setdefault(definition[1], []).append(tuple(definition))
         self._blob_memo[blob] = grouped
         if len(self._blob_memo) > _BLOB_MEMO_SIZE:
             self._blob_memo.popitem(last=False)
@@ -126,7 +130,7 @@ class SymbolIndex:
         for name, found in new.items():
             if old.get(name) != found:
                 self.by_name[name][path] = [Definition(kind, name, qualname, path, text)
-                                            for _, kind, qualname, text in found]
+                                            for kind, _, qualname, text in found]
 
     def move_to(self, commit: str) -> None:
         """Make the index describe commit's tree, touching only the files that differ."""
@@ -177,15 +181,3 @@ class SymbolIndex:
     def definitions(self, name: str) -> list:
         return [d for defs in self.by_name.get(name, {}).values() for d in defs]
 
-
-_indexes: dict = {}
-
-
-def symbol_index(repo, reader, cache_root, max_file_bytes) -> SymbolIndex:
-    """One index per blob reader (so per repository) and process, reused as chunk tasks
-    walk the history; a new reader (a regenerated repository) starts a new index."""
-    key = (id(reader), str(cache_root), max_file_bytes)
-    if key not in _indexes:
-        _indexes.clear()
-        _indexes[key] = SymbolIndex(repo, reader, cache_root, max_file_bytes)
-    return _indexes[key]

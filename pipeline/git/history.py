@@ -8,55 +8,16 @@ text loses non-UTF-8 paths without an error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import git
 
 from pipeline.errors import PipelineError
+from pipeline.records import Commit, FileChange
+from pipeline.text import decode
 
 RUST_SUFFIX = b".rs"
 _LOG_FORMAT = "%x01%H%x00%P%x00%at%x00%ct%x00%an%x00%B%x00"
-
-
-@dataclass(frozen=True)
-class FileChange:
-    status: str        # git's letter: A added, M modified, D deleted, R renamed, T type change
-    old_mode: str
-    new_mode: str
-    old_blob: str      # all zeros when there is no old version
-    new_blob: str
-    old_path: str
-    new_path: str
-
-    def as_list(self) -> list:
-        return [self.status, self.old_mode, self.new_mode, self.old_blob, self.new_blob,
-                self.old_path, self.new_path]
-
-
-@dataclass(frozen=True)
-class Commit:
-    sha: str
-    parents: tuple
-    author_time: int
-    committer_time: int
-    author: str
-    message: str
-    changes: tuple     # FileChange of Rust files only
-
-    def as_dict(self) -> dict:
-        return {"sha": self.sha, "parents": list(self.parents), "author_time": self.author_time,
-                "committer_time": self.committer_time, "author": self.author,
-                "message": self.message, "changes": [c.as_list() for c in self.changes]}
-
-    @staticmethod
-    def from_dict(data: dict) -> "Commit":
-        return Commit(data["sha"], tuple(data["parents"]), data["author_time"],
-                      data["committer_time"], data["author"], data["message"],
-                      tuple(FileChange(*c) for c in data["changes"]))
-
-
-NULL_BLOB = "0" * 40
 
 
 def _repository_error(path: str, why: str) -> PipelineError:
@@ -95,10 +56,6 @@ def _is_rust(path: bytes) -> bool:
     return path.endswith(RUST_SUFFIX)
 
 
-def _decode_path(path: bytes) -> str:
-    return path.decode("utf-8", errors="replace")
-
-
 def _parse_raw(tokens: list, i: int) -> tuple[list, int]:
     """Rust FileChanges of raw diff entries from tokens[i] up to the next commit header."""
     changes = []
@@ -117,7 +74,7 @@ def _parse_raw(tokens: list, i: int) -> tuple[list, int]:
             i += 2
         if _is_rust(old_path) or _is_rust(new_path):
             changes.append(FileChange(letter, old_mode, new_mode, old_blob, new_blob,
-                                      _decode_path(old_path), _decode_path(new_path)))
+                                      decode(old_path), decode(new_path)))
     return changes, i
 
 
@@ -134,8 +91,8 @@ def _parse_log(data: bytes) -> list[Commit]:
         sha = token[1:].decode()
         parents = tuple(tokens[i + 1].decode().split())
         author_time, committer_time = int(tokens[i + 2]), int(tokens[i + 3])
-        author = tokens[i + 4].decode("utf-8", errors="replace")
-        message = tokens[i + 5].decode("utf-8", errors="replace")
+        author = decode(tokens[i + 4])
+        message = decode(tokens[i + 5])
         i += 6
         changes, i = _parse_raw(tokens, i)
         commits.append(Commit(sha, parents, author_time, committer_time, author, message,
@@ -165,7 +122,7 @@ def list_tree(repo: git.Repo, commit: str, suffixes: tuple) -> dict:
         meta, path = entry.split(b"\t", 1)
         mode, kind, blob = meta.split(b" ")
         if kind == b"blob" and mode != b"120000" and path.endswith(suffixes):
-            tree[_decode_path(path)] = blob.decode()
+            tree[decode(path)] = blob.decode()
     return tree
 
 
@@ -180,7 +137,7 @@ def tree_changes(repo: git.Repo, old: str, new: str, suffixes: tuple) -> dict:
             continue
         _, new_mode, _, new_blob, _ = meta.lstrip(b"\n")[1:].split(b" ")
         regular = new_mode not in (b"000000", b"120000", b"160000")
-        changed[_decode_path(path)] = new_blob.decode() if regular else None
+        changed[decode(path)] = new_blob.decode() if regular else None
     return changed
 
 

@@ -1,8 +1,8 @@
 """A split row in, its text out: fields labelled, loss marked, provenance on top.
 
-    python -m pipeline.inspect            row 0 of dataset/train.pt
-    python -m pipeline.inspect val 12     row 12 of dataset/val.pt
-    python -m pipeline.inspect test 3 --dataset other/dataset
+    python -m pipeline.show            row 0 of dataset/train.pt
+    python -m pipeline.show val 12     row 12 of dataset/val.pt
+    python -m pipeline.show test 3 --dataset other/dataset
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from pipeline.tensors import IGNORE_INDEX
+from pipeline.merge.tensors import IGNORE_INDEX
 
 # What the text after each marker is, for the labels of the printout.
 FIELD_NAMES = {"<reponame>": "REPOSITORY", "<filename>": "FILE", "<commit_before>": "OLD CODE",
@@ -65,7 +65,7 @@ def describe_row(dataset: Path, split: str, row: int) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.inspect",
+    parser = argparse.ArgumentParser(prog="python -m pipeline.show",
                                      description="Print one row of a split as labelled text.")
     parser.add_argument("split", nargs="?", default="train", choices=("train", "val", "test"))
     parser.add_argument("row", nargs="?", type=int, default=0)

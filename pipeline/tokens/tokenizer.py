@@ -12,12 +12,12 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from pipeline import cache
-from pipeline.commits import git_session, repository_path
+from pipeline import store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
-from pipeline.chunking import skip_reason
-from pipeline.git_history import list_tree, resolve_ref
+from pipeline.git.history import list_tree, resolve_ref
+from pipeline.rust.files import skip_reason
+from pipeline.text import decode
 
 # Bump when training changes (corpus choice, trainer options): part of the trained key.
 TRAINER_VERSION = 3
@@ -35,24 +35,19 @@ def context_marker(kind: str) -> str:
     return f"<ctx_{kind}>" if kind in CONTEXT_KINDS else "<ctx_fn>"
 
 
-def pointer_path(settings: Settings) -> Path:
-    return settings.cache / "tokenizer" / "current.msgpack"
-
-
 def _pin_path(settings: Settings) -> Path:
-    key = cache.content_key(["pin", repository_path(settings)])
+    key = store.content_key(["pin", settings.repository])
     return settings.cache / "tokenizer" / f"pin-{key}.msgpack"
 
 
-def pinned_commit(settings: Settings) -> str:
+def pinned_commit(settings: Settings, repo) -> str:
     """The commit whose tree trains the tokenizer: the setting, else the remembered pin."""
-    repo, _ = git_session(settings)
     if settings.tokenizer_commit:
         return resolve_ref(repo, settings.tokenizer_commit)
-    pin = cache.read_record(_pin_path(settings))
+    pin = store.read_record(_pin_path(settings))
     if pin is None:
         pin = {"commit": resolve_ref(repo, settings.ref)}
-        cache.write_record(_pin_path(settings), pin)
+        store.write_record(_pin_path(settings), pin)
     return pin["commit"]
 
 
@@ -61,13 +56,12 @@ def forget_pin(settings: Settings) -> None:
     _pin_path(settings).unlink(missing_ok=True)
 
 
-def _rust_files_at(settings: Settings, commit: str):
+def _rust_files_at(settings: Settings, repo, reader, commit: str):
     """The text of every Rust file in commit's tree that a build would read, in path order."""
-    repo, reader = git_session(settings)
     for _, blob in sorted(list_tree(repo, commit, (b".rs",)).items()):
         data = reader.read(blob)
         if data is not None and skip_reason(data, settings.max_file_bytes) is None:
-            text = data.decode("utf-8", errors="replace")
+            text = decode(data)
             yield "".join(line for line in text.splitlines(keepends=True)
                           if len(line) <= MAX_TRAINING_LINE)
 
@@ -109,15 +103,15 @@ def _load_given(path: Path) -> Tokenizer:
             "Give the path of a tokenizer.json file, or leave tokenizer unset.") from None
 
 
-def _tokenizer_key(settings: Settings) -> str:
+def _tokenizer_key(settings: Settings, repo) -> str:
     if settings.tokenizer:
-        source = cache.digest(_given_path(settings).read_bytes())
-        return cache.content_key(["file", source, SPECIAL_TOKENS])
-    return cache.content_key(["trained", pinned_commit(settings), settings.vocab_size,
+        source = store.digest(_given_path(settings).read_bytes())
+        return store.content_key(["file", source, SPECIAL_TOKENS])
+    return store.content_key(["trained", pinned_commit(settings, repo), settings.vocab_size,
                               settings.max_file_bytes, TRAINER_VERSION, SPECIAL_TOKENS])
 
 
-def _build(settings: Settings) -> tuple[Tokenizer, dict]:
+def _build(settings: Settings, repo, reader) -> tuple[Tokenizer, dict]:
     """The tokenizer, and where it came from and which special tokens were added to it."""
     if settings.tokenizer:
         path = _given_path(settings)
@@ -125,43 +119,38 @@ def _build(settings: Settings) -> tuple[Tokenizer, dict]:
         added = add_missing_special_tokens(tokenizer)
         return tokenizer, {"source": f"file:{path}", "added_tokens": added,
                            "trained_on_commit": None}
-    commit = pinned_commit(settings)
-    tokenizer = train_tokenizer(_rust_files_at(settings, commit), settings.vocab_size)
+    commit = pinned_commit(settings, repo)
+    tokenizer = train_tokenizer(_rust_files_at(settings, repo, reader, commit),
+                                settings.vocab_size)
     return tokenizer, {"source": f"trained:{commit}", "added_tokens": [],
                        "trained_on_commit": commit}
 
 
-def prepare_tokenizer(settings: Settings) -> dict:
+def prepare_tokenizer(settings: Settings, repo, reader) -> dict:
     """Make sure the run's tokenizer is in the cache; point the run at it and return its info."""
-    key = _tokenizer_key(settings)
+    key = _tokenizer_key(settings, repo)
     info_path = settings.cache / "tokenizer" / f"{key}.msgpack"
-    info = cache.read_record(info_path)
+    info = store.read_record(info_path)
     if info is None or not Path(info["path"]).is_file():
-        tokenizer, origin = _build(settings)
+        tokenizer, origin = _build(settings, repo, reader)
         text = tokenizer.to_str().encode()
         json_path = settings.cache / "tokenizer" / f"{key}.json"
-        cache.write_atomic(json_path, text)
-        info = {"path": str(json_path), "hash": cache.digest(text), **origin}
-        cache.write_record(info_path, info)
-    cache.write_record(pointer_path(settings), info)
+        store.write_atomic(json_path, text)
+        info = {"path": str(json_path), "hash": store.digest(text), **origin}
+        store.write_record(info_path, info)
+    store.write_record(store.pointer_path(settings.cache, "tokenizer"), info)
     return info
 
 
 def current_tokenizer_info(settings: Settings) -> dict:
-    info = cache.read_record(pointer_path(settings))
+    info = store.read_record(store.pointer_path(settings.cache, "tokenizer"))
     if info is None:
         raise PipelineError("the tokenizer is missing from the cache; run `doit` to build it.")
     return info
 
 
-_loaded: dict = {}
-
-
 def load_tokenizer(path: str) -> Tokenizer:
-    """The tokenizer stored at path, loaded once per process."""
-    if path not in _loaded:
-        _loaded[path] = Tokenizer.from_file(path)
-    return _loaded[path]
+    return Tokenizer.from_file(path)
 
 
 def special_ids(tokenizer: Tokenizer) -> dict:

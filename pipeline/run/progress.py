@@ -1,88 +1,24 @@
-"""doit task events and built commits in, one progress line per long stage and an
+"""doit task events and the run's events in, one progress line per long stage and an
 end-of-run summary out.
 
 The per-commit stages (chunks, tokens) run as batch tasks; their commits are counted, not
 listed: done/total, rate and time left, rewritten in place on a terminal and printed every
-few seconds otherwise. The run's record (which tasks ran, which commits' shards were
-built) is kept in RUN for tests and the summary.
+few seconds otherwise. The reporter only draws: the run session (not the reporter) holds
+the lock and the workers.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 
 from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 
-from pipeline import cache, parallel
+from pipeline.run import events
 
 PER_COMMIT_STAGES = ("chunks", "tokens")
 _REFRESH_SECONDS_TTY, _REFRESH_SECONDS_LOG = 0.2, 5.0
-
-
-@dataclass
-class RunRecord:
-    started: float = field(default_factory=time.perf_counter)
-    executed: list = field(default_factory=list)
-    up_to_date: list = field(default_factory=list)
-    failed: list = field(default_factory=list)
-    expected: dict = field(default_factory=dict)
-    stage_seconds: dict = field(default_factory=dict)
-    outcome: dict | None = None
-    notes: list = field(default_factory=list)
-    # Commits whose shards were built, and found up to date, by stage.
-    built: Counter = field(default_factory=Counter)
-    fresh: Counter = field(default_factory=Counter)
-    built_shas: dict = field(default_factory=dict)
-    processes: dict = field(default_factory=dict)      # stage -> most processes it used
-
-
-RUN = RunRecord()
-_reporter = None          # the running reporter, redrawn as commits are built
-# Notes made while doit loads tasks, before the reporter (and its RunRecord) exists.
-_pending_notes: list = []
-
-
-def expect(stage: str, total: int) -> None:
-    RUN.expected[stage] = total
-
-
-def add_stage_time(stage: str, seconds: float) -> None:
-    RUN.stage_seconds[stage] = RUN.stage_seconds.get(stage, 0.0) + seconds
-
-
-def commit_built(stage: str, sha: str) -> None:
-    RUN.built[stage] += 1
-    RUN.built_shas.setdefault(stage, []).append(sha)
-    if _reporter is not None:
-        _reporter.draw(stage)
-
-
-def processes_used(stage: str, count: int) -> None:
-    RUN.processes[stage] = max(RUN.processes.get(stage, 1), count)
-
-
-def commits_up_to_date(stage: str, count: int) -> None:
-    RUN.fresh[stage] += count
-
-
-def record_outcome(stats: dict) -> None:
-    RUN.outcome = stats
-
-
-def note(text: str) -> None:
-    """A line for the end of the next run (e.g. how to point doit at a real repository)."""
-    if text not in _pending_notes:
-        _pending_notes.append(text)
-
-
-def warn(text: str) -> None:
-    """A line for the end of this run, from a task running now."""
-    if text not in RUN.notes:
-        RUN.notes.append(text)
 
 
 def _duration(seconds: float) -> str:
@@ -90,15 +26,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+def _run() -> events.RunRecord:
+    return events.RUN
+
+
 class ProgressReporter(ConsoleReporter):
     desc = "progress lines per stage and a summary"
 
     def __init__(self, outstream, options):
         super().__init__(outstream, options)
-        global RUN, _reporter
-        RUN = RunRecord(notes=list(_pending_notes))
-        _reporter = self
-        _pending_notes.clear()
+        events.start_run()
+        events.listen(self.draw)
         self.tty = hasattr(outstream, "isatty") and outstream.isatty()
         self.stage_started: dict = {}
         self.last_draw = 0.0
@@ -124,8 +62,9 @@ class ProgressReporter(ConsoleReporter):
                                                  else _REFRESH_SECONDS_LOG):
             return
         self.last_draw = now
-        built, fresh = RUN.built[stage], RUN.fresh[stage]
-        total = max(RUN.expected.get(stage, 0), built + fresh)
+        run = _run()
+        built, fresh = run.built[stage], run.fresh[stage]
+        total = max(run.expected.get(stage, 0), built + fresh)
         elapsed = now - self.stage_started.get(stage, now)
         rate = built / elapsed if elapsed > 0 else 0.0
         left = (total - built - fresh) / rate if rate > 0 else 0.0
@@ -148,24 +87,25 @@ class ProgressReporter(ConsoleReporter):
         self.draw(stage)
 
     def add_success(self, task):
-        RUN.executed.append(task.name)
+        _run().executed.append(task.name)
         self._stage_may_be_done(self._stage(task))
 
     def skip_uptodate(self, task):
-        RUN.up_to_date.append(task.name)
+        _run().up_to_date.append(task.name)
         stage = self._stage(task)
         if stage:
-            RUN.fresh[stage] += len(task.targets)     # one shard per commit of the batch
+            _run().fresh[stage] += len(task.targets)   # one shard per commit of the batch
             self._stage_may_be_done(stage)
 
     def _stage_may_be_done(self, stage: str | None) -> None:
-        if stage and RUN.built[stage] + RUN.fresh[stage] >= RUN.expected.get(stage, 0):
+        run = _run()
+        if stage and run.built[stage] + run.fresh[stage] >= run.expected.get(stage, 0):
             if stage in self.stage_started:           # only a stage that had work to show
                 self.draw(stage, force=True)
                 self._close_line()
 
     def add_failure(self, task, fail):
-        RUN.failed.append(task.name)
+        _run().failed.append(task.name)
         if isinstance(fail, TaskFailed) and not fail.traceback:
             self.failures.append({"task": task, "exception": fail})
             self._line(f"\nERROR in {task.name}: {fail.message}")
@@ -173,39 +113,36 @@ class ProgressReporter(ConsoleReporter):
         super().add_failure(task, fail)
 
     def complete_run(self):
-        global _reporter
-        _reporter = None
-        parallel.shutdown()
-        cache.release_run_lock()
+        events.stop_listening()
         self._close_line()
         failures, self.failures = self.failures, [f for f in self.failures
                                                   if f["exception"].traceback]
         super().complete_run()
         self.failures = failures
-        if "commits" not in RUN.executed:
+        if "commits" not in _run().executed:
             return                      # not a build (doit gc, retrain_tokenizer, ...)
-        if not RUN.failed:
+        if not _run().failed:
             self._summary()
-        elif RUN.notes:
-            self._line("\n".join(RUN.notes))
+        elif _run().notes:
+            self._line("\n".join(_run().notes))
 
     def _summary(self) -> None:
-        elapsed = time.perf_counter() - RUN.started
-        built = RUN.built
+        run = _run()
+        elapsed = time.perf_counter() - run.started
+        built = run.built
         lines = [f"done in {_duration(elapsed)} ({elapsed:.1f}s): built {built['chunks']} chunk "
-                 f"and {built['tokens']} token shards of {RUN.expected.get('chunks', 0)} commits"]
-        if RUN.outcome is None:
+                 f"and {built['tokens']} token shards of {run.expected.get('chunks', 0)} commits"]
+        if run.outcome is None:
             lines.append("dataset/ was already up to date")
         else:
-            splits = RUN.outcome["splits"]
             lines.append("examples: " + ", ".join(
                 f"{name} {split['rows']} rows / {split['commits']} commits / "
-                f"{split['tokens']} tokens" for name, split in splits.items()))
-        if RUN.stage_seconds:
+                f"{split['tokens']} tokens" for name, split in run.outcome["splits"].items()))
+        if run.stage_seconds:
             lines.append("time in stages: " + ", ".join(
-                f"{stage} {seconds:.1f}s" + (f" ({RUN.processes[stage]} processes)"
-                                             if RUN.processes.get(stage, 1) > 1 else "")
-                for stage, seconds in RUN.stage_seconds.items()))
-        lines += RUN.notes
+                f"{stage} {seconds:.1f}s" + (f" ({run.processes[stage]} processes)"
+                                             if run.processes.get(stage, 1) > 1 else "")
+                for stage, seconds in run.stage_seconds.items()))
+        lines += run.notes
         self._line("\n".join(lines))
         sys.stdout.flush()

@@ -1,4 +1,4 @@
-"""Content-addressed store: canonical keys in, verified msgpack records out.
+"""Values in, content-addressed files out: canonical keys, verified msgpack records.
 
 A record file is MAGIC + xxh3-128 of the payload + msgpack payload. msgpack decodes most
 damaged bytes without complaint, so the checksum, not the decoder, decides whether a file
@@ -7,15 +7,12 @@ is intact; a file that fails it is treated as missing (and rebuilt by its task).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 import msgpack
-
-from pipeline.errors import PipelineError
 import xxhash
 
 MAGIC = b"RCP1"
@@ -75,40 +72,6 @@ def read_record(path: Path):
     return msgpack.unpackb(payload, raw=False, strict_map_key=False)
 
 
-def is_valid_record(path: Path) -> bool:
-    return read_record(path) is not None
-
-
-_lock_file = None
-
-
-def acquire_run_lock(root: Path) -> None:
-    """One build at a time per cache: a second `doit` on the same cache stops with a message
-    instead of racing the first. Released by release_run_lock() or when the process ends."""
-    global _lock_file
-    if _lock_file is not None:
-        return
-    Path(root).mkdir(parents=True, exist_ok=True)
-    handle = open(Path(root) / ".lock", "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise PipelineError(
-            f"another doit is building with cache {root} ({holder}). Wait for it to finish "
-            "and run `doit` again, or give this run its own cache_dir=.") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()}")
-    handle.flush()
-    _lock_file = handle
-
-
-def release_run_lock() -> None:
-    global _lock_file
-    if _lock_file is not None:
-        fcntl.flock(_lock_file, fcntl.LOCK_UN)
-        _lock_file.close()
-        _lock_file = None
+def pointer_path(root: Path, stage: str) -> Path:
+    """The record naming a stage's current entry (the run's commit list, its tokenizer)."""
+    return Path(root) / stage / "current.msgpack"

@@ -1,0 +1,1 @@
+"""A commit in, its chunk shard out: changed items, old/new code, cross-file context."""

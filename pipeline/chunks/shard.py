@@ -1,0 +1,49 @@
+"""A commit and a worker's git reader, parses and symbol index in, its chunk shard out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pipeline import store
+from pipeline.chunks.changed_items import commit_chunks
+from pipeline.chunks.context import attach_context
+from pipeline.config import Settings
+from pipeline.git.history import first_parent_changes
+from pipeline.records import ChunkShard, Commit
+from pipeline.rust import syntax
+from pipeline.rust.symbols import SymbolIndex
+
+# Bump when chunk shards change shape or content: part of every chunk shard's key.
+CHUNKER_VERSION = 11
+
+
+def shard_key(settings: Settings, sha: str) -> str:
+    """A commit sha names its whole tree, so this key stands for the shard's content."""
+    return store.content_key([sha, settings.section_hash(settings.chunk_section()),
+                              syntax.ANALYSER_VERSION, CHUNKER_VERSION])
+
+
+def chunk_shard_path(settings: Settings, sha: str) -> Path:
+    return store.record_path(settings.cache, "chunks", shard_key(settings, sha))
+
+
+def build_chunk_shard(settings: Settings, commit: Commit, repo, reader,
+                      index: SymbolIndex) -> ChunkShard:
+    """The commit's chunks with their context. index.parses is the chunker's parses."""
+    started = time.perf_counter()
+    if len(commit.parents) > 1:
+        changes = first_parent_changes(repo, commit) if settings.include_merges else None
+    else:
+        changes = commit.changes
+    files, counts = commit_chunks(settings, index.parses, reader, commit, changes)
+    # The index moves after the chunker: the new file versions it needs are then parsed.
+    index.move_to(commit.sha)
+    context_counts = attach_context(files, index, {c.new_path for c in changes or ()}, settings)
+    return ChunkShard(sha=commit.sha, message=commit.message,
+                      committer_time=commit.committer_time,
+                      chunks=[chunk for file in files for chunk in file.chunks],
+                      skipped=dict(sorted(counts.skipped.items())),
+                      flagged=dict(sorted(counts.flagged.items())),
+                      missing_objects=counts.missing, context_counts=context_counts,
+                      seconds={"chunks": time.perf_counter() - started})

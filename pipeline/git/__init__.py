@@ -1,0 +1,1 @@
+"""Git repository in, commits (with their changed Rust files) and blob bytes out."""

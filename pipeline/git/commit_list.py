@@ -1,0 +1,73 @@
+"""Settings and a repository in, the stored commit list of the ref out (the `commits` task).
+
+The list is stored under the ref's commit sha, so a `doit` with no new commits only
+resolves the ref and finds the list already there. A pointer names the list of the
+current run; later stages read that one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline import store
+from pipeline.config import Settings
+from pipeline.errors import PipelineError
+from pipeline.git.history import list_commits, resolve_ref
+from pipeline.records import Commit
+
+# Bump when the stored commit list changes shape.
+COMMITS_VERSION = 2
+
+
+def list_path(settings: Settings, head: str) -> Path:
+    key = store.content_key([settings.repository, head, COMMITS_VERSION])
+    return store.record_path(settings.cache, "commits", key)
+
+
+def shallow_boundary(repo) -> list:
+    """The commits a shallow clone's history starts at (git lists them in .git/shallow)."""
+    shallow = Path(repo.git_dir) / "shallow"
+    return shallow.read_text().split() if shallow.is_file() else []
+
+
+def build_commit_list(settings: Settings, repo) -> dict:
+    """Resolve the ref, list its history unless already stored, and point the run at it."""
+    head = resolve_ref(repo, settings.ref)
+    path = list_path(settings, head)
+    stored = store.read_record(path)
+    if stored is None:
+        commits = list_commits(repo, head)
+        if not any(commit.changes for commit in commits):
+            raise PipelineError(
+                f"repo={settings.repository} has no Rust (.rs) file changes in the "
+                f"history of {settings.ref}. Point repo= at a repository with Rust code, or "
+                "ref= at a branch that has some.")
+        stored = {"repo": settings.repository, "ref": settings.ref, "head": head,
+                  "shallow": shallow_boundary(repo),
+                  "commits": [commit.as_dict() for commit in commits]}
+        store.write_record(path, stored)
+    store.write_record(store.pointer_path(settings.cache, "commits"),
+                       {"list": str(path), "head": head})
+    return stored
+
+
+def current_list_path(settings: Settings) -> Path:
+    """Where the commit list of the last commits task is stored."""
+    pointer = store.read_record(store.pointer_path(settings.cache, "commits"))
+    if pointer is None:
+        raise PipelineError("the commit list is missing; run `doit` (it lists commits first).")
+    return Path(pointer["list"])
+
+
+def read_commit_list(path: Path) -> dict:
+    """A stored commit list, with `by_sha`: sha -> Commit."""
+    stored = store.read_record(path)
+    if stored is None:
+        raise PipelineError("the stored commit list is damaged; run `doit` again to rebuild it.")
+    stored["by_sha"] = {c["sha"]: Commit.from_plain(c) for c in stored["commits"]}
+    return stored
+
+
+def current_commit_list(settings: Settings) -> dict:
+    """The commit list the last commits task pointed at."""
+    return read_commit_list(current_list_path(settings))

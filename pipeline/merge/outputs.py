@@ -1,0 +1,116 @@
+"""Token shards of the commit list in, dataset/{train,val,test}.pt, tokenizer.json,
+stats.json and manifest.json out.
+
+The manifest is removed first and written last: a merge cut short never leaves outputs
+that look complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipeline import __version__, store
+from pipeline.config import Settings
+from pipeline.merge.packing import pack_examples
+from pipeline.merge.splits import SPLITS, guard_leakage, split_bounds
+from pipeline.merge.stats import dataset_stats
+from pipeline.merge.tensors import commit_tensors, sequential_tensors
+
+# Bump when the output files change: part of the merge key.
+DATASET_VERSION = 3
+
+
+def merge_key(settings: Settings, token_keys: list, tokenizer_hash: str) -> str:
+    return store.content_key([token_keys, tokenizer_hash,
+                              settings.section_hash(settings.split_section()), DATASET_VERSION])
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, value) -> None:
+    store.write_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _save_tensors(path: Path, tensors: dict) -> None:
+    import torch  # here, not at the top: importing torch costs a no-op `doit` a second
+
+    temporary = path.with_name(f".{path.name}.tmp")
+    torch.save(tensors, temporary)
+    temporary.replace(path)
+
+
+def _iso(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
+
+
+def _commit_range(shards: list) -> dict | None:
+    if not shards:
+        return None
+    return {"commits": len(shards), "first_commit": shards[0].sha,
+            "last_commit": shards[-1].sha, "first_date": _iso(shards[0].committer_time),
+            "last_date": _iso(shards[-1].committer_time)}
+
+
+def merge(settings: Settings, listing: dict, shards: list, tokenizer_info: dict,
+          special: dict, key: str) -> dict:
+    """Write the split tensors, stats and manifest from the token shards in commit order;
+    returns the stats."""
+    out = settings.dataset
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)
+    val_start, test_start = split_bounds([s.committer_time for s in shards], settings)
+    shards_by_split = dict(zip(SPLITS, (shards[:val_start], shards[val_start:test_start],
+                                        shards[test_start:])))
+    kept = guard_leakage(settings, shards_by_split)
+    rows_by_split = {split: [(example, shard) for shard in shards_by_split[split]
+                             for example in pack_examples(settings, special, shard.name_ids,
+                                                          kept[id(shard)])]
+                     for split in SPLITS}
+    to_tensors = sequential_tensors if settings.example_mode == "sequential" else commit_tensors
+    files = {}
+    for split in SPLITS:
+        files[f"{split}.pt"] = out / f"{split}.pt"
+        _save_tensors(files[f"{split}.pt"], to_tensors(rows_by_split[split], settings.max_length,
+                                                       special["<pad>"]))
+    shutil.copyfile(tokenizer_info["path"], out / "tokenizer.json")
+    files["tokenizer.json"] = out / "tokenizer.json"
+    segments = [s for shard in shards for s in kept[id(shard)]]
+    stats = dataset_stats(shards_by_split, rows_by_split, segments)
+    _write_json(out / "stats.json", stats)
+    files["stats.json"] = out / "stats.json"
+    manifest = {
+        "pipeline_version": __version__, "merge_key": key,
+        "settings": dataclasses.asdict(settings),
+        "repository": listing["repo"], "ref": listing["ref"], "head": listing["head"],
+        "shallow_boundary": listing.get("shallow", []),
+        "tokenizer": {"hash": tokenizer_info["hash"], "source": tokenizer_info["source"],
+                      "trained_on_commit": tokenizer_info["trained_on_commit"],
+                      "special_tokens": special, "added_tokens": {
+                          token: special[token] for token in tokenizer_info["added_tokens"]}},
+        "splits": {split: _commit_range(shards_by_split[split]) for split in SPLITS},
+        "files": {name: {"sha256": _sha256(path), "bytes": path.stat().st_size}
+                  for name, path in sorted(files.items())},
+    }
+    _write_json(out / "manifest.json", manifest)
+    return stats
+
+
+def is_current(settings: Settings, key: str) -> bool:
+    """Whether the outputs on disk were written, completely, by a merge with this key."""
+    try:
+        manifest = json.loads((settings.dataset / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return manifest.get("merge_key") == key and all(
+        (settings.dataset / name).is_file() for name in manifest.get("files", {}))

@@ -1,0 +1,165 @@
+"""The records that cross stages, one shape from where each is made to where it is read.
+
+commit list (git) -> Commit, FileChange; chunk shard (chunks) -> ChunkShard of Chunk with
+Snippet context; token shard (tokens) -> TokenShard of Segment; merge -> Example. Records
+are stored as msgpack of plain values: `to_plain` gives a record's dict (nested records
+too), each `from_plain` reads one back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from array import array
+from dataclasses import dataclass, field
+
+NULL_BLOB = "0" * 40
+
+
+def to_plain(value):
+    """A record (or list of them) as plain dicts and lists, for msgpack."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One changed Rust file of a commit, as `git log --raw` reports it."""
+    status: str        # git's letter: A added, M modified, D deleted, R renamed, T type change
+    old_mode: str
+    new_mode: str
+    old_blob: str      # NULL_BLOB when there is no old version
+    new_blob: str
+    old_path: str
+    new_path: str
+
+    def as_list(self) -> list:
+        return [self.status, self.old_mode, self.new_mode, self.old_blob, self.new_blob,
+                self.old_path, self.new_path]
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    parents: tuple
+    author_time: int
+    committer_time: int
+    author: str
+    message: str
+    changes: tuple     # FileChange of Rust files only
+
+    def as_dict(self) -> dict:
+        # Changes as lists, not dicts: a 20,000-commit list stays small.
+        return {"sha": self.sha, "parents": list(self.parents), "author_time": self.author_time,
+                "committer_time": self.committer_time, "author": self.author,
+                "message": self.message, "changes": [c.as_list() for c in self.changes]}
+
+    @staticmethod
+    def from_plain(data: dict) -> "Commit":
+        return Commit(data["sha"], tuple(data["parents"]), data["author_time"],
+                      data["committer_time"], data["author"], data["message"],
+                      tuple(FileChange(*c) for c in data["changes"]))
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """One piece of cross-file context: the file's imports, or a definition."""
+    kind: str          # import, struct, enum, trait, fn, macro, const
+    path: str          # the defining file ('' for imports)
+    name: str          # qualified name within its file ('imports' for imports)
+    text: str
+
+    @staticmethod
+    def from_plain(data: dict) -> "Snippet":
+        return Snippet(**data)
+
+
+@dataclass
+class Chunk:
+    """One changed item (or a piece of one, or a file's lines outside items)."""
+    path: str
+    old_path: str
+    kind: str                  # fn, method, struct, impl, ..., file, lines
+    qualname: str
+    change: str                # added, deleted, modified
+    old_code: str
+    new_code: str
+    changed_lines: list        # new-side [first, last] line ranges that differ
+    truncated: bool            # a side was cut to max_item_chars
+    part: str                  # 'N.K of M regions' for a piece of an oversize item
+    refs: dict                 # role -> names the code references
+    owner: str                 # the impl or trait a method belongs to
+    context: list = field(default_factory=list)      # Snippet
+
+    @staticmethod
+    def from_plain(data: dict) -> "Chunk":
+        context = [Snippet.from_plain(s) for s in data["context"]]
+        return Chunk(**{**data, "context": context})
+
+
+@dataclass
+class ChunkShard:
+    """What the chunks stage stores for one commit."""
+    sha: str
+    message: str
+    committer_time: int
+    chunks: list                   # Chunk
+    skipped: dict                  # reason -> files (or commits) not read
+    flagged: dict                  # caveat -> files read with it
+    missing_objects: list          # blob shas git could not give
+    context_counts: dict = field(default_factory=dict)   # how names were resolved
+    seconds: dict = field(default_factory=dict)          # stage -> build seconds
+
+    @staticmethod
+    def from_plain(data: dict) -> "ChunkShard":
+        return ChunkShard(**{**data, "chunks": [Chunk.from_plain(c) for c in data["chunks"]]})
+
+
+@dataclass
+class Segment:
+    """One chunk as token ids: the prefix (file, context, old code, message) and new code."""
+    ids: bytes                 # int32 token ids (machine order)
+    new_start: int             # where the new code (the loss span) begins
+    path: str
+    item: str
+    kind: str
+    change: str
+    context_kinds: dict        # snippet kind -> count kept
+    leak_keys: dict            # guard mode -> digests that find this change again
+    field_tokens: dict         # field -> tokens kept
+
+    @staticmethod
+    def from_plain(data: dict) -> "Segment":
+        return Segment(**data)
+
+
+@dataclass
+class TokenShard:
+    """What the tokens stage stores for one commit."""
+    sha: str
+    committer_time: int
+    name_ids: list             # the repository name's token ids
+    segments: list             # Segment
+    seconds: dict
+    truncations: dict          # field -> times cut to its budget
+    skipped: dict
+    flagged: dict
+    missing_objects: list
+    context_counts: dict
+    chunk_truncations: int     # chunks cut to max_item_chars
+
+    @staticmethod
+    def from_plain(data: dict) -> "TokenShard":
+        return TokenShard(**{**data, "segments": [Segment.from_plain(s)
+                                                  for s in data["segments"]]})
+
+
+@dataclass
+class Example:
+    """Segments of one commit joined: one row in commit mode."""
+    input_ids: array           # int32
+    loss_spans: list           # [start, end) ranges that carry loss
+    paths: list                # per segment
+    items: list

@@ -1,0 +1,1 @@
+"""Settings in, a built dataset out: task actions, workers, the run session, progress."""

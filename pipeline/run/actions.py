@@ -1,0 +1,160 @@
+"""The run session and settings in, one stage's cache entries or outputs written: the
+actions of the doit tasks.
+
+Each function is one task's action. A PipelineError (a mistake the user can fix) becomes a
+TaskFailed whose message the progress reporter prints as a paragraph, without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import time
+from pathlib import Path
+
+from doit.exceptions import TaskFailed
+
+from pipeline import store
+from pipeline.chunks.shard import chunk_shard_path
+from pipeline.config import Settings
+from pipeline.errors import PipelineError
+from pipeline.git.commit_list import build_commit_list
+from pipeline.git.sample_repo import generate_sample_repository
+from pipeline.merge.outputs import is_current, merge, merge_key
+from pipeline.merge.report import write_report
+from pipeline.run import events, housekeeping
+from pipeline.run.pool import processes_for
+from pipeline.run.session import RunSession
+from pipeline.tokens.segments import token_shard_path
+from pipeline.tokens.tokenizer import current_tokenizer_info, forget_pin, prepare_tokenizer
+
+BATCH = 64   # commits per chunks/tokens task: 20,000 per-commit tasks would cost doit seconds
+
+
+def user_errors_fail_the_task(action):
+    """Wrap a task action so a PipelineError, or a file that cannot be written (no space,
+    no permission, a path through a file), fails the task with a message alone."""
+    @functools.wraps(action)
+    def run(*args, **kwargs):
+        try:
+            action(*args, **kwargs)
+        except PipelineError as error:
+            return TaskFailed(str(error))
+        except OSError as error:
+            where = f" {error.filename}" if error.filename else ""
+            return TaskFailed(
+                f"could not write or read{where}: {error.strerror or error}. Check that "
+                "cache_dir and dataset_dir are writable directories with free space, then "
+                "run `doit` again; nothing half-written is used.")
+        return None
+    return run
+
+
+def ordered_shas(session: RunSession, settings: Settings) -> list[str]:
+    return [commit["sha"] for commit in session.commit_list(settings)["commits"]]
+
+
+def batches(shas: list) -> list:
+    """(name, shas) of consecutive commits, by position: new commits only extend the last."""
+    found = []
+    for start in range(0, len(shas), BATCH):
+        batch = shas[start:start + BATCH]
+        found.append((f"{start + 1}-{start + len(batch)}", batch))
+    return found
+
+
+def current_merge_key(session: RunSession, settings: Settings) -> str:
+    tokenizer_hash = current_tokenizer_info(settings)["hash"]
+    token_keys = [token_shard_path(settings, sha, tokenizer_hash).stem
+                  for sha in ordered_shas(session, settings)]
+    return merge_key(settings, token_keys, tokenizer_hash)
+
+
+@user_errors_fail_the_task
+def make_sample_repository(settings: Settings, stamp: Path) -> None:
+    generate_sample_repository(Path(settings.repository))
+    store.write_atomic(stamp, b"")
+
+
+@user_errors_fail_the_task
+def list_commits(session: RunSession, settings: Settings) -> None:
+    session.lock(settings.cache)
+    listing = build_commit_list(settings, session.worker(settings).repo)
+    if listing.get("shallow"):
+        events.warn(f"history starts at {', '.join(listing['shallow'])}: the repository is "
+                    "shallow; `git fetch --unshallow` for full history.")
+
+
+def _build_missing(session: RunSession, stage: str, settings: Settings, shas: list,
+                   path_of) -> None:
+    """Build the shards of shas not yet in the cache, using every core when there are many."""
+    started = time.perf_counter()
+    missing = [sha for sha in shas if not path_of(sha).exists()]
+    events.commits_up_to_date(stage, len(shas) - len(missing))
+    if missing:
+        events.processes_used(stage, processes_for(settings, len(missing)))
+    for sha in session.build(stage, settings, missing):
+        events.commit_built(stage, sha)
+    events.add_stage_time(stage, time.perf_counter() - started)
+
+
+@user_errors_fail_the_task
+def build_chunk_shards(session: RunSession, settings: Settings, shas: list) -> None:
+    _build_missing(session, "chunks", settings, shas,
+                   lambda sha: chunk_shard_path(settings, sha))
+
+
+@user_errors_fail_the_task
+def build_tokenizer(session: RunSession, settings: Settings) -> None:
+    worker = session.worker(settings)
+    prepare_tokenizer(settings, worker.repo, worker.reader)
+
+
+@user_errors_fail_the_task
+def retrain_tokenizer(settings: Settings) -> None:
+    forget_pin(settings)
+
+
+@user_errors_fail_the_task
+def build_token_shards(session: RunSession, settings: Settings, shas: list) -> None:
+    tokenizer_hash = current_tokenizer_info(settings)["hash"]
+    _build_missing(session, "tokens", settings, shas,
+                   lambda sha: token_shard_path(settings, sha, tokenizer_hash))
+
+
+@user_errors_fail_the_task
+def merge_dataset(session: RunSession, settings: Settings) -> None:
+    session.stop_pool()               # the workers' memory is the merge's now
+    started = time.perf_counter()
+    worker = session.worker(settings)
+    info, _, special = worker.tokenizer()
+    shards = [worker.shard("tokens", sha) for sha in ordered_shas(session, settings)]
+    stats = merge(settings, session.commit_list(settings), shards, info, special,
+                  current_merge_key(session, settings))
+    events.add_stage_time("merge", time.perf_counter() - started)
+    events.record_outcome(stats)
+
+
+@user_errors_fail_the_task
+def make_report(settings: Settings) -> None:
+    write_report(settings.dataset, settings.dataset / "report.png")
+
+
+@user_errors_fail_the_task
+def collect_garbage(session: RunSession, settings: Settings) -> None:
+    info = current_tokenizer_info(settings)
+    keep = housekeeping.referenced_records(settings, session.commit_list(settings), info)
+    removed, freed = housekeeping.collect_garbage(settings, keep, info)
+    print(f"removed {removed} unused cache files ({freed / 1e6:.1f} MB)")
+
+
+def merge_is_current(session: RunSession, settings: Settings) -> bool:
+    return is_current(settings, current_merge_key(session, settings))
+
+
+def remove_outputs(settings: Settings) -> None:
+    """`doit clean`: the cache (sample repository included) and the dataset directory."""
+    for directory in (settings.cache, settings.dataset):
+        if directory.exists():
+            shutil.rmtree(directory)
+            print(f"removed {directory}/")

@@ -1,0 +1,99 @@
+"""One `doit` run in, what it holds out: the cache lock, the local worker, the worker pool.
+
+The run session takes the lock when the commits task starts and closes at the end of the
+run, however it ends (success, a failed task, Ctrl-C): the `commits` task's teardown
+closes it, and doit runs teardowns whatever the reporter. Closing stops the pool, ends
+the local worker's git process and releases the lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from pipeline.config import Settings
+from pipeline.errors import PipelineError
+from pipeline.git.commit_list import current_list_path, read_commit_list
+from pipeline.run.pool import Pool, processes_for
+from pipeline.run.worker import Worker
+
+
+class RunSession:
+    def __init__(self):
+        self._lock_file = None
+        self._worker: Worker | None = None
+        self._pool: Pool | None = None
+        self._pool_for: tuple = ()          # (stage, settings, size)
+        self._listing: tuple = (None, None)  # (stored path, commit list)
+
+    def lock(self, root: Path) -> None:
+        """One build at a time per cache: a second `doit` on the same cache stops with a
+        message instead of racing the first."""
+        if self._lock_file is not None:
+            return
+        Path(root).mkdir(parents=True, exist_ok=True)
+        handle = open(Path(root) / ".lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise PipelineError(
+                f"another doit is building with cache {root} ({holder}). Wait for it to "
+                "finish and run `doit` again, or give this run its own cache_dir=.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._lock_file = handle
+
+    def worker(self, settings: Settings) -> Worker:
+        """This process's Worker for settings (a new one if the settings changed)."""
+        if self._worker is None or self._worker.settings != settings:
+            self.close_worker()
+            self._worker = Worker(settings)
+        return self._worker
+
+    def commit_list(self, settings: Settings) -> dict:
+        """The current run's commit list, read once per list."""
+        path = current_list_path(settings)
+        if self._listing[0] != path:
+            self._listing = (path, read_commit_list(path))
+        return self._listing[1]
+
+    def build(self, stage: str, settings: Settings, shas: list):
+        """Write the stage's shards of shas, on every core when there are many; yields each
+        sha once its shard is written."""
+        size = processes_for(settings, len(shas))
+        if size == 1:
+            yield from self.worker(settings).build_block(stage, shas)
+            return
+        if self._pool_for != (stage, settings, size):
+            self.stop_pool()
+            self._pool, self._pool_for = Pool(settings, size), (stage, settings, size)
+        yield from self._pool.build(stage, shas)
+
+    def stop_pool(self) -> None:
+        """Stop the workers (a new stage, the merge, or the end of the run)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool, self._pool_for = None, ()
+
+    def close_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    def close(self) -> None:
+        """End the run: workers stopped, git processes ended, lock released."""
+        try:
+            self.stop_pool()
+            self.close_worker()
+        finally:
+            self._listing = (None, None)
+            if self._lock_file is not None:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                self._lock_file.close()
+                self._lock_file = None

@@ -1,0 +1,87 @@
+"""Settings and commit shas in, their chunk or token shards in the cache out, in one process.
+
+A Worker holds everything a process keeps while it walks the history: the repository, one
+persistent `git cat-file` reader, the recent parses, the symbol index (which shares those
+parses) and the tokenizer. It is built once per process (the doit process, or each pool
+worker) and passed where it is needed, so no stage keeps state of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline import store
+from pipeline.chunks.shard import build_chunk_shard, chunk_shard_path
+from pipeline.config import Settings
+from pipeline.git.commit_list import current_list_path, read_commit_list
+from pipeline.git.history import BlobReader, open_repository
+from pipeline.records import ChunkShard, Commit, TokenShard, to_plain
+from pipeline.rust.parsing import RecentParses
+from pipeline.rust.symbols import SymbolIndex
+from pipeline.tokens.segments import build_token_shard, token_shard_path
+from pipeline.tokens.tokenizer import current_tokenizer_info, load_tokenizer, special_ids
+
+READERS = {"chunks": ChunkShard.from_plain, "tokens": TokenShard.from_plain}
+
+
+class Worker:
+    """One process's repository, reader, parses, symbol index and tokenizer."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.repo = open_repository(settings.repository)
+        self.reader = BlobReader(self.repo)
+        self.index = SymbolIndex(self.repo, self.reader, RecentParses(), settings.cache,
+                                 settings.max_file_bytes)
+        self._commits: dict = {}
+        self._commits_from: Path | None = None
+        self._tokenizer = None              # (info, tokenizer, special ids)
+
+    def commit(self, sha: str) -> Commit:
+        """A commit of the current run's list (read once; again if the run moved on)."""
+        path = current_list_path(self.settings)
+        if path != self._commits_from:
+            self._commits, self._commits_from = read_commit_list(path)["by_sha"], path
+        return self._commits[sha]
+
+    def tokenizer(self) -> tuple:
+        """(info, tokenizer, special ids) of the run's tokenizer, loaded once."""
+        info = current_tokenizer_info(self.settings)
+        if self._tokenizer is None or self._tokenizer[0]["hash"] != info["hash"]:
+            tokenizer = load_tokenizer(info["path"])
+            self._tokenizer = (info, tokenizer, special_ids(tokenizer))
+        return self._tokenizer
+
+    def path(self, stage: str, sha: str) -> Path:
+        if stage == "chunks":
+            return chunk_shard_path(self.settings, sha)
+        return token_shard_path(self.settings, sha, self.tokenizer()[0]["hash"])
+
+    def build(self, stage: str, sha: str):
+        """Build and store the stage's shard of sha; returns it."""
+        if stage == "chunks":
+            shard = build_chunk_shard(self.settings, self.commit(sha), self.repo, self.reader,
+                                      self.index)
+        else:
+            _, tokenizer, special = self.tokenizer()
+            repo_name = Path(self.settings.repository).expanduser().resolve().name
+            shard = build_token_shard(self.settings, tokenizer, special,
+                                      self.shard("chunks", sha), repo_name)
+        store.write_record(self.path(stage, sha), to_plain(shard))
+        return shard
+
+    def shard(self, stage: str, sha: str):
+        """The stage's shard of sha from the cache. One that is damaged or gone is rebuilt
+        here, by its own stage's code, and reported (by store.read_record): its task, seeing
+        its file in place or having run already, would not build it again."""
+        plain = store.read_record(self.path(stage, sha))
+        return READERS[stage](plain) if plain is not None else self.build(stage, sha)
+
+    def build_block(self, stage: str, shas: list) -> list:
+        """Build the stage's shard of each sha, in order; returns shas."""
+        for sha in shas:
+            self.build(stage, sha)
+        return shas
+
+    def close(self) -> None:
+        self.reader.close()

@@ -1,0 +1,184 @@
+"""A parsed Rust file in, its items and imports out (tree-sitter-rust).
+
+An item is a plain dict (it goes straight into msgpack): kind, name, qualname (within the
+file), owner (the impl or trait of a method), byte and line span including the doc comments
+and attributes before it (tree-sitter makes those preceding siblings, not children),
+where its body starts (what precedes is its header), and its parent item's index (-1 at
+top level). What an item references is read from the tree only for the items that change
+(pipeline.rust.references).
+"""
+
+from __future__ import annotations
+
+import re
+
+from pipeline.rust.parsing import ParsedFile, parse
+from pipeline.text import decode
+
+# Bump when the analysis output changes: it is part of every chunk and definitions cache key.
+ANALYSER_VERSION = 6
+
+_SIMPLE_KINDS = {
+    "function_item": "fn", "function_signature_item": "fn", "struct_item": "struct",
+    "enum_item": "enum", "union_item": "union", "trait_item": "trait", "impl_item": "impl",
+    "type_item": "type", "const_item": "const", "static_item": "static", "mod_item": "mod",
+    "macro_definition": "macro_rules", "macro_invocation": "macro_call",
+    "use_declaration": "use", "extern_crate_declaration": "extern_crate",
+    "foreign_mod_item": "extern_block", "associated_type": "type",
+}
+# Items whose body holds further items: methods of impls and traits, items of inline mods.
+_ITEM_CONTAINERS = {"impl_item", "trait_item", "mod_item"}
+_BODY_FIELDS = ("body", "value")
+
+
+def _text(node) -> str:
+    return decode(node.text)
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _is_doc_or_attribute(node) -> bool:
+    if node.type == "attribute_item":
+        return True
+    if node.type in ("line_comment", "block_comment"):
+        text = node.text
+        return (text.startswith(b"///") and not text.startswith(b"////")) or (
+            text.startswith(b"/**") and not text.startswith(b"/***"))
+    return False
+
+
+def _item_name(node, kind: str) -> str:
+    if node.type == "impl_item":
+        trait, target = node.child_by_field_name("trait"), node.child_by_field_name("type")
+        head = f"impl {_text(trait)} for " if trait is not None else "impl "
+        return _squash(head + (_text(target) if target is not None else "?"))
+    if node.type == "macro_invocation":
+        return _text(node.child_by_field_name("macro")) + "!"
+    if node.type == "use_declaration":
+        return _squash(_text(node.child_by_field_name("argument")))
+    if node.type == "foreign_mod_item":
+        return "extern"
+    name = node.child_by_field_name("name")
+    return _text(name) if name is not None else kind
+
+
+def _body_start(node) -> int:
+    """Where the item's body begins (its end if it has none): the header is what precedes."""
+    for field in _BODY_FIELDS:
+        body = node.child_by_field_name(field)
+        if body is not None:
+            return body.start_byte
+    return node.end_byte
+
+
+def _item_node(node):
+    """The item a top-level/body node stands for, if any (a `foo!(..);` is a statement)."""
+    if node.type in _SIMPLE_KINDS:
+        return node
+    if node.type == "expression_statement" and node.named_child_count == 1:
+        inner = node.named_children[0]
+        if inner.type == "macro_invocation":
+            return inner
+    return None
+
+
+def _collect(container, source: bytes, scope: str, owner: str, parent: int, out: dict):
+    """Append the items (and flattened imports) directly inside container."""
+    pending_start = None
+    for node in container.children:
+        if _is_doc_or_attribute(node):
+            if pending_start is None:
+                pending_start = node
+            continue
+        item_node = _item_node(node)
+        if item_node is None:
+            if node.type not in ("line_comment", "block_comment"):
+                pending_start = None
+            continue
+        start = pending_start if pending_start is not None else node
+        pending_start = None
+        _add_item(node, item_node, start, source, scope, owner, parent, out)
+
+
+def _add_item(node, item_node, start, source, scope, owner, parent, out):
+    items = out["items"]
+    kind = _SIMPLE_KINDS[item_node.type]
+    if kind == "fn" and owner:
+        kind = "method"
+    name = _item_name(item_node, kind)
+    qualname = f"{scope}{owner}::{name}" if owner else f"{scope}{name}"
+    index = len(items)
+    items.append({
+        "kind": kind, "name": name, "qualname": qualname, "owner": owner,
+        "start_byte": start.start_byte, "end_byte": node.end_byte,
+        "start_line": start.start_point.row + 1, "end_line": node.end_point.row + 1,
+        "body_start": _body_start(item_node), "parent": parent,
+    })
+    if item_node.type == "use_declaration":
+        _flatten_use(item_node.child_by_field_name("argument"), "", out["imports"])
+    body = item_node.child_by_field_name("body")
+    if item_node.type in _ITEM_CONTAINERS and body is not None:
+        if item_node.type == "mod_item":
+            _collect(body, source, f"{scope}{name}::", "", index, out)
+        else:
+            inner_owner = name if item_node.type == "impl_item" else f"trait {name}"
+            _collect(body, source, scope, inner_owner, index, out)
+
+
+def children_by_parent(items: list) -> dict:
+    """parent index -> its child items, in file order (index -1: the top level)."""
+    children: dict = {}
+    for item in items:
+        children.setdefault(item["parent"], []).append(item)
+    return children
+
+
+def _flatten_use(node, prefix: str, out: list) -> None:
+    """Full paths of a use tree: groups, globs, `as` aliases, self/super/crate kept as written."""
+    kind = node.type
+    if kind in ("identifier", "scoped_identifier", "crate", "self", "super", "metavariable"):
+        path = _squash(_text(node)).replace(" ", "")
+        full = f"{prefix}{path}" if path != "self" or not prefix else prefix.rstrip(":")
+        out.append([full, full.rsplit("::", 1)[-1]])
+    elif kind == "use_as_clause":
+        path = _squash(_text(node.child_by_field_name("path"))).replace(" ", "")
+        out.append([f"{prefix}{path}", _text(node.child_by_field_name("alias"))])
+    elif kind == "use_wildcard":
+        out.append([prefix + _squash(_text(node)).replace(" ", ""), "*"])
+    elif kind == "scoped_use_list":
+        path_node = node.child_by_field_name("path")
+        inner = prefix + (_squash(_text(path_node)).replace(" ", "") + "::" if path_node else "")
+        _flatten_use(node.child_by_field_name("list"), inner, out)
+    elif kind == "use_list":
+        for child in node.named_children:
+            _flatten_use(child, prefix, out)
+
+
+def analyse(file: ParsedFile | bytes) -> dict:
+    """The items, imports and health of one version of a Rust file (computed once per parse)."""
+    if isinstance(file, bytes):
+        file = parse(file)
+    if "analysis" not in file.memo:
+        file.memo["analysis"] = _analysis(file)
+    return file.memo["analysis"]
+
+
+def _analysis(file: ParsedFile) -> dict:
+    source = file.source
+    if file.tree is None:
+        return {"version": ANALYSER_VERSION, "has_error": True, "decode_errors": False,
+                "line_count": source.count(b"\n") + 1, "items": [], "imports": []}
+    out: dict = {"items": [], "imports": []}
+    _collect(file.tree.root_node, source, "", "", -1, out)
+    try:
+        source.decode("utf-8")
+        decode_errors = False
+    except UnicodeDecodeError:
+        decode_errors = True
+    return {"version": ANALYSER_VERSION, "has_error": file.tree.root_node.has_error,
+            "decode_errors": decode_errors, "line_count": source.count(b"\n") + 1,
+            "items": out["items"], "imports": out["imports"]}
+
+
