@@ -1,4 +1,4 @@
-"""Settings: defaults here, then pyproject.toml [tool.pipeline], pipeline.toml, `doit name=value`.
+"""Defaults, [tool.pipeline], pipeline.toml and `doit name=value` in, one frozen Settings out.
 
 Each stage reads only its own section, and each section has a hash that keys that stage's
 cache entries, so a changed setting re-runs its stage and the ones after it, never the

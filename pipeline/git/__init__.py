@@ -1,1 +1,1 @@
-"""Git repository in, commits (with their changed Rust files) and blob bytes out."""
+"""A git repository in, the commit list, file trees and blob bytes of its history out."""

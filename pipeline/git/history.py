@@ -1,4 +1,4 @@
-"""Git repository in, commits (with their changed Rust files) and blob bytes out.
+"""A git repository in, its history (commits and their changed Rust files) and blob bytes out.
 
 One `git log --raw -z` lists the whole history with its changes, and blobs come through
 GitPython's persistent `git cat-file --batch` process: one process per run instead of one

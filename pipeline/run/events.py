@@ -43,12 +43,13 @@ def start_run() -> RunRecord:
 
 
 def listen(callback) -> None:
-    """Call callback(stage) as commits are built (one listener: the latest reporter)."""
-    _listeners[:] = [callback]
+    """Call callback(stage) whenever a commit's shard is built."""
+    _listeners.append(callback)
 
 
-def stop_listening() -> None:
-    _listeners.clear()
+def stop_listening(callback) -> None:
+    if callback in _listeners:
+        _listeners.remove(callback)
 
 
 def expect(stage: str, total: int) -> None:

@@ -113,7 +113,7 @@ class ProgressReporter(ConsoleReporter):
         super().add_failure(task, fail)
 
     def complete_run(self):
-        events.stop_listening()
+        events.stop_listening(self.draw)
         self._close_line()
         failures, self.failures = self.failures, [f for f in self.failures
                                                   if f["exception"].traceback]

@@ -1,0 +1,105 @@
+"""The run session: however a run ends, its lock is released and its workers are gone."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import chdir, run_doit
+from pipeline.git.sample_repo import extend_sample_repository
+from pipeline.run import events
+from test_robustness import SPLIT_FILES, children, doit_command, tensors
+
+
+def child_commands() -> list:
+    """The command lines of this process's children (multiprocessing's resource tracker,
+    which lives as long as the test process, aside)."""
+    commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                for pid in children(os.getpid())]
+    return [command for command in commands if "resource_tracker" not in command]
+
+
+def lock_is_free(cache: Path) -> bool:
+    """Whether another open file description can take the cache lock right now."""
+    with open(cache / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
+def reference_build(workdir: Path, repo: Path) -> dict:
+    reference = workdir / "reference"
+    reference.mkdir()
+    with chdir(reference):
+        assert run_doit(f"repo={repo}")[0] == 0
+    return tensors(reference)
+
+
+def test_ctrl_c_in_the_chunks_stage_releases_the_lock_and_stops_the_workers(
+        workdir, sample_repo):
+    extend_sample_repository(sample_repo, 40)          # enough commits for a worker pool
+    expected = reference_build(workdir, sample_repo)
+
+    def interrupt_on_first_commit(stage):
+        if stage == "chunks":
+            events.stop_listening(interrupt_on_first_commit)
+            os.kill(os.getpid(), signal.SIGINT)          # a real Ctrl-C, mid-stage
+
+    events.listen(interrupt_on_first_commit)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_doit(f"repo={sample_repo}")
+    finally:
+        events.stop_listening(interrupt_on_first_commit)
+    assert events.RUN.processes.get("chunks", 1) > 1, "the chunks stage used no worker pool"
+    assert 0 < len(events.RUN.built_shas["chunks"]) < 71
+    assert lock_is_free(workdir / "cache")
+    assert multiprocessing.active_children() == [] and child_commands() == []
+
+    code, record = run_doit(f"repo={sample_repo}")
+    assert code == 0 and "merge" in record.executed
+    assert tensors(workdir) == expected
+
+
+def test_sigint_to_a_doit_command_leaves_no_process_behind(workdir, sample_repo):
+    extend_sample_repository(sample_repo, 40)
+    expected = reference_build(workdir, sample_repo)
+    target = workdir / "interrupted"
+    target.mkdir()
+    env = {**os.environ, "PIPELINE_CONFIG_DIR": str(target)}
+    process = subprocess.Popen(doit_command(target, f"repo={sample_repo}"), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    while (process.poll() is None and time.monotonic() < deadline
+           and len(list((target / "cache" / "chunks").rglob("*.msgpack"))) < 4):
+        time.sleep(0.01)
+    assert process.poll() is None, "the build finished before it could be interrupted"
+    os.killpg(process.pid, signal.SIGINT)               # what Ctrl-C in a terminal sends
+    process.wait(timeout=60)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)                   # anyone left in its group?
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("worker or git processes outlived the interrupted doit")
+    assert not (target / "dataset" / "manifest.json").exists()
+    result = subprocess.run(doit_command(target, f"repo={sample_repo}"), env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((target / "dataset" / "manifest.json").read_text())
+    assert {name: (target / "dataset" / name).read_bytes() for name in SPLIT_FILES} == expected
