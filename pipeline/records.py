@@ -70,6 +70,7 @@ class Snippet:
     path: str          # the defining file ('' for imports)
     name: str          # qualified name within its file ('imports' for imports)
     text: str
+    origin: str = "parent"   # parent: the parent commit's tree; commit: this commit's
 
     @staticmethod
     def from_plain(data: dict) -> "Snippet":
@@ -91,12 +92,13 @@ class Chunk:
     part: str                  # 'N.K of M regions' for a piece of an oversize item
     refs: dict                 # role -> names the code references
     owner: str                 # the impl or trait a method belongs to
-    context: list = field(default_factory=list)      # Snippet
+    context: list = field(default_factory=list)      # Snippet, within the budgets
+    spare_context: list = field(default_factory=list)  # Snippet, next in line
 
     @staticmethod
     def from_plain(data: dict) -> "Chunk":
-        context = [Snippet.from_plain(s) for s in data["context"]]
-        return Chunk(**{**data, "context": context})
+        return Chunk(**{**data, "context": [Snippet.from_plain(s) for s in data["context"]],
+                        "spare_context": [Snippet.from_plain(s) for s in data["spare_context"]]})
 
 
 @dataclass
@@ -118,21 +120,38 @@ class ChunkShard:
 
 
 @dataclass
-class Segment:
-    """One chunk as token ids: the prefix (file, context, old code, message) and new code."""
+class ContextPiece:
+    """One context snippet as token ids: its marker, then its text."""
+    key: str                   # the same snippet has the same key wherever it appears
+    kind: str
+    origin: str                # parent or commit (see Snippet)
+    chars: int                 # its text's length, for the character budget
+    spare: bool                # offered only in the room a repeated snippet leaves
     ids: bytes                 # int32 token ids (machine order)
-    new_start: int             # where the new code (the loss span) begins
+
+    @staticmethod
+    def from_plain(data: dict) -> "ContextPiece":
+        return ContextPiece(**data)
+
+
+@dataclass
+class Segment:
+    """One chunk as token ids, in parts the merge joins into rows (pipeline.merge.packing)."""
+    head: bytes                # <filename>PATH (int32 token ids, machine order)
+    context: list              # ContextPiece, most important first
+    old: bytes                 # <commit_before>OLD CODE
+    new: bytes                 # NEW CODE: the loss span
     path: str
     item: str
     kind: str
     change: str
-    context_kinds: dict        # snippet kind -> count kept
     leak_keys: dict            # guard mode -> digests that find this change again
-    field_tokens: dict         # field -> tokens kept
+    field_tokens: dict         # old_code, new_code -> tokens kept
 
     @staticmethod
     def from_plain(data: dict) -> "Segment":
-        return Segment(**data)
+        return Segment(**{**data, "context": [ContextPiece.from_plain(c)
+                                              for c in data["context"]]})
 
 
 @dataclass
@@ -141,6 +160,7 @@ class TokenShard:
     sha: str
     committer_time: int
     name_ids: list             # the repository name's token ids
+    message: bytes             # the commit message's token ids (int32)
     segments: list             # Segment
     seconds: dict
     truncations: dict          # field -> times cut to its budget
@@ -163,3 +183,6 @@ class Example:
     loss_spans: list           # [start, end) ranges that carry loss
     paths: list                # per segment
     items: list
+    # Per segment: (digest of ids, tokens, kind, origin) of each context snippet shown.
+    context_pieces: list
+    context_dropped: int = 0   # snippets left out for lack of room

@@ -16,10 +16,19 @@ import torch
 from tokenizers import Tokenizer
 
 from pipeline.merge.tensors import IGNORE_INDEX
+from pipeline.tokens.segments import SAME_COMMIT_NOTE
 
 # What the text after each marker is, for the labels of the printout.
 FIELD_NAMES = {"<reponame>": "REPOSITORY", "<filename>": "FILE", "<commit_before>": "OLD CODE",
                "<commit_msg>": "MESSAGE", "<commit_after>": "NEW CODE (loss)"}
+
+
+def _labelled(label: str, text: str) -> tuple:
+    """A context snippet's label says where it comes from."""
+    if label.startswith("CONTEXT") and label != "CONTEXT import":
+        origin = "changed in this commit" if text.startswith(SAME_COMMIT_NOTE) else "parent tree"
+        return f"{label} ({origin})", text
+    return label, text
 
 
 def _fields(tokenizer: Tokenizer, ids: list, labels: list) -> list:
@@ -29,7 +38,8 @@ def _fields(tokenizer: Tokenizer, ids: list, labels: list) -> list:
         token = tokenizer.id_to_token(token_id)
         if token in FIELD_NAMES or (token or "").startswith("<ctx_") or token == "<|endoftext|>":
             if label is not None:
-                pieces.append((label, tokenizer.decode(current, skip_special_tokens=False)))
+                pieces.append(_labelled(label, tokenizer.decode(current,
+                                                                skip_special_tokens=False)))
             label = FIELD_NAMES.get(token) or (f"CONTEXT {token[5:-1]}" if token != "<|endoftext|>"
                                                else None)
             current = []
@@ -39,7 +49,7 @@ def _fields(tokenizer: Tokenizer, ids: list, labels: list) -> list:
             continue
         current.append(token_id)
     if label is not None and current:
-        pieces.append((label, tokenizer.decode(current, skip_special_tokens=False)))
+        pieces.append(_labelled(label, tokenizer.decode(current, skip_special_tokens=False)))
     return pieces
 
 

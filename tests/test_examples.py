@@ -24,7 +24,8 @@ def shard(old=OLD, new=NEW, message="Use the euclidean norm\n"):
     chunk = {"path": "src/point.rs", "old_path": "src/point.rs", "kind": "method",
              "qualname": "point::impl Point::norm", "change": "modified", "old_code": old,
              "new_code": new, "changed_lines": [[2, 2]], "truncated": False, "part": "",
-             "refs": {}, "owner": "impl Point", "context": [{"kind": "import", "path": "", "name": "imports",
+             "refs": {}, "owner": "impl Point", "spare_context": [],
+             "context": [{"kind": "import", "path": "src/point.rs", "name": "imports",
                           "text": "use std::fmt;"}]}
     return {"sha": "a" * 40, "message": message, "committer_time": 1, "chunks": [chunk],
             "skipped": {}, "flagged": {}, "missing_objects": [], "context_counts": {},
@@ -35,7 +36,7 @@ def build_examples(settings, tokenizer, special, commit_shard, repo_name):
     """Tokenize a chunk shard into segments and pack them, as the merge does."""
     tokens = build_token_shard(settings, tokenizer, special, ChunkShard.from_plain(commit_shard),
                                repo_name)
-    examples = pack_examples(settings, special, tokens.name_ids, tokens.segments)
+    examples = pack_examples(settings, special, tokens.name_ids, tokens.message, tokens.segments)
     return {**to_plain(tokens), "examples": to_plain(examples)}
 
 
@@ -64,7 +65,7 @@ def test_decoding_an_example_gives_back_its_fields_and_the_loss_is_on_the_new_co
     ((start, end),) = example["loss_spans"]
     assert end == len(ids)
     assert tokenizer.decode(ids[start:end], skip_special_tokens=False) == NEW + "<|endoftext|>"
-    assert result["truncations"] == {"context": 0, "message": 0, "new_code": 0, "old_code": 0}
+    assert result["truncations"] == {"message": 0, "new_code": 0, "old_code": 0}
 
 
 def test_a_field_over_budget_is_cut_at_a_line_boundary_and_counted():

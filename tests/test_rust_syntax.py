@@ -94,12 +94,16 @@ def test_references_leave_out_generic_parameters_and_bound_locals():
         let (a, b) = (1, 2);
         let each = |item| item;
         matched(Match::new(a, b)); each(1); compute(limit); println!("{}", limit);
+        util::parse(limit); Self::helper(); net::Peer::connect(); self::local();
         Ok(())
     }
 }
 """
     refs = references(source)["impl Matcher for Regex<T>::find"]
-    assert refs == {"type": ["FnMut", "Match", "Result"], "call": ["Ok", "compute", "new"],
+    # `Match::new` and `net::Peer::connect` are associated functions: their types, never a
+    # free `fn new` or `fn connect`; `util::parse` and `self::local` are free functions.
+    assert refs == {"type": ["FnMut", "Match", "Peer", "Result"],
+                    "call": ["Ok", "compute", "local", "parse"],
                     "macro": ["println"], "const": ["MAX_LEN"]}
 
 

@@ -172,10 +172,20 @@ def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses) 
             old_part = old_parts[k] if k < len(old_parts) else ""
             new_part = new_parts[k] if k < len(new_parts) else ""
             chunks.append(_make_chunk(settings, change, item["kind"], qualname, change_kind,
-                                      old_part, new_part, line, uses,
+                                      old_part, new_part, line,
+                                      _uses_in(uses, old_part + "\n" + new_part),
                                       part=f"{number}.{k + 1} of {len(regions)} regions"))
             line += new_part.count("\n")
     return chunks
+
+
+def _uses_in(uses: dict, text: str) -> dict:
+    """The item's uses narrowed to the names that occur in text (one piece of the item):
+    each piece gets the context of its own references. The owner stays: every piece is
+    code of the same impl or trait."""
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+    return {"refs": {role: [name for name in names if name in words]
+                     for role, names in uses["refs"].items()}, "owner": uses["owner"]}
 
 
 def _uses(items: list, places: list) -> dict:
@@ -264,9 +274,11 @@ def _read_side(reader: BlobReader, blob: str, mode: str, settings, counts: FileC
 
 @dataclass
 class FileChunks:
-    """The chunks of one changed file and the imports of its version (the context of each)."""
-    chunks: list          # Chunk
-    imports: list         # [path, alias] of the file's `use` trees
+    """The chunks of one changed file and its imports ([path, alias] of its `use` trees)."""
+    path: str
+    chunks: list              # Chunk
+    parent_imports: list      # as the author saw them: the parent version's
+    new_imports: list         # the new version's: they help resolve names, never shown
 
 
 def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
@@ -289,13 +301,15 @@ def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
         new = parses.parse(change.new_path, new_src, change.old_path, blob=change.new_blob)
     old_an = analyse(old) if old is not None else None
     new_an = analyse(new) if new is not None else None
-    imports = (new_an or old_an)["imports"]
+    imports = [an["imports"] if an else [] for an in (old_an, new_an)]
     if any(an and an["decode_errors"] for an in (old_an, new_an)):
         counts.flagged["non_utf8_decoded_with_replacement"] += 1
     if any(an and an["has_error"] for an in (old_an, new_an)):
         counts.flagged["syntax_error_fallback"] += 1
-        return FileChunks(_fallback_chunks(settings, change, old_src, new_src), imports)
-    return FileChunks(_item_chunks(settings, change, old, new), imports)
+        chunks = _fallback_chunks(settings, change, old_src, new_src)
+    else:
+        chunks = _item_chunks(settings, change, old, new)
+    return FileChunks(change.new_path, chunks, *imports)
 
 
 def commit_chunks(settings: Settings, parses: RecentParses, reader: BlobReader,

@@ -1,11 +1,10 @@
-"""A chunk and the symbol index at its commit in, its cross-file context snippets out.
+"""A chunk and the symbol index of its parent commit in, its cross-file context out.
 
-Priority: the file's imports; for a method of `impl Trait for Type`, the trait and the type;
-then the definitions of the names the chunk's code references, those from other files
-changed in the same commit first. A name is resolved through the file's `use` paths and
-the crate's module tree (`crate::`, `self::`, `super::`, workspace crates by package
-name), else by a unique definition in the tree. A name defined more than once, or in the
-changed file itself, is skipped rather than guessed.
+Context is the repository as the author saw it, before the change: the imports of the
+file's parent version; for a method of `impl Trait for Type`, the trait and the type;
+then the definitions of the names the chunk's code references (pipeline.chunks.resolve),
+those the same commit adds or changes in other files first, marked as such. Snippets are
+valid Rust: a long definition is cut between lines and its braces closed.
 """
 
 from __future__ import annotations
@@ -13,18 +12,17 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from pipeline.chunks.resolve import resolve
 from pipeline.config import Settings
 from pipeline.records import Chunk, Snippet
-from pipeline.rust.files import module_path
+from pipeline.rust.parsing import parse
 from pipeline.rust.references import REFERENCE_ROLES
-from pipeline.rust.symbols import Definition, SymbolIndex
+from pipeline.rust.symbols import SymbolIndex
 from pipeline.text import cut_at_line
 
-# Which definitions a name can stand for, by how the code uses it (a call may build a
-# tuple struct; a type name may be a trait in a bound).
-ROLE_KINDS = {"type": {"struct", "enum", "trait"}, "call": {"fn", "struct"},
-              "macro": {"macro"}, "const": {"const"}}
 _IMPL_OWNER = re.compile(r"^impl\s+(?:(?P<trait>.+?)\s+for\s+)?(?P<type>.+)$")
+# Closes a definition cut short: a comment says what is left out.
+_ELIDED = "// …"
 
 
 def _bare_name(text: str) -> str:
@@ -50,113 +48,115 @@ def import_snippet(imports: list) -> list:
     return [Snippet(kind="import", path="", name="imports", text=lines)]
 
 
-def _module_file(index: SymbolIndex, from_path: str, segments: list):
-    """(file, remaining segments) that a `use` path's module part names, or None."""
-    crate, here = index.crate_of(from_path), [p for p in module_path(from_path).split("::") if p]
-    head = segments[0]
-    if head == "crate":
-        modules = segments[1:]
-    elif head == "self":
-        modules = here + segments[1:]
-    elif head == "super":
-        ups = len(segments) - len([s for s in segments if s != "super"])
-        modules = here[:max(len(here) - ups, 0)] + segments[ups:]
-    elif head in index.crate_dirs:
-        crate, modules = index.crate_dirs[head], segments[1:]
-    else:
-        modules = segments                       # 2015-edition paths are crate-relative
-    for cut in range(len(modules), -1, -1):
-        path = index.modules.get((crate, "::".join(modules[:cut])))
-        if path is not None:
-            return path, modules[cut:]
-    return None
+def _brace_depth(text: str) -> int:
+    """Braces opened and not closed in text, outside strings, chars and comments (roughly:
+    enough to close a definition cut between its lines)."""
+    depth = 0
+    for line in text.split("\n"):
+        line = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)\'|//.*', "", line)
+        depth += line.count("{") - line.count("}")
+    return depth
 
 
-def _via_imports(index, chunk: Chunk, imports: list, name: str) -> Definition | None:
-    """The definition a `use` of the chunk's file brings in under name, if it is in the repo."""
-    for path, alias in imports:
-        segments = path.split("::")
-        if alias == "*":
-            target, wanted = _module_file(index, chunk.path, segments[:-1]), [name]
-        elif alias == name:
-            target, wanted = _module_file(index, chunk.path, segments), None
-        else:
-            continue
-        if target is None:
-            continue
-        file, rest = target
-        qualname = "::".join(rest if wanted is None else rest + wanted)
-        for definition in index.by_name.get(name if wanted else segments[-1], {}).get(file, []):
-            if definition.qualname == qualname:
-                return definition
-    return None
+def _first_doc_line_only(text: str) -> str:
+    """The definition with its leading doc comment shortened to its first line: the
+    summary says what the item is; the code says what the changed code can use."""
+    lines = text.split("\n")
+    header = 0
+    while header < len(lines) and lines[header].lstrip().startswith(("///", "#[")):
+        header += 1
+    docs = [i for i in range(header) if lines[i].lstrip().startswith("///")]
+    return "\n".join(line for i, line in enumerate(lines) if i not in docs[1:])
 
 
-def _is_test_code(path: str, qualname: str) -> bool:
-    """In a `tests` module, or in an integration-test or benchmark directory."""
-    return "tests" in qualname.split("::") or bool({"tests", "benches"} & set(path.split("/")))
-
-
-def resolve(index: SymbolIndex, chunk: Chunk, imports: list, name: str, role: str,
-            counts: Counter) -> Definition | None:
-    """The one definition name stands for in chunk's code, or None (local, unknown, ambiguous)."""
-    own_files = {chunk.path, chunk.old_path}
-    found = _via_imports(index, chunk, imports, name)
-    if found is not None:
-        if found.path in own_files:
-            return None
-        counts["resolved_by_path"] += 1
-        return found
-    # Test helpers are not what non-test code means by a name.
-    testing = _is_test_code(chunk.path, chunk.qualname)
-    candidates = [d for d in index.definitions(name) if d.kind in ROLE_KINDS[role]
-                  and (testing or not _is_test_code(d.path, d.qualname)) or d.path in own_files]
-    if not candidates or any(d.path in own_files for d in candidates):
+def cut_definition(text: str, limit: int) -> str | None:
+    """A definition within limit characters that is still valid Rust: its doc comment cut
+    to its first line, then its body cut between lines, doc comments and attributes left
+    without their item dropped, open braces closed after an elision comment. None if no
+    valid cut is found (the snippet is then left out)."""
+    if len(text) <= limit:
+        return text
+    text = _first_doc_line_only(text)
+    if len(text) <= limit:
+        return text
+    kept, _ = cut_at_line(text, max(limit - 24, 1))
+    lines = kept.split("\n")
+    while lines and lines[-1].strip().startswith(("///", "//!", "#[", "#![")):
+        lines.pop()
+    kept = "\n".join(lines).rstrip()
+    depth = _brace_depth(kept)
+    closing = "".join(f"\n{'    ' * level}}}" for level in range(depth - 1, -1, -1))
+    candidate = f"{kept}\n{'    ' * depth}{_ELIDED}{closing}" if depth > 0 else kept
+    tree = parse(candidate.encode()).tree
+    if not candidate or tree is None or tree.root_node.has_error or len(candidate) > limit:
         return None
-    if len({(d.path, d.qualname) for d in candidates}) > 1:
-        counts["ambiguous_name_skipped"] += 1
-        return None
-    counts["resolved_by_unique_name"] += 1
-    return candidates[0]
+    return candidate
 
 
-def chunk_context(index: SymbolIndex, chunk: Chunk, imports: list, changed_paths: set,
-                  settings: Settings, counts: Counter) -> list:
-    """The context snippets of one chunk, within the per-snippet, per-kind and total budgets."""
-    snippets = import_snippet(imports)
+def import_snippet(path: str, imports: list) -> list:
+    """The imports of the chunk's file (path) as the author saw them."""
+    if not imports:
+        return []
+    lines = "\n".join(f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
+                       else f"use {path} as {alias};" for path, alias in imports)
+    return [Snippet(kind="import", path=path, name="imports", text=lines)]
+
+
+def _wanted(chunk: Chunk) -> list:
+    """(name, role) the chunk's context should define, most important first: the trait
+    and type of the method's impl, then what its code references."""
     owners = owner_names(chunk.owner)
-    wanted = [(name, "type") for name in owners] + [
+    return [(name, "type") for name in owners] + [
         (name, role) for role in REFERENCE_ROLES for name in chunk.refs[role]
         if name not in owners]
+
+
+def chunk_context(index: SymbolIndex, same_commit: dict, chunk: Chunk, files: dict,
+                  settings: Settings, counts: Counter) -> tuple[list, list]:
+    """The context snippets of one chunk within the per-snippet, per-kind and total
+    budgets, and the spare ones that come next: a row that already shows some of the
+    first gives the room they would take to the spare ones (pipeline.merge.packing).
+    files: path -> (imports as the author saw them, imports of the new version)."""
+    seen_imports, new_imports = files.get(chunk.path, ([], []))
+    snippets = import_snippet(chunk.path, seen_imports)
     found = []
-    for name, role in wanted:
-        definition = resolve(index, chunk, imports, name, role, counts)
-        if definition is not None and definition not in found:
-            found.append(definition)
+    for name, role in _wanted(chunk):
+        resolved = resolve(index, same_commit, chunk, seen_imports + new_imports, name, role,
+                           counts)
+        if resolved is not None and resolved not in found:
+            found.append(resolved)
+    # The owner's trait and type first; then what the commit itself adds or changes.
     priority = len(owner_names(chunk.owner))
-    ordered = found[:priority] + sorted(found[priority:],
-                                        key=lambda d: d.path not in changed_paths)
-    per_kind, total = Counter(), sum(len(s.text) for s in snippets)
-    for definition in ordered:
-        text, _ = cut_at_line(definition.text, settings.context_snippet_chars)
-        if (per_kind[definition.kind] >= settings.context_per_kind
-                or total + len(text) > settings.context_total_chars):
+    found = found[:priority] + sorted(found[priority:], key=lambda pair: pair[1] != "commit")
+    spare, per_kind, total = [], Counter(), sum(len(s.text) for s in snippets)
+    for definition, origin in found:
+        text = cut_definition(definition.text, settings.context_snippet_chars)
+        if text is None:
+            counts["snippet_not_cut_validly"] += 1
+            continue
+        snippet = Snippet(kind=definition.kind, path=definition.path, name=definition.qualname,
+                          text=text, origin=origin)
+        if (per_kind[definition.kind] < settings.context_per_kind
+                and total + len(text) <= settings.context_total_chars):
+            snippets.append(snippet)
+            total += len(text)
+        elif per_kind[definition.kind] < 2 * settings.context_per_kind:
+            spare.append(snippet)
+        else:
             counts["snippet_over_budget"] += 1
             continue
         per_kind[definition.kind] += 1
-        total += len(text)
-        snippets.append(Snippet(kind=definition.kind, path=definition.path,
-                                name=definition.qualname, text=text))
-    return snippets
+    return snippets, spare
 
 
-def attach_context(files: list, index: SymbolIndex, changed_paths: set,
+def attach_context(files: list, index: SymbolIndex, same_commit: dict,
                    settings: Settings) -> dict:
     """Give every chunk of a commit's files (FileChunks) its context; returns how names
     were resolved, counted."""
     counts: Counter = Counter()
+    imports = {file.path: (file.parent_imports, file.new_imports) for file in files}
     for file in files:
         for chunk in file.chunks:
-            chunk.context = chunk_context(index, chunk, file.imports, changed_paths, settings,
-                                          counts)
+            chunk.context, chunk.spare_context = chunk_context(
+                index, same_commit, chunk, imports, settings, counts)
     return dict(sorted(counts.items()))

@@ -8,6 +8,7 @@ from pathlib import Path
 from pipeline import store
 from pipeline.chunks.changed_items import commit_chunks
 from pipeline.chunks.context import attach_context
+from pipeline.chunks.resolve import same_commit_definitions
 from pipeline.config import Settings
 from pipeline.git.history import first_parent_changes
 from pipeline.records import ChunkShard, Commit
@@ -15,7 +16,7 @@ from pipeline.rust import syntax
 from pipeline.rust.symbols import SymbolIndex
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 11
+CHUNKER_VERSION = 13
 
 
 def shard_key(settings: Settings, sha: str) -> str:
@@ -37,9 +38,11 @@ def build_chunk_shard(settings: Settings, commit: Commit, repo, reader,
     else:
         changes = commit.changes
     files, counts = commit_chunks(settings, index.parses, reader, commit, changes)
-    # The index moves after the chunker: the new file versions it needs are then parsed.
-    index.move_to(commit.sha)
-    context_counts = attach_context(files, index, {c.new_path for c in changes or ()}, settings)
+    # Context is the parent's tree, as the author saw it (a root commit has none). The
+    # index moves after the chunker: the file versions it needs are then parsed already.
+    index.move_to(commit.parents[0] if commit.parents else None)
+    same_commit = same_commit_definitions(index, changes)
+    context_counts = attach_context(files, index, same_commit, settings)
     return ChunkShard(sha=commit.sha, message=commit.message,
                       committer_time=commit.committer_time,
                       chunks=[chunk for file in files for chunk in file.chunks],

@@ -75,7 +75,7 @@ def merge(settings: Settings, listing: dict, shards: list, tokenizer_info: dict,
     kept = guard_leakage(settings, shards_by_split)
     rows_by_split = {split: [(example, shard) for shard in shards_by_split[split]
                              for example in pack_examples(settings, special, shard.name_ids,
-                                                          kept[id(shard)])]
+                                                          shard.message, kept[id(shard)])]
                      for split in SPLITS}
     to_tensors = sequential_tensors if settings.example_mode == "sequential" else commit_tensors
     files = {}

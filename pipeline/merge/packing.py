@@ -2,49 +2,122 @@
 
 An example is `<reponame>NAME`, then as many of one commit's segments as fit max_length,
 then `<|endoftext|>`; a commit whose segments do not fit in one example becomes several.
-Examples never mix commits. The loss spans cover each segment's new code and the closing
-<|endoftext|> (the whole example with loss_on_all). Packing is the merge's, since the
-leakage guard decides first which segments are kept.
+Examples never mix commits. Within a row each thing appears once: a context snippet (a
+file's imports, a definition) already shown is not shown again, and the characters it
+would have taken go to the chunk's spare snippets; the message is given with the row's
+first segment, later ones keep the empty `<commit_msg><commit_after>` marker pair so every
+segment has StarCoder's commit layout. The loss spans cover each segment's new code and
+the closing <|endoftext|> (the whole example with loss_on_all). Packing is the merge's,
+since the leakage guard decides first which segments are kept.
 """
 
 from __future__ import annotations
 
 from array import array
+from dataclasses import dataclass, field
 
+from pipeline import store
 from pipeline.records import Example, Segment
 from pipeline.tokens.segments import ID_TYPE
 from pipeline.tokens.tokenizer import END_OF_TEXT
 
-
-def segment_length(segment: Segment) -> int:
-    return len(segment.ids) // array(ID_TYPE).itemsize
+_ITEM_SIZE = array(ID_TYPE).itemsize
 
 
-def _example(settings, special, name_ids: list, segments: list) -> Example:
-    """Segments of one commit joined into one example, with their loss spans."""
-    input_ids, spans = array(ID_TYPE, [special["<reponame>"], *name_ids]), []
-    for segment in segments:
-        spans.append([len(input_ids) + segment.new_start,
-                      len(input_ids) + segment_length(segment)])
-        input_ids.frombytes(segment.ids)
-    input_ids.append(special[END_OF_TEXT])
-    spans[-1][1] += 1                                   # the closing <|endoftext|>
-    if settings.loss_on_all:
-        spans = [[0, len(input_ids)]]
-    return Example(input_ids=input_ids, loss_spans=spans,
-                   paths=[s.path for s in segments], items=[s.item for s in segments])
+def _length(ids: bytes) -> int:
+    return len(ids) // _ITEM_SIZE
 
 
-def pack_examples(settings, special, name_ids: list, segments: list) -> list:
+@dataclass
+class Row:
+    """A row being filled: its ids, loss spans and what it already shows."""
+    input_ids: array
+    name_length: int
+    spans: list = field(default_factory=list)
+    shown: set = field(default_factory=set)        # context keys
+    segments: list = field(default_factory=list)
+    context_pieces: list = field(default_factory=list)
+    dropped: int = 0
+
+
+def _choose_context(segment: Segment, shown: set, room: int) -> tuple[list, int]:
+    """The segment's pieces to show in a row that already shows `shown`, within room
+    tokens; and how many were dropped for lack of room."""
+    chosen, freed = [], 0
+    for piece in segment.context:
+        if piece.spare:
+            if piece.key not in shown and piece.chars <= freed:
+                chosen.append(piece)
+                freed -= piece.chars
+        elif piece.key in shown:
+            freed += piece.chars            # shown already: its room goes to spare ones
+        else:
+            chosen.append(piece)
+    kept, used = [], 0
+    for piece in chosen:
+        if used + _length(piece.ids) <= room:
+            kept.append(piece)
+            used += _length(piece.ids)
+    return kept, len(chosen) - len(kept)
+
+
+def _segment_ids(settings, special, segment: Segment, row: Row, message: bytes):
+    """(ids before the new code, context pieces, dropped) of segment as row's next one."""
+    first = not row.segments
+    middle = array(ID_TYPE, [special["<commit_msg>"]])
+    if first:
+        middle.frombytes(message)
+    middle.append(special["<commit_after>"])
+    core = _length(segment.head) + _length(segment.old) + len(middle) + _length(segment.new)
+    # Context takes the room the segment would leave if it were alone in a row.
+    room = settings.max_length - (2 + row.name_length) - core
+    pieces, dropped = _choose_context(segment, row.shown, max(room, 0))
+    prefix = array(ID_TYPE)
+    prefix.frombytes(segment.head)
+    for piece in pieces:
+        prefix.frombytes(piece.ids)
+    prefix.frombytes(segment.old)
+    prefix += middle
+    return prefix, pieces, dropped
+
+
+def _add(row: Row, segment: Segment, prefix: array, pieces: list, dropped: int) -> None:
+    start = len(row.input_ids) + len(prefix)
+    row.input_ids += prefix
+    row.input_ids.frombytes(segment.new)
+    row.spans.append([start, len(row.input_ids)])
+    row.shown.update(piece.key for piece in pieces)
+    row.segments.append(segment)
+    row.context_pieces.append([(store.digest(piece.ids), _length(piece.ids), piece.kind,
+                                piece.origin) for piece in pieces])
+    row.dropped += dropped
+
+
+def _new_row(special, name_ids: list) -> Row:
+    return Row(array(ID_TYPE, [special["<reponame>"], *name_ids]), len(name_ids))
+
+
+def _example(settings, special, row: Row) -> Example:
+    row.input_ids.append(special[END_OF_TEXT])
+    row.spans[-1][1] += 1                               # the closing <|endoftext|>
+    spans = [[0, len(row.input_ids)]] if settings.loss_on_all else row.spans
+    return Example(input_ids=row.input_ids, loss_spans=spans,
+                   paths=[s.path for s in row.segments], items=[s.item for s in row.segments],
+                   context_pieces=row.context_pieces,
+                   context_dropped=row.dropped)
+
+
+def pack_examples(settings, special, name_ids: list, message: bytes, segments: list) -> list:
     """One commit's segments as examples: greedily filled while they fit max_length."""
-    fixed = 2 + len(name_ids)                           # <reponame>NAME ... <|endoftext|>
-    examples, current, used = [], [], fixed
+    examples, row = [], _new_row(special, name_ids)
     for segment in segments:
-        if current and used + segment_length(segment) > settings.max_length:
-            examples.append(_example(settings, special, name_ids, current))
-            current, used = [], fixed
-        current.append(segment)
-        used += segment_length(segment)
-    if current:
-        examples.append(_example(settings, special, name_ids, current))
+        prefix, pieces, dropped = _segment_ids(settings, special, segment, row, message)
+        if row.segments and (len(row.input_ids) + len(prefix) + _length(segment.new) + 1
+                             > settings.max_length):
+            examples.append(_example(settings, special, row))
+            row = _new_row(special, name_ids)
+            prefix, pieces, dropped = _segment_ids(settings, special, segment, row, message)
+        _add(row, segment, prefix, pieces, dropped)
+    if row.segments:
+        examples.append(_example(settings, special, row))
     return examples

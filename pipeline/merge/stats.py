@@ -6,7 +6,6 @@ import statistics
 from collections import Counter
 
 from pipeline.merge.splits import SPLITS
-from pipeline.tokens.segments import FIELDS
 
 
 def _distribution(values: list) -> dict:
@@ -22,31 +21,58 @@ def _summed(shards: list, key: str) -> dict:
                            Counter()).items()))
 
 
+def _context_measures(rows: list) -> dict:
+    """How a split's real tokens divide: context (imports apart), context repeated within
+    its row (the same ids shown twice), loss; and its snippets by origin."""
+    tokens = sum(len(e.input_ids) for e, _ in rows)
+    loss = sum(end - start for e, _ in rows for start, end in e.loss_spans)
+    context = imports = repeated = 0
+    origins: Counter = Counter()
+    for example, _ in rows:
+        seen = set()
+        for pieces in example.context_pieces:
+            for digest, count, kind, origin in pieces:
+                context += count
+                imports += count if kind == "import" else 0
+                repeated += count if digest in seen else 0
+                seen.add(digest)
+                origins[origin] += kind != "import"
+    share = lambda part: round(part / tokens, 4) if tokens else 0.0  # noqa: E731
+    return {"tokens": tokens, "loss_tokens": loss, "context_tokens": context,
+            "loss_share": share(loss), "context_share": share(context),
+            "import_context_share": share(imports), "repeated_context_share": share(repeated),
+            "definitions_by_origin": dict(sorted(origins.items()))}
+
+
 def dataset_stats(shards_by_split: dict, rows_by_split: dict, segments: list) -> dict:
     shards = [shard for split in SPLITS for shard in shards_by_split[split]]
-    examples = [example for split in SPLITS for example, _ in rows_by_split[split]]
+    rows = [row for split in SPLITS for row in rows_by_split[split]]
+    shown = [pieces for example, _ in rows for pieces in example.context_pieces]
+    field_tokens = {"old_code": [s.field_tokens["old_code"] for s in segments],
+                    "message": [len(shard.message) // 4 for shard in shards],
+                    "new_code": [s.field_tokens["new_code"] for s in segments],
+                    "context": [sum(count for _, count, _, _ in pieces) for pieces in shown]}
+    truncations = Counter(_summed(shards, "truncations"))
+    truncations["context_dropped"] += sum(example.context_dropped for example, _ in rows)
     return {
         "splits": {split: {
             "commits": len(shards_by_split[split]), "rows": len(rows_by_split[split]),
             "chunks": sum(len(e.items) for e, _ in rows_by_split[split]),
-            "tokens": sum(len(e.input_ids) for e, _ in rows_by_split[split]),
-            "loss_tokens": sum(end - start for e, _ in rows_by_split[split]
-                               for start, end in e.loss_spans)} for split in SPLITS},
-        "tokens_per_field": {field: _distribution([s.field_tokens[field] for s in segments])
-                             for field in FIELDS},
-        "tokens_per_example": _distribution([len(e.input_ids) for e in examples]),
-        "truncations": _summed(shards, "truncations"),
+            **_context_measures(rows_by_split[split])} for split in SPLITS},
+        "tokens_per_field": {name: _distribution(values) for name, values in field_tokens.items()},
+        "tokens_per_example": _distribution([len(e.input_ids) for e, _ in rows]),
+        "truncations": dict(sorted((k, v) for k, v in truncations.items() if v)),
         "chunks_truncated_by_size": sum(shard.chunk_truncations for shard in shards),
         "skipped": _summed(shards, "skipped"),
         "files_flagged": _summed(shards, "flagged"),
         "missing_objects": sorted({sha for shard in shards for sha in shard.missing_objects}),
         "chunks_by_kind": dict(sorted(Counter(s.kind for s in segments).items())),
         "chunks_by_change": dict(sorted(Counter(s.change for s in segments).items())),
-        "context_snippets": dict(sorted(sum((Counter(s.context_kinds) for s in segments),
-                                            Counter()).items())),
+        "context_snippets": dict(sorted(Counter(kind for pieces in shown
+                                                for _, _, kind, _ in pieces).items())),
         "chunks_with_cross_file_definition": round(sum(
-            any(kind != "import" for kind in s.context_kinds) for s in segments)
-            / max(len(segments), 1), 4),
+            any(kind != "import" for _, _, kind, _ in pieces) for pieces in shown)
+            / max(len(shown), 1), 4),
         "context_resolution": _summed(shards, "context_counts"),
         "build_seconds_per_stage": {stage: round(seconds, 2) for stage, seconds in
                                     _summed(shards, "seconds").items()},

@@ -1,7 +1,10 @@
 """A parsed file and one of its items in, the names the item uses from elsewhere out.
 
-By role: type names (and path heads, `Peer` in `Peer::new`), called functions, macros,
-SCREAMING_CASE constants. Generic parameters and names bound by parameters, `let` and
+By role: type names (and capitalised path heads, `Peer` in `Peer::new` and in
+`net::Peer::new`), called functions, macros, SCREAMING_CASE constants. A call through a
+path is a function call only when the path names a module (`util::parse()`, `self::f()`);
+`Peer::new()` calls an associated function of `Peer`, so it references `Peer` alone and
+never a free `fn new` elsewhere. Generic parameters and names bound by parameters, `let` and
 closures are local, so they are left out, and for a method so are those of its impl or
 trait; plain identifiers are not taken at all, since most are locals and would only match
 wrongly. Only changed items need this, so the query runs over their byte ranges alone.
@@ -27,10 +30,11 @@ _LOCAL_PATTERNS = """
 """
 _REFERENCE_QUERY = Query(LANGUAGE, """
 (type_identifier) @type
-(scoped_identifier path: (identifier) @type)
-(scoped_type_identifier path: (identifier) @type)
+(scoped_identifier path: (identifier) @path_head)
+(scoped_identifier path: (scoped_identifier name: (identifier) @path_head))
+(scoped_type_identifier path: (identifier) @path_head)
 (call_expression function: (identifier) @call)
-(call_expression function: (scoped_identifier name: (identifier) @call))
+(call_expression function: (scoped_identifier name: (identifier) @path_call))
 (macro_invocation macro: (identifier) @macro)
 """ + _LOCAL_PATTERNS)
 _LOCAL_QUERY = Query(LANGUAGE, _LOCAL_PATTERNS)
@@ -39,16 +43,34 @@ _LOCAL_QUERY = Query(LANGUAGE, _LOCAL_PATTERNS)
 _SCREAMING = re.compile(rb"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]+(?![A-Za-z0-9_])")
 
 
+_MODULE_PATH_WORDS = {"self", "super", "crate"}
+
+
+def _role(capture: str, node, name: str) -> str | None:
+    """The role a captured name plays, None if it is no reference to look up: a path head
+    is a type when capitalised (else a module), a path call a function when its path
+    names a module (else an associated function, found through its type)."""
+    if capture == "path_head":
+        return "type" if name[:1].isupper() and name != "Self" else None
+    if capture == "path_call":
+        path = node.parent.child_by_field_name("path")
+        last = decode(path.text).rsplit("::", 1)[-1] if path is not None else ""
+        return "call" if last in _MODULE_PATH_WORDS or last[:1].islower() else None
+    return capture
+
+
 def _captures(file: ParsedFile, query: Query, start: int, end: int) -> dict:
     """role -> names of the nodes the query captures that start within [start, end)."""
     cursor = QueryCursor(query)
     cursor.set_byte_range(start, end)
     found: dict = {}
-    for role, nodes in cursor.captures(file.tree.root_node).items():
-        names = found.setdefault(role, set())
+    for capture, nodes in cursor.captures(file.tree.root_node).items():
         for node in nodes:
             if start <= node.start_byte < end:
-                names.add(decode(file.parsed[node.start_byte:node.end_byte]))
+                name = decode(file.parsed[node.start_byte:node.end_byte])
+                role = _role(capture, node, name)
+                if role is not None:
+                    found.setdefault(role, set()).add(name)
     return found
 
 

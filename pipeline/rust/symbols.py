@@ -31,7 +31,7 @@ _PACKAGE_NAME = re.compile(rb'^\[package\][^\[]*?^\s*name\s*=\s*"([^"]+)"',
 _BLOB_MEMO_SIZE = 3_000
 _INDEXED = (b".rs", b"Cargo.toml")
 # Bump when definitions_in changes: part of every definitions cache key.
-DEFINITIONS_VERSION = 2
+DEFINITIONS_VERSION = 3
 
 
 class Definition(NamedTuple):
@@ -54,7 +54,9 @@ def _snippet(source: bytes, item: dict, children: list) -> str:
         members = []
         for child in children:
             end = child["body_start"] if child["kind"] == "method" else child["end_byte"]
-            text = decode(source[child["start_byte"]:end]).rstrip()
+            # A method's header ends where its body starts: after a `where` clause's trailing
+            # comma, which reads better dropped before the `;` that ends the signature.
+            text = decode(source[child["start_byte"]:end]).rstrip().removesuffix(",")
             members.append("    " + text + (";" if not text.endswith(";") else ""))
         return _header(source, item) + " {\n" + "\n".join(members) + "\n}"
     return decode(source[item["start_byte"]:item["end_byte"]])
@@ -89,7 +91,7 @@ class SymbolIndex:
         self.parses = parses
         self._blob_memo: OrderedDict = OrderedDict()
 
-    def _blob_definitions(self, path: str, blob: str | None) -> dict:
+    def file_definitions(self, path: str, blob: str | None) -> dict:
         """name -> [(kind, name, qualname, text)] defined by one file version, in file order:
         memoised, since most files outlive many commits, and stored, so that no later run
         parses the version again for them."""
@@ -124,7 +126,7 @@ class SymbolIndex:
     def _update(self, path: str, old_blob: str | None, new_blob: str | None) -> None:
         """Replace path's definitions; only the names whose definitions changed are touched
         (a new version of a large file usually changes a few of its hundreds)."""
-        old, new = self._blob_definitions(path, old_blob), self._blob_definitions(path, new_blob)
+        old, new = self.file_definitions(path, old_blob), self.file_definitions(path, new_blob)
         for name in old.keys() - new.keys():
             self.by_name[name].pop(path, None)
         for name, found in new.items():
@@ -132,9 +134,14 @@ class SymbolIndex:
                 self.by_name[name][path] = [Definition(kind, name, qualname, path, text)
                                             for kind, _, qualname, text in found]
 
-    def move_to(self, commit: str) -> None:
-        """Make the index describe commit's tree, touching only the files that differ."""
+    def move_to(self, commit: str | None) -> None:
+        """Make the index describe commit's tree (None: the empty tree before a root
+        commit), touching only the files that differ."""
         if commit == self.commit:
+            return
+        if commit is None:
+            self.tree, self.by_name, self.modules, self.crate_dirs = {}, defaultdict(dict), {}, {}
+            self.commit = None
             return
         if self.commit is None:
             changed = list_tree(self.repo, commit, _INDEXED)

@@ -2,9 +2,10 @@
 
 One segment per chunk, in StarCoder's commit format with context markers:
     <filename>PATH<ctx_KIND>SNIPPET...<commit_before>OLD<commit_msg>MESSAGE<commit_after>NEW
-Each segment carries the message, since a commit may become several examples (packed by
-the merge, pipeline.merge.packing). Each field has a token budget and is cut at a line
-boundary where one fits; the segment records where its new code (its loss span) starts.
+A segment keeps its parts apart (file name, each context snippet, old code, new code) and
+the shard the commit's message once: the merge (pipeline.merge.packing) joins them into
+rows, showing each snippet and the message once per row. Old code, new code and message
+have token budgets and are cut at a line boundary where one fits.
 """
 
 from __future__ import annotations
@@ -17,18 +18,17 @@ from pathlib import Path
 from pipeline import store
 from pipeline.chunks.shard import shard_key
 from pipeline.config import Settings
-from pipeline.records import Chunk, ChunkShard, Segment, TokenShard
+from pipeline.records import Chunk, ChunkShard, ContextPiece, Segment, Snippet, TokenShard
 from pipeline.tokens.tokenizer import context_marker
 
 # Bump when the example layout changes: part of every token shard's key.
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 # Token ids are stored and packed as machine int32 arrays (msgpack bytes in a shard): the
 # merge then reads, joins and turns them into tensors without a Python int per token.
 ID_TYPE = "i"
 assert array(ID_TYPE).itemsize == 4
 # Repository name and path get fixed budgets, so fields + these always fit max_length.
 NAME_TOKENS, PATH_TOKENS = 16, 44
-FIELDS = ("old_code", "message", "new_code", "context")
 
 
 def token_shard_key(settings: Settings, chunk_key: str, tokenizer_hash: str) -> str:
@@ -54,42 +54,55 @@ def _cut(encoding, budget: int) -> tuple[list, bool]:
     return list(ids[:budget]), True
 
 
-def _texts_of(chunk: Chunk, message: str) -> list[str]:
+# A snippet the same commit adds or changes, not the parent's, says so in plain text.
+SAME_COMMIT_NOTE = "// changed in this commit\n"
+
+
+def _snippet_text(snippet: Snippet) -> str:
+    return (SAME_COMMIT_NOTE if snippet.origin == "commit" else "") + snippet.text
+
+
+def _texts_of(chunk: Chunk) -> list[str]:
     """Every text of one segment, in a fixed order, for one batched encode call."""
-    return [chunk.path, chunk.old_code, message, chunk.new_code] + [
-        snippet.text for snippet in chunk.context]
+    return [chunk.path, chunk.old_code, chunk.new_code] + [
+        _snippet_text(snippet) for snippet in chunk.context + chunk.spare_context]
 
 
-def _segment(settings, special, chunk: Chunk, encodings, room: int,
-             truncations: Counter) -> Segment:
-    """One chunk's tokens; context takes what room is left after the budgeted fields."""
-    path, old, message, new = encodings[:4]
-    old_ids, old_cut = _cut(old, settings.budget_old)
-    msg_ids, msg_cut = _cut(message, settings.budget_message)
-    new_ids, new_cut = _cut(new, settings.budget_new)
-    head = [special["<filename>"], *path.ids[-PATH_TOKENS:]]
-    tail = [special["<commit_before>"], *old_ids, special["<commit_msg>"], *msg_ids,
-            special["<commit_after>"]]
-    room -= len(head) + len(tail) + len(new_ids)
-    context_ids, context_counts = [], Counter()
-    for snippet, encoding in zip(chunk.context, encodings[4:]):
-        ids, cut = _cut(encoding, min(settings.budget_context, max(room - 1, 0)))
-        if not ids or len(ids) + 1 > room:
-            truncations["context_dropped"] += 1
+def _ids(values: list) -> bytes:
+    return array(ID_TYPE, values).tobytes()
+
+
+def _context(settings, special, chunk: Chunk, encodings, truncations: Counter) -> list:
+    """The chunk's snippets as pieces (marker + text ids), in priority order. A snippet
+    over budget_context is left out, not cut: a cut one might not be valid Rust."""
+    pieces = []
+    snippets = chunk.context + chunk.spare_context
+    for number, (snippet, encoding) in enumerate(zip(snippets, encodings)):
+        if len(encoding.ids) > settings.budget_context:
+            truncations["context_over_budget"] += 1
             continue
-        context_ids += [special[context_marker(snippet.kind)], *ids]
-        room -= len(ids) + 1
-        context_counts[snippet.kind] += 1
-        truncations["context"] += cut
+        key = store.content_key([snippet.kind, snippet.path, snippet.name, snippet.text])
+        pieces.append(ContextPiece(
+            key=key, kind=snippet.kind, origin=snippet.origin, chars=len(snippet.text),
+            spare=number >= len(chunk.context),
+            ids=_ids([special[context_marker(snippet.kind)], *encoding.ids])))
+    return pieces
+
+
+def _segment(settings, special, chunk: Chunk, encodings, truncations: Counter) -> Segment:
+    """One chunk's tokens: file name, context pieces, old code and new code. The merge
+    joins them with the message (once per row) into examples."""
+    path, old, new = encodings[:3]
+    old_ids, old_cut = _cut(old, settings.budget_old)
+    new_ids, new_cut = _cut(new, settings.budget_new)
     truncations["old_code"] += old_cut
-    truncations["message"] += msg_cut
     truncations["new_code"] += new_cut
-    prefix = head + context_ids + tail
-    return Segment(ids=array(ID_TYPE, prefix + new_ids).tobytes(), new_start=len(prefix),
+    return Segment(head=_ids([special["<filename>"], *path.ids[-PATH_TOKENS:]]),
+                   context=_context(settings, special, chunk, encodings[3:], truncations),
+                   old=_ids([special["<commit_before>"], *old_ids]), new=_ids(new_ids),
                    path=chunk.path, item=chunk.qualname, kind=chunk.kind, change=chunk.change,
-                   context_kinds=dict(context_counts), leak_keys=leak_keys(chunk),
-                   field_tokens={"old_code": len(old_ids), "message": len(msg_ids),
-                                 "new_code": len(new_ids), "context": len(context_ids)})
+                   leak_keys=leak_keys(chunk),
+                   field_tokens={"old_code": len(old_ids), "new_code": len(new_ids)})
 
 
 def _normalised(text: str) -> str:
@@ -111,22 +124,21 @@ def build_token_shard(settings: Settings, tokenizer, special: dict, shard: Chunk
                       repo_name: str) -> TokenShard:
     """The token shard of one commit's chunk shard: one segment per chunk."""
     started = time.perf_counter()
-    chunks = shard.chunks
-    per_chunk = [_texts_of(chunk, shard.message) for chunk in chunks]
-    flat = [repo_name] + [text for texts in per_chunk for text in texts]
+    per_chunk = [_texts_of(chunk) for chunk in shard.chunks]
+    flat = [repo_name, shard.message] + [text for texts in per_chunk for text in texts]
     # One batched call per commit: the Rust side encodes the batch on all cores.
     encodings = tokenizer.encode_batch(flat, add_special_tokens=False)
-    name_ids = list(encodings[0].ids[:NAME_TOKENS])
-    room = settings.max_length - 2 - len(name_ids)
-    segments, truncations, position = [], Counter(), 1
-    for chunk, texts in zip(chunks, per_chunk):
+    message_ids, message_cut = _cut(encodings[1], settings.budget_message)
+    truncations, segments, position = Counter(message=int(message_cut)), [], 2
+    for chunk, texts in zip(shard.chunks, per_chunk):
         mine = encodings[position:position + len(texts)]
         position += len(texts)
-        segments.append(_segment(settings, special, chunk, mine, room, truncations))
-    return TokenShard(sha=shard.sha, committer_time=shard.committer_time, name_ids=name_ids,
+        segments.append(_segment(settings, special, chunk, mine, truncations))
+    return TokenShard(sha=shard.sha, committer_time=shard.committer_time,
+                      name_ids=list(encodings[0].ids[:NAME_TOKENS]), message=_ids(message_ids),
                       segments=segments,
                       seconds={**shard.seconds, "tokens": time.perf_counter() - started},
                       truncations=dict(sorted(truncations.items())), skipped=shard.skipped,
                       flagged=shard.flagged, missing_objects=shard.missing_objects,
                       context_counts=shard.context_counts,
-                      chunk_truncations=sum(chunk.truncated for chunk in chunks))
+                      chunk_truncations=sum(chunk.truncated for chunk in shard.chunks))

@@ -1,0 +1,138 @@
+"""A name a chunk's code uses in, the one definition it stands for out (or none).
+
+The repository is the one the author saw: the symbol index of the parent commit's tree.
+A name is resolved through the file's `use` paths and the crate's module tree (`crate::`,
+`self::`, `super::`, workspace crates by package name), else by a unique definition in the
+tree; a name defined more than once, a name too common to be told apart by uniqueness
+(`new`, `from`, `fmt`, ...), or a name defined in the changed file itself is skipped rather
+than guessed: a wrong snippet is worse than none. A name the parent tree lacks may be
+defined by the same commit in another file: that definition is given, marked as such.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from pipeline.records import Chunk
+from pipeline.rust.files import module_path
+from pipeline.rust.symbols import Definition, SymbolIndex
+
+# Which definitions a name can stand for, by how the code uses it (a call may build a
+# tuple struct; a type name may be a trait in a bound).
+ROLE_KINDS = {"type": {"struct", "enum", "trait"}, "call": {"fn", "struct"},
+              "macro": {"macro"}, "const": {"const"}}
+# Function names so common (trait methods, constructors, conventions) that one free
+# function of that name in a repository says nothing about which one a call means.
+COMMON_NAMES = frozenset("""
+new default from into try_from try_into clone fmt drop eq ne cmp partial_cmp hash deref
+deref_mut as_ref as_mut borrow borrow_mut to_string to_owned from_str parse next iter
+iter_mut into_iter len is_empty get get_mut set insert remove contains push pop clear
+extend build builder run start stop init new_with with_capacity open close read write
+flush call apply update handle process execute poll main test index serialize deserialize
+visit description source error ok err unwrap expect map and_then send recv lock spawn
+""".split())
+
+PARENT, SAME_COMMIT = "parent", "commit"
+
+
+def _module_file(index: SymbolIndex, from_path: str, segments: list):
+    """(file, remaining segments) that a `use` path's module part names, or None."""
+    crate, here = index.crate_of(from_path), [p for p in module_path(from_path).split("::") if p]
+    head = segments[0]
+    if head == "crate":
+        modules = segments[1:]
+    elif head == "self":
+        modules = here + segments[1:]
+    elif head == "super":
+        ups = len(segments) - len([s for s in segments if s != "super"])
+        modules = here[:max(len(here) - ups, 0)] + segments[ups:]
+    elif head in index.crate_dirs:
+        crate, modules = index.crate_dirs[head], segments[1:]
+    else:
+        modules = segments                       # 2015-edition paths are crate-relative
+    for cut in range(len(modules), -1, -1):
+        path = index.modules.get((crate, "::".join(modules[:cut])))
+        if path is not None:
+            return path, modules[cut:]
+    return None
+
+
+def _via_imports(index, chunk: Chunk, imports: list, name: str) -> Definition | None:
+    """The definition a `use` of the chunk's file brings in under name, if it is in the repo."""
+    for path, alias in imports:
+        segments = path.split("::")
+        if alias == "*":
+            target, wanted = _module_file(index, chunk.path, segments[:-1]), [name]
+        elif alias == name:
+            target, wanted = _module_file(index, chunk.path, segments), None
+        else:
+            continue
+        if target is None:
+            continue
+        file, rest = target
+        qualname = "::".join(rest if wanted is None else rest + wanted)
+        for definition in index.by_name.get(name if wanted else segments[-1], {}).get(file, []):
+            if definition.qualname == qualname:
+                return definition
+    return None
+
+
+def _is_test_code(path: str, qualname: str) -> bool:
+    """In a `tests` module, or in an integration-test or benchmark directory."""
+    return "tests" in qualname.split("::") or bool({"tests", "benches"} & set(path.split("/")))
+
+
+def _unique(chunk: Chunk, definitions: list, name: str, role: str, counts: Counter,
+            rule: str) -> Definition | None:
+    """The one definition of the right kind among definitions, if there is exactly one
+    and it is not in the chunk's own file."""
+    own_files = {chunk.path, chunk.old_path}
+    # Test helpers are not what non-test code means by a name.
+    testing = _is_test_code(chunk.path, chunk.qualname)
+    candidates = [d for d in definitions if d.kind in ROLE_KINDS[role]
+                  and (testing or not _is_test_code(d.path, d.qualname)) or d.path in own_files]
+    if not candidates or any(d.path in own_files for d in candidates):
+        return None
+    if role == "call" and name in COMMON_NAMES:
+        counts["common_name_skipped"] += 1
+        return None
+    if len({(d.path, d.qualname) for d in candidates}) > 1:
+        counts["ambiguous_name_skipped"] += 1
+        return None
+    counts[rule] += 1
+    return candidates[0]
+
+
+def resolve(index: SymbolIndex, same_commit: dict, chunk: Chunk, imports: list, name: str,
+            role: str, counts: Counter) -> tuple[Definition, str] | None:
+    """(definition, origin) that name stands for in chunk's code, or None (local, unknown,
+    ambiguous, common). same_commit: name -> definitions the commit adds or changes."""
+    found = _via_imports(index, chunk, imports, name)
+    if found is not None:
+        if found.path in (chunk.path, chunk.old_path):
+            return None
+        counts["resolved_by_path"] += 1
+        return found, PARENT
+    in_parent = index.definitions(name)
+    if in_parent:
+        found = _unique(chunk, in_parent, name, role, counts, "resolved_by_unique_name")
+        return (found, PARENT) if found is not None else None
+    found = _unique(chunk, same_commit.get(name, []), name, role, counts,
+                    "resolved_in_same_commit")
+    return (found, SAME_COMMIT) if found is not None else None
+
+
+def same_commit_definitions(index: SymbolIndex, changes) -> dict:
+    """name -> the definitions a commit's changes add or change (their new versions)."""
+    found: dict = defaultdict(list)
+    for change in changes or ():
+        if change.new_mode in ("000000", "120000", "160000"):
+            continue
+        old_regular = change.old_mode not in ("000000", "120000", "160000")
+        old = index.file_definitions(change.old_path, change.old_blob if old_regular else None)
+        for name, definitions in index.file_definitions(change.new_path,
+                                                        change.new_blob).items():
+            for kind, _, qualname, text in definitions:
+                if (kind, name, qualname, text) not in old.get(name, []):
+                    found[name].append(Definition(kind, name, qualname, change.new_path, text))
+    return found
