@@ -31,6 +31,13 @@ class Settings:
     include_merges: bool = False
     max_file_bytes: int = 1_000_000
     max_item_chars: int = 4000
+    # What is a target: each kept when true (they are counted either way).
+    keep_deletions: bool = False
+    keep_whitespace_changes: bool = False
+    keep_comment_changes: bool = False
+    keep_duplicates: bool = False
+    # Paths (globs, comma-separated) never read, besides vendor/ and third_party/ code.
+    exclude: str = ""
     # Cross-file context: characters per snippet, snippets per kind, characters in all.
     context_snippet_chars: int = 500
     context_per_kind: int = 3
@@ -66,7 +73,9 @@ class Settings:
 
     def chunk_section(self) -> dict:
         return {"include_merges": self.include_merges, "max_file_bytes": self.max_file_bytes,
-                "max_item_chars": self.max_item_chars,
+                "max_item_chars": self.max_item_chars, "keep_deletions": self.keep_deletions,
+                "keep_whitespace_changes": self.keep_whitespace_changes,
+                "keep_comment_changes": self.keep_comment_changes, "exclude": self.exclude,
                 "context_snippet_chars": self.context_snippet_chars,
                 "context_per_kind": self.context_per_kind,
                 "context_total_chars": self.context_total_chars}
@@ -84,6 +93,9 @@ class Settings:
         return {"val_ratio": self.val_ratio, "test_ratio": self.test_ratio,
                 "val_from": self.val_from, "test_from": self.test_from,
                 "leakage_guard": self.leakage_guard, "example_mode": self.example_mode}
+
+    def exclude_globs(self) -> list:
+        return [glob.strip() for glob in self.exclude.split(",") if glob.strip()]
 
     def section_hash(self, section: dict) -> str:
         return content_key(sorted(section.items()))

@@ -96,7 +96,9 @@ def test_added_deleted_and_renamed_files(rust_repo):
     assert "self.0\n" in chunk["old_code"] and "self.0 + 0" in chunk["new_code"]
 
     deleted = rust_repo.commit("delete", {"src/host.rs": None})
-    chunks = shard_of(rust_repo, deleted)["chunks"]
+    shard = shard_of(rust_repo, deleted)           # nothing to write: no target by default
+    assert shard["chunks"] == [] and shard["skipped"]["deletion"] >= 1
+    chunks = shard_of(rust_repo, deleted, keep_deletions=True)["chunks"]
     assert chunks and all(c["change"] == "deleted" and c["new_code"] == "" for c in chunks)
 
 
@@ -130,25 +132,30 @@ def test_an_added_oversize_item_is_split_between_statements_without_losing_code(
     chunks = [c for c in shard_of(rust_repo, sha, max_item_chars=500)["chunks"]
               if c["qualname"] == "big::big"]
     assert len(chunks) > 1
-    assert "".join(c["new_code"] for c in chunks) == big_function().rstrip("\n")
-    assert all(len(c["new_code"]) <= 500 and not c["truncated"] for c in chunks)
-    assert all(c["new_code"].endswith("\n") for c in chunks[:-1])   # cut between lines
+    # Every piece after the first carries the signature, then an elision marker.
+    signature = "pub fn big() -> u32 {\n    // …\n"
+    assert all(c["new_code"].startswith(signature) for c in chunks[1:])
+    pieces = [chunks[0]["new_code"]] + [c["new_code"][len(signature):] for c in chunks[1:]]
+    assert "".join(pieces) == big_function().rstrip("\n")
+    assert all(len(piece) <= 500 and not c["truncated"] for piece, c in zip(pieces, chunks))
+    assert all(piece.endswith("\n") for piece in pieces[:-1])   # cut between lines
 
 
 def test_a_modified_oversize_item_yields_only_its_changed_region(rust_repo):
     rust_repo.commit("big", {"src/big.rs": big_function()})
     sha = rust_repo.commit("change one statement", {"src/big.rs": big_function(changed=120)})
     (chunk,) = shard_of(rust_repo, sha, max_item_chars=500)["chunks"]
-    assert chunk["old_code"] == "    let v120 = compute(120);\n"
-    assert chunk["new_code"] == "    let v120 = compute(-120);\n"
+    signature = "pub fn big() -> u32 {\n    // …\n"
+    assert chunk["old_code"] == signature + "    let v120 = compute(120);\n"
+    assert chunk["new_code"] == signature + "    let v120 = compute(-120);\n"
     assert chunk["changed_lines"] == [[123, 123]] and chunk["part"].startswith("1.1 of 1")
 
 
-def test_a_single_line_over_budget_is_cut_and_flagged(rust_repo):
+def test_a_single_line_over_budget_is_no_target_and_is_counted(rust_repo):
     sha = rust_repo.commit("long line", {"src/long.rs": "pub const TABLE: [u8; 3] = [" +
                                          "1, " * 400 + "];\n"})
-    (chunk,) = shard_of(rust_repo, sha, max_item_chars=300)["chunks"]
-    assert chunk["truncated"] and len(chunk["new_code"]) == 300
+    shard = shard_of(rust_repo, sha, max_item_chars=300)
+    assert shard["chunks"] == [] and shard["skipped"] == {"line_over_max_item_chars": 1}
 
 
 def test_merge_commits_are_skipped_by_default_and_diffed_against_the_first_parent_if_asked(

@@ -76,6 +76,9 @@ def test_a_type_imported_from_another_crate_brings_its_definition(workspace):
 
 
 def test_an_ambiguous_name_gets_no_definition(workspace):
+    workspace.commit("a second Config in the app crate", {
+        "crates/app/src/state.rs": WORKSPACE["crates/app/src/state.rs"] +
+        "\npub struct Config {\n    pub name: String,\n}\n"})
     sha = workspace.commit("serve: add three", {
         "crates/app/src/server.rs": SERVER.replace("BODY", "3")})
     context, counts = context_of(workspace, sha, "server::serve")

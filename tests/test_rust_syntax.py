@@ -83,7 +83,7 @@ def test_headers_stop_at_the_body_and_references_are_collected():
     refs = references(SOURCE)
     assert refs["inner::helper"] == {
         "type": ["Remote"], "call": [], "macro": ["todo"], "const": []}
-    assert "Formatter" in refs["impl Display for Point<T>::fmt"]["type"]
+    assert "fmt::Formatter" in refs["impl Display for Point<T>::fmt"]["type"]
     assert refs["LIMIT"]["const"] == [] and refs["Pair"]["const"] == []
 
 
@@ -102,8 +102,9 @@ def test_references_leave_out_generic_parameters_and_bound_locals():
     refs = references(source)["impl Matcher for Regex<T>::find"]
     # `Match::new` and `net::Peer::connect` are associated functions: their types, never a
     # free `fn new` or `fn connect`; `util::parse` and `self::local` are free functions.
-    assert refs == {"type": ["FnMut", "Match", "Peer", "Result"],
-                    "call": ["Ok", "compute", "local", "parse"],
+    # Names written with a path keep it: they are resolved through it.
+    assert refs == {"type": ["FnMut", "Match", "Result", "net::Peer"],
+                    "call": ["Ok", "compute", "self::local", "util::parse"],
                     "macro": ["println"], "const": ["MAX_LEN"]}
 
 

@@ -14,13 +14,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from pipeline.chunks.pieces import line_start, pack, split_pieces
+from pipeline.chunks.targets import chunk_skip_reason, path_skip_reason
+from pipeline.chunks.pieces import ELISION, line_start, pack, split_pieces, with_signature
 from pipeline.config import Settings
 from pipeline.git.history import BlobReader
 from pipeline.records import NULL_BLOB, Chunk, Commit, FileChange
 from pipeline.rust.files import module_path, skip_reason
 from pipeline.rust.parsing import ParsedFile, RecentParses
 from pipeline.rust.references import REFERENCE_ROLES, item_references
+from pipeline.rust.symbols import DEFINITION_KINDS
 from pipeline.rust.syntax import analyse, children_by_parent
 from pipeline.text import cut_at_line, decode
 
@@ -66,31 +68,30 @@ def _same_bytes(old: bytes, old_item: dict, new: bytes, new_item: dict) -> bool:
 class Unit(NamedTuple):
     """One side of an item compared as a unit."""
     item: dict | None          # None: the item does not exist on this side
-    text: str
+    text: str                  # its verbatim span, doc comments and attributes included
     comparable: str | None     # what decides whether the item changed
     place: tuple | None        # (parsed file, item index)
+    container: bool = False    # an impl or trait: its members are units of their own
 
 
 def _unit(file: ParsedFile, index: int) -> Unit:
     """The unit of item index of file.
 
-    An impl or trait is its text without its members, which leaves blank lines that move
-    whenever a member is added or removed: its blank lines are collapsed, and it counts as
-    changed only if more than whitespace changed.
+    An impl or trait counts as changed when its text without its members changed (more
+    than whitespace): a changed member is a chunk of its own.
     """
     items = analyse(file)["items"]
     if "children" not in file.memo:
         file.memo["children"] = children_by_parent(items)
     item, children = items[index], file.memo["children"]
+    text = decode(_span(file, index))
     if index in children:
-        text = re.sub(r"\n\s*\n(\s*\n)+", "\n\n", _own_text(file.source, item, children[index]))
-        comparable = " ".join(text.split())
-    else:
-        text = comparable = decode(_span(file, index))
-    return Unit(item, text, comparable, (file, index))
+        own = _own_text(file.source, item, children[index])
+        return Unit(item, text, " ".join(own.split()), (file, index), True)
+    return Unit(item, text, text, (file, index), False)
 
 
-_ABSENT = Unit(None, "", None, None)
+_ABSENT = Unit(None, "", None, None, False)
 
 
 def _changed_pairs(olds: list, news: list):
@@ -117,19 +118,25 @@ def _changed_pairs(olds: list, news: list):
 
 
 def _residual(file: ParsedFile) -> str:
-    """The file's lines that lie in no unit: imports, comments, mod headers."""
+    """The file's lines that lie in no unit (imports, comments, mod headers), each run of
+    them verbatim, an elision marker where units were left out between two runs."""
     lines = file.source.split(b"\n")
     items = analyse(file)["items"]
     covered = sorted((item["start_line"] - 1, min(item["end_line"], len(lines)))
                      for item in items
                      if item["kind"] not in _NOT_UNITS and (
                          item["parent"] < 0 or items[item["parent"]]["kind"] == "mod"))
-    kept, cursor = [], 0
+    runs, cursor = [], 0
     for start, end in covered:              # rows [start, end) belong to a unit
-        kept += lines[cursor:start]
+        runs.append(b"\n".join(lines[cursor:start]).strip(b"\n"))
         cursor = max(cursor, end)
-    kept += lines[cursor:]
-    return decode(b"\n".join(kept)).strip()
+    runs.append(b"\n".join(lines[cursor:]).strip(b"\n"))
+    return f"\n{ELISION}\n".join(decode(run) for run in runs if run.strip())
+
+
+def _code_lines(text: str) -> list:
+    """What decides whether the residual changed: its non-blank lines, markers aside."""
+    return [line for line in text.split("\n") if line.strip() and line != ELISION]
 
 
 def _changed_ranges(old: str, new: str, first_line: int) -> list:
@@ -153,13 +160,18 @@ def _make_chunk(settings, change, kind, qualname, change_kind, old, new, first_l
                  truncated=old_cut or new_cut, part=part, **uses)
 
 
-def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses) -> list:
+def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses,
+                 signatures=("", "")) -> list:
     """One chunk per changed item; an item over budget becomes one chunk per changed region,
-    aligned between old and new along its syntax children and packed up to the budget."""
+    aligned between old and new along its syntax children and packed up to the budget.
+    A piece that does not start the item begins with the item's signature and an elision
+    marker, so it says where it belongs."""
     limit = settings.max_item_chars
     if max(len(old), len(new)) <= limit:
         return [_make_chunk(settings, change, item["kind"], qualname, change_kind, old, new,
-                            item["start_line"], uses)]
+                            item["start_line"], _uses_in(uses, old + "\n" + new))]
+    # Room for the signature and the marker a piece may carry, so it still fits the limit.
+    limit = max(limit - max(map(len, signatures)) - len(ELISION) - 64, limit // 2)
     old_pieces, new_pieces = split_pieces(old, limit), split_pieces(new, limit)
     matcher = difflib.SequenceMatcher(None, old_pieces, new_pieces, autojunk=False)
     regions = [(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
@@ -171,20 +183,24 @@ def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses) 
         for k in range(max(len(old_parts), len(new_parts))):
             old_part = old_parts[k] if k < len(old_parts) else ""
             new_part = new_parts[k] if k < len(new_parts) else ""
+            uses_here = _uses_in(uses, old_part + "\n" + new_part)
+            old_code = with_signature(old_part, signatures[0], i1 == k == 0)
+            new_code = with_signature(new_part, signatures[1], j1 == k == 0)
+            # The carried signature is no line of the file: line numbers start after it.
+            carried = new_code.count("\n") - new_part.count("\n")
             chunks.append(_make_chunk(settings, change, item["kind"], qualname, change_kind,
-                                      old_part, new_part, line,
-                                      _uses_in(uses, old_part + "\n" + new_part),
+                                      old_code, new_code, line - carried, uses_here,
                                       part=f"{number}.{k + 1} of {len(regions)} regions"))
             line += new_part.count("\n")
     return chunks
 
 
 def _uses_in(uses: dict, text: str) -> dict:
-    """The item's uses narrowed to the names that occur in text (one piece of the item):
-    each piece gets the context of its own references. The owner stays: every piece is
-    code of the same impl or trait."""
+    """The item's uses narrowed to the names that occur in text (the chunk's own code: a
+    piece of the item, or a container's header): each chunk gets the context of its own
+    references. The owner stays: every piece is code of the same impl or trait."""
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
-    return {"refs": {role: [name for name in names if name in words]
+    return {"refs": {role: [name for name in names if name.rsplit("::", 1)[-1] in words]
                      for role, names in uses["refs"].items()}, "owner": uses["owner"]}
 
 
@@ -199,9 +215,55 @@ def _uses(items: list, places: list) -> dict:
     return {"refs": refs, "owner": owner}
 
 
-def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | None) -> list:
+def _inside(unit: Unit, whole: set) -> bool:
+    """Whether unit is a member of a container that is a chunk whole."""
+    if unit.place is None:
+        return False
+    file, index = unit.place
+    return (id(file), unit.item["parent"]) in whole
+
+
+def _header(unit: Unit) -> str:
+    """An item's verbatim text up to its body: docs, attributes and signature."""
+    file, index = unit.place
+    start = line_start(file.source, unit.item["start_byte"])
+    return decode(file.source[start:unit.item["body_start"]]).rstrip()
+
+
+def _signature(unit: Unit) -> str:
+    """An item's header without its docs and attributes, opening its body: what a piece of
+    the item carries so that it says where it belongs."""
+    if unit.place is None:
+        return ""
+    lines = _header(unit).split("\n")
+    while len(lines) > 1 and lines[0].lstrip().startswith(("///", "//!", "#[", "//")):
+        lines.pop(0)
+    return "\n".join(lines) + " {"
+
+
+def _signatures(old_unit: Unit, new_unit: Unit) -> tuple:
+    return _signature(old_unit), _signature(new_unit)
+
+
+def _pair_texts(old_unit: Unit, new_unit: Unit, whole: set) -> tuple | None:
+    """(old text, new text) of a changed pair. A container added or deleted is one chunk
+    with its members (which are then not chunks of their own); a container changed
+    outside its members is its header (None if only comments or blank lines changed)."""
+    if not (old_unit.container or new_unit.container):
+        return old_unit.text, new_unit.text
+    if old_unit.item is None or new_unit.item is None:
+        file, index = (new_unit if new_unit.item is not None else old_unit).place
+        whole.add((id(file), index))
+        return old_unit.text, new_unit.text
+    old_header, new_header = _header(old_unit), _header(new_unit)
+    return (old_header, new_header) if old_header != new_header else None
+
+
+def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | None,
+                 counts) -> list:
     prefix = module_path(change.new_path)
     prefix = f"{prefix}::" if prefix else ""
+    whole: set = set()        # (file id, index) of containers that are chunks whole
     old_units = _units(old) if old is not None else {}
     new_units = _units(new) if new is not None else {}
     old_items = analyse(old)["items"] if old is not None else []
@@ -214,15 +276,22 @@ def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | Non
             continue              # most items of a file: no text to build
         pairs = _changed_pairs([_unit(old, i) for i in olds], [_unit(new, i) for i in news])
         for old_unit, new_unit in pairs:
+            if any(_inside(unit, whole) for unit in (old_unit, new_unit)):
+                continue          # part of a container added or deleted whole
+            texts = _pair_texts(old_unit, new_unit, whole)
+            if texts is None:
+                counts.skipped["comment_only"] += 1
+                continue
             change_kind = ("added" if old_unit.item is None else "deleted"
                            if new_unit.item is None else "modified")
             uses = _uses([new_unit.item, old_unit.item],
                          [u.place for u in (new_unit, old_unit) if u.place])
             chunks += _unit_chunks(settings, change, new_unit.item or old_unit.item,
-                                   prefix + name, change_kind, old_unit.text, new_unit.text, uses)
+                                   prefix + name, change_kind, *texts, uses,
+                                   _signatures(old_unit, new_unit))
     old_rest = _residual(old) if old is not None else ""
     new_rest = _residual(new) if new is not None else ""
-    if old_rest != new_rest:
+    if _code_lines(old_rest) != _code_lines(new_rest):
         file_change = "added" if old is None else "deleted" if new is None else "modified"
         chunks.append(_make_chunk(settings, change, "file", prefix.rstrip(":") or change.new_path,
                                   file_change, old_rest, new_rest, 1, _uses([], [])))
@@ -279,6 +348,7 @@ class FileChunks:
     chunks: list              # Chunk
     parent_imports: list      # as the author saw them: the parent version's
     new_imports: list         # the new version's: they help resolve names, never shown
+    own_names: set = field(default_factory=set)   # what the file defines, before or after
 
 
 def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
@@ -289,6 +359,10 @@ def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
         if change.status != "R":
             counts.skipped["mode_only_change"] += 1
         return None                      # a pure rename or a mode change: no code changed
+    reason = path_skip_reason(change.new_path, settings)
+    if reason is not None:
+        counts.skipped[reason] += 1
+        return None
     old_src, old_ok = _read_side(reader, change.old_blob, change.old_mode, settings, counts)
     new_src, new_ok = _read_side(reader, change.new_blob, change.new_mode, settings, counts)
     if not (old_ok and new_ok) or (old_src is None and new_src is None):
@@ -308,8 +382,30 @@ def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
         counts.flagged["syntax_error_fallback"] += 1
         chunks = _fallback_chunks(settings, change, old_src, new_src)
     else:
-        chunks = _item_chunks(settings, change, old, new)
-    return FileChunks(change.new_path, chunks, *imports)
+        chunks = _item_chunks(settings, change, old, new, counts)
+    return FileChunks(change.new_path, _targets(chunks, settings, counts), *imports,
+                      own_names=_defined_names(old_an) | _defined_names(new_an))
+
+
+def _defined_names(analysis: dict | None) -> set:
+    """The names a file version defines outside impls and traits."""
+    if analysis is None:
+        return set()
+    items = analysis["items"]
+    return {item["name"] for item in items if item["kind"] in DEFINITION_KINDS
+            and (item["parent"] < 0 or items[item["parent"]]["kind"] == "mod")}
+
+
+def _targets(chunks: list, settings, counts: FileCounts) -> list:
+    """The chunks worth learning; the others counted by reason."""
+    kept = []
+    for chunk in chunks:
+        reason = chunk_skip_reason(chunk, settings)
+        if reason is None:
+            kept.append(chunk)
+        else:
+            counts.skipped[reason] += 1
+    return kept
 
 
 def commit_chunks(settings: Settings, parses: RecentParses, reader: BlobReader,

@@ -116,13 +116,14 @@ def chunk_context(index: SymbolIndex, same_commit: dict, chunk: Chunk, files: di
     """The context snippets of one chunk within the per-snippet, per-kind and total
     budgets, and the spare ones that come next: a row that already shows some of the
     first gives the room they would take to the spare ones (pipeline.merge.packing).
-    files: path -> (imports as the author saw them, imports of the new version)."""
-    seen_imports, new_imports = files.get(chunk.path, ([], []))
+    files: path -> (imports as the author saw them, imports of the new version, names the
+    file defines)."""
+    seen_imports, new_imports, own_names = files[chunk.path]
     snippets = import_snippet(chunk.path, seen_imports)
     found = []
     for name, role in _wanted(chunk):
-        resolved = resolve(index, same_commit, chunk, seen_imports + new_imports, name, role,
-                           counts)
+        resolved = resolve(index, same_commit, own_names, chunk, seen_imports + new_imports,
+                           name, role, counts)
         if resolved is not None and resolved not in found:
             found.append(resolved)
     # The owner's trait and type first; then what the commit itself adds or changes.
@@ -154,7 +155,8 @@ def attach_context(files: list, index: SymbolIndex, same_commit: dict,
     """Give every chunk of a commit's files (FileChunks) its context; returns how names
     were resolved, counted."""
     counts: Counter = Counter()
-    imports = {file.path: (file.parent_imports, file.new_imports) for file in files}
+    imports = {file.path: (file.parent_imports, file.new_imports, file.own_names)
+               for file in files}
     for file in files:
         for chunk in file.chunks:
             chunk.context, chunk.spare_context = chunk_context(

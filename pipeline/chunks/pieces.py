@@ -69,6 +69,21 @@ def line_start(source: bytes, offset: int) -> int:
     return start if not source[start:offset].strip() else offset
 
 
+# Stands for code left out: between a piece's signature and its code, between the runs of
+# a file's lines outside its items. It is the only text of a chunk that is not verbatim.
+ELISION = "// …"
+
+
+def with_signature(piece: str, signature: str, starts_the_item: bool) -> str:
+    """A piece that does not start its item, after the item's signature and an elision
+    marker at the piece's indentation."""
+    if starts_the_item or not piece.strip() or not signature:
+        return piece
+    first = next(line for line in piece.split("\n") if line.strip())
+    indent = first[:len(first) - len(first.lstrip())]
+    return f"{signature}\n{indent}{ELISION}\n{piece}"
+
+
 def pack(pieces: list, limit: int) -> list:
     """Join neighbouring pieces greedily while the result fits limit."""
     parts: list = []

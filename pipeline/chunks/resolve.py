@@ -32,6 +32,15 @@ flush call apply update handle process execute poll main test index serialize de
 visit description source error ok err unwrap expect map and_then send recv lock spawn
 """.split())
 
+# Type names of the standard library and its prelude: a repository's only `Result` alias
+# says nothing about the `Result` a file uses unless the file imports it.
+STD_TYPE_NAMES = frozenset("""
+Result Option Error Box Vec String Rc Arc Weak Cell RefCell Mutex RwLock HashMap HashSet
+BTreeMap BTreeSet VecDeque Path PathBuf Cow Ordering Duration Instant Read Write BufRead
+Iterator IntoIterator Display Debug From Into Default Clone Copy Send Sync Sized Fn FnMut
+FnOnce Hash Eq PartialEq Ord PartialOrd Deref AsRef Borrow ToString Formatter Self
+""".split())
+
 PARENT, SAME_COMMIT = "parent", "commit"
 
 
@@ -55,6 +64,29 @@ def _module_file(index: SymbolIndex, from_path: str, segments: list):
         if path is not None:
             return path, modules[cut:]
     return None
+
+
+def _in_module(index, chunk: Chunk, module: list, name: str) -> Definition | None:
+    """The definition of name in the module a path (segments) names from chunk's file."""
+    target = _module_file(index, chunk.path, module) if module else None
+    if target is None:
+        return None
+    file, rest = target
+    for definition in index.by_name.get(name, {}).get(file, []):
+        if definition.qualname == "::".join(rest + [name]):
+            return definition
+    return None
+
+
+def _via_path(index, chunk: Chunk, imports: list, path: str) -> Definition | None:
+    """The definition a name written with its path (`model::Peer`) stands for: the path's
+    head expanded through the file's imports first (`use std::io;` makes `io::` std's)."""
+    segments = path.split("::")
+    for imported, alias in imports:
+        if alias == segments[0]:
+            segments = imported.split("::") + segments[1:]
+            break
+    return _in_module(index, chunk, segments[:-1], segments[-1])
 
 
 def _via_imports(index, chunk: Chunk, imports: list, name: str) -> Definition | None:
@@ -82,18 +114,20 @@ def _is_test_code(path: str, qualname: str) -> bool:
     return "tests" in qualname.split("::") or bool({"tests", "benches"} & set(path.split("/")))
 
 
-def _unique(chunk: Chunk, definitions: list, name: str, role: str, counts: Counter,
+def _unique(index, chunk: Chunk, definitions: list, name: str, role: str, counts: Counter,
             rule: str) -> Definition | None:
-    """The one definition of the right kind among definitions, if there is exactly one
-    and it is not in the chunk's own file."""
-    own_files = {chunk.path, chunk.old_path}
-    # Test helpers are not what non-test code means by a name.
+    """The one definition of the right kind among definitions in the chunk's own crate,
+    if there is exactly one and it is not in the chunk's own file."""
+    own_files, crate = {chunk.path, chunk.old_path}, index.crate_of(chunk.path)
+    # Test helpers are not what non-test code means by a name; another crate's definitions
+    # are reached through imports, not by their name alone.
     testing = _is_test_code(chunk.path, chunk.qualname)
     candidates = [d for d in definitions if d.kind in ROLE_KINDS[role]
-                  and (testing or not _is_test_code(d.path, d.qualname)) or d.path in own_files]
+                  and (testing or not _is_test_code(d.path, d.qualname))
+                  and index.crate_of(d.path) == crate or d.path in own_files]
     if not candidates or any(d.path in own_files for d in candidates):
         return None
-    if role == "call" and name in COMMON_NAMES:
+    if (role == "call" and name in COMMON_NAMES) or name in STD_TYPE_NAMES:
         counts["common_name_skipped"] += 1
         return None
     if len({(d.path, d.qualname) for d in candidates}) > 1:
@@ -103,21 +137,32 @@ def _unique(chunk: Chunk, definitions: list, name: str, role: str, counts: Count
     return candidates[0]
 
 
-def resolve(index: SymbolIndex, same_commit: dict, chunk: Chunk, imports: list, name: str,
-            role: str, counts: Counter) -> tuple[Definition, str] | None:
+def resolve(index: SymbolIndex, same_commit: dict, own_names: set, chunk: Chunk,
+            imports: list, name: str, role: str, counts: Counter) -> tuple | None:
     """(definition, origin) that name stands for in chunk's code, or None (local, unknown,
-    ambiguous, common). same_commit: name -> definitions the commit adds or changes."""
-    found = _via_imports(index, chunk, imports, name)
+    ambiguous, common). same_commit: name -> definitions the commit adds or changes;
+    own_names: what the chunk's own file defines, before or after the commit."""
+    if "::" in name:
+        found = _via_path(index, chunk, imports, name)
+        rule = "resolved_by_written_path"
+    else:
+        if name in own_names:
+            counts["defined_in_own_file"] += 1
+            return None
+        found, rule = _via_imports(index, chunk, imports, name), "resolved_by_path"
     if found is not None:
         if found.path in (chunk.path, chunk.old_path):
             return None
-        counts["resolved_by_path"] += 1
+        counts[rule] += 1
         return found, PARENT
+    if "::" in name:
+        return None
     in_parent = index.definitions(name)
     if in_parent:
-        found = _unique(chunk, in_parent, name, role, counts, "resolved_by_unique_name")
+        found = _unique(index, chunk, in_parent, name, role, counts,
+                        "resolved_by_unique_name")
         return (found, PARENT) if found is not None else None
-    found = _unique(chunk, same_commit.get(name, []), name, role, counts,
+    found = _unique(index, chunk, same_commit.get(name, []), name, role, counts,
                     "resolved_in_same_commit")
     return (found, SAME_COMMIT) if found is not None else None
 

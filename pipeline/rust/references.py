@@ -46,17 +46,39 @@ _SCREAMING = re.compile(rb"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]+(?![A-Za-z0-9_])")
 _MODULE_PATH_WORDS = {"self", "super", "crate"}
 
 
-def _role(capture: str, node, name: str) -> str | None:
-    """The role a captured name plays, None if it is no reference to look up: a path head
-    is a type when capitalised (else a module), a path call a function when its path
-    names a module (else an associated function, found through its type)."""
+def _path_text(node) -> str:
+    return "".join(decode(node.text).split())
+
+
+def _is_name_of(node, parent) -> bool:
+    name = parent.child_by_field_name("name") if parent is not None else None
+    return name is not None and (name.start_byte, name.end_byte) == (node.start_byte,
+                                                                      node.end_byte)
+
+
+def _role(capture: str, node, name: str) -> tuple | None:
+    """(role, name) of a captured name, None if it is no reference to look up. A name
+    written with its path (`io::Result`, `net::Peer`) is kept with it, so that it is
+    resolved through that path and never by its last segment alone. A path head is a type
+    when capitalised (else a module); a path call is a function call when its path names a
+    module (else an associated function, referenced through its type)."""
+    parent = node.parent
+    if capture == "type":
+        qualified = parent is not None and parent.type == "scoped_type_identifier" and \
+            _is_name_of(node, parent)
+        return "type", _path_text(parent) if qualified else name
     if capture == "path_head":
-        return "type" if name[:1].isupper() and name != "Self" else None
+        if not name[:1].isupper() or name == "Self":
+            return None
+        qualified = parent.type == "scoped_identifier" and _is_name_of(node, parent)
+        return "type", _path_text(parent) if qualified else name
     if capture == "path_call":
-        path = node.parent.child_by_field_name("path")
+        path = parent.child_by_field_name("path")
         last = decode(path.text).rsplit("::", 1)[-1] if path is not None else ""
-        return "call" if last in _MODULE_PATH_WORDS or last[:1].islower() else None
-    return capture
+        if last in _MODULE_PATH_WORDS or last[:1].islower():
+            return "call", _path_text(parent)
+        return None
+    return capture, name
 
 
 def _captures(file: ParsedFile, query: Query, start: int, end: int) -> dict:
@@ -68,9 +90,9 @@ def _captures(file: ParsedFile, query: Query, start: int, end: int) -> dict:
         for node in nodes:
             if start <= node.start_byte < end:
                 name = decode(file.parsed[node.start_byte:node.end_byte])
-                role = _role(capture, node, name)
-                if role is not None:
-                    found.setdefault(role, set()).add(name)
+                reference = _role(capture, node, name)
+                if reference is not None:
+                    found.setdefault(reference[0], set()).add(reference[1])
     return found
 
 
