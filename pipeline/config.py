@@ -25,6 +25,8 @@ class Settings:
     # Where the history comes from; an empty repo means the generated sample repository.
     repo: str = ""
     ref: str = "HEAD"
+    # The name rows carry (empty: the origin remote's owner/name, else the directory's).
+    repo_name: str = ""
     cache_dir: str = "cache"
     dataset_dir: str = "dataset"
     # Chunking.
@@ -47,10 +49,13 @@ class Settings:
     tokenizer: str = ""
     vocab_size: int = 32768
     tokenizer_commit: str = ""
+    # With tokenizer=PATH: add the markers it lacks as new tokens (a trainer must then
+    # resize its embeddings) instead of writing them as plain text.
+    add_marker_tokens: bool = False
     # Examples: token budgets per field and in total.
     max_length: int = 4096
     budget_message: int = 64
-    budget_old: int = 512
+    budget_old: int = 1536
     budget_new: int = 2048
     budget_context: int = 256
     loss_on_all: bool = False
@@ -64,6 +69,8 @@ class Settings:
     # Drop val/test chunks whose change a train (or val) chunk already has: exact,
     # whitespace (also when only whitespace differs) or off.
     leakage_guard: str = "exact"
+    # Commits whose message carries no information: keep (counted) or drop.
+    message_filter: str = "keep"
     # commit: padded rows, each holding chunks of one commit; sequential: all examples
     # back to back in full windows, with segment_ids marking where each one begins.
     example_mode: str = "commit"
@@ -82,7 +89,8 @@ class Settings:
 
     def tokenizer_section(self) -> dict:
         return {"tokenizer": self.tokenizer, "vocab_size": self.vocab_size,
-                "tokenizer_commit": self.tokenizer_commit}
+                "tokenizer_commit": self.tokenizer_commit,
+                "add_marker_tokens": self.add_marker_tokens}
 
     def format_section(self) -> dict:
         return {"max_length": self.max_length, "budget_message": self.budget_message,
@@ -92,7 +100,8 @@ class Settings:
     def split_section(self) -> dict:
         return {"val_ratio": self.val_ratio, "test_ratio": self.test_ratio,
                 "val_from": self.val_from, "test_from": self.test_from,
-                "leakage_guard": self.leakage_guard, "example_mode": self.example_mode}
+                "leakage_guard": self.leakage_guard, "example_mode": self.example_mode,
+                "keep_duplicates": self.keep_duplicates, "message_filter": self.message_filter}
 
     def exclude_globs(self) -> list:
         return [glob.strip() for glob in self.exclude.split(",") if glob.strip()]
@@ -199,6 +208,8 @@ def _check_ranges(settings: Settings) -> None:
     if settings.leakage_guard not in ("exact", "whitespace", "off"):
         raise PipelineError(f"leakage_guard={settings.leakage_guard!r} must be exact, "
                             "whitespace or off.")
+    if settings.message_filter not in ("keep", "drop"):
+        raise PipelineError(f"message_filter={settings.message_filter!r} must be keep or drop.")
     if settings.example_mode not in ("commit", "sequential"):
         raise PipelineError(f"example_mode={settings.example_mode!r} must be commit or sequential.")
     fixed = settings.budget_message + settings.budget_old + settings.budget_new + HEADER_TOKENS

@@ -124,6 +124,8 @@ class ContextPiece:
     """One context snippet as token ids: its marker, then its text."""
     key: str                   # the same snippet has the same key wherever it appears
     kind: str
+    path: str
+    name: str
     origin: str                # parent or commit (see Snippet)
     chars: int                 # its text's length, for the character budget
     spare: bool                # offered only in the room a repeated snippet leaves
@@ -146,6 +148,7 @@ class Segment:
     kind: str
     change: str
     leak_keys: dict            # guard mode -> digests that find this change again
+    target_key: str            # digest of the new code: the same target anywhere
     field_tokens: dict         # old_code, new_code -> tokens kept
 
     @staticmethod
@@ -159,7 +162,6 @@ class TokenShard:
     """What the tokens stage stores for one commit."""
     sha: str
     committer_time: int
-    name_ids: list             # the repository name's token ids
     message: bytes             # the commit message's token ids (int32)
     segments: list             # Segment
     seconds: dict
@@ -185,4 +187,5 @@ class Example:
     items: list
     # Per segment: (digest of ids, tokens, kind, origin) of each context snippet shown.
     context_pieces: list
+    parts: list = field(default_factory=list)   # (Segment, ContextPiece shown, message?)
     context_dropped: int = 0   # snippets left out for lack of room

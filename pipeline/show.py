@@ -3,11 +3,14 @@
     python -m pipeline.show            row 0 of dataset/train.pt
     python -m pipeline.show val 12     row 12 of dataset/val.pt
     python -m pipeline.show test 3 --dataset other/dataset
+    python -m pipeline.show val 12 --json  the same row as JSON (its line of val.jsonl)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,9 +21,9 @@ from tokenizers import Tokenizer
 from pipeline.merge.tensors import IGNORE_INDEX
 from pipeline.tokens.segments import SAME_COMMIT_NOTE
 
-# What the text after each marker is, for the labels of the printout.
-FIELD_NAMES = {"<reponame>": "REPOSITORY", "<filename>": "FILE", "<commit_before>": "OLD CODE",
-               "<commit_msg>": "MESSAGE", "<commit_after>": "NEW CODE (loss)"}
+# What the text after each role's marker is, for the labels of the printout.
+ROLE_LABELS = {"repo": "REPOSITORY", "file": "FILE", "before": "OLD CODE",
+               "message": "MESSAGE", "after": "NEW CODE (loss)", "end": "END"}
 
 
 def _labelled(label: str, text: str) -> tuple:
@@ -31,26 +34,16 @@ def _labelled(label: str, text: str) -> tuple:
     return label, text
 
 
-def _fields(tokenizer: Tokenizer, ids: list, labels: list) -> list:
-    """(label, text) pieces of a row, cut at its special tokens."""
-    pieces, label, current, lossy = [], None, [], False
-    for token_id, target in zip(ids, labels):
-        token = tokenizer.id_to_token(token_id)
-        if token in FIELD_NAMES or (token or "").startswith("<ctx_") or token == "<|endoftext|>":
-            if label is not None:
-                pieces.append(_labelled(label, tokenizer.decode(current,
-                                                                skip_special_tokens=False)))
-            label = FIELD_NAMES.get(token) or (f"CONTEXT {token[5:-1]}" if token != "<|endoftext|>"
-                                               else None)
-            current = []
-            lossy = target != IGNORE_INDEX
-            if token == "<|endoftext|>":
-                pieces.append(("END", "<|endoftext|>" + ("  (loss)" if lossy else "")))
-            continue
-        current.append(token_id)
-    if label is not None and current:
-        pieces.append(_labelled(label, tokenizer.decode(current, skip_special_tokens=False)))
-    return pieces
+def _fields(text: str, layout: dict) -> list:
+    """(label, text) pieces of a row's text, cut at the markers its layout names (the
+    manifest's: special tokens or plain text, they read the same once decoded)."""
+    labels = {}
+    for role, marker in layout.items():
+        if "text" in marker:
+            labels[marker["text"]] = ROLE_LABELS.get(role) or f"CONTEXT {role[4:]}"
+    pattern = "(" + "|".join(re.escape(m) for m in sorted(labels, key=len, reverse=True)) + ")"
+    parts = re.split(pattern, text)
+    return [_labelled(labels[marker], body) for marker, body in zip(parts[1::2], parts[2::2])]
 
 
 def describe_row(dataset: Path, split: str, row: int) -> str:
@@ -59,6 +52,7 @@ def describe_row(dataset: Path, split: str, row: int) -> str:
     if not 0 <= row < count:
         raise SystemExit(f"{split}.pt has {count} rows; pick a row from 0 to {count - 1}.")
     tokenizer = Tokenizer.from_file(str(dataset / "tokenizer.json"))
+    layout = json.loads((dataset / "manifest.json").read_text())["tokenizer"]["layout"]
     length = int(tensors["attention_mask"][row].sum())
     ids = tensors["input_ids"][row, :length].tolist()
     labels = tensors["labels"][row, :length].tolist()
@@ -69,9 +63,18 @@ def describe_row(dataset: Path, split: str, row: int) -> str:
     if "path" in tensors:
         lines += [f"  {path}  {item}" for path, item in zip(tensors["path"][row],
                                                             tensors["item"][row])]
-    for label, text in _fields(tokenizer, ids, labels):
+    for label, text in _fields(tokenizer.decode(ids, skip_special_tokens=False), layout):
         lines += [f"── {label} " + "─" * max(0, 60 - len(label)), text]
     return "\n".join(lines)
+
+
+def row_json(dataset: Path, split: str, row: int) -> str:
+    """The row's line of dataset/SPLIT.jsonl (commit mode: one line per row)."""
+    with open(dataset / f"{split}.jsonl", encoding="utf-8") as lines:
+        for number, line in enumerate(lines):
+            if number == row:
+                return line.rstrip("\n")
+    raise SystemExit(f"{split}.jsonl has {number + 1 if row else 0} lines; pick a row below.")
 
 
 def main(argv=None) -> None:
@@ -80,12 +83,17 @@ def main(argv=None) -> None:
     parser.add_argument("split", nargs="?", default="train", choices=("train", "val", "test"))
     parser.add_argument("row", nargs="?", type=int, default=0)
     parser.add_argument("--dataset", default="dataset", help="the dataset directory")
+    parser.add_argument("--json", action="store_true",
+                        help="print the row's fields as JSON (its line of SPLIT.jsonl)")
     options = parser.parse_args(argv)
     dataset = Path(options.dataset)
     if not (dataset / f"{options.split}.pt").is_file():
         sys.exit(f"{dataset / options.split}.pt does not exist; run `doit` first, or give "
                  "--dataset DIR.")
-    print(describe_row(dataset, options.split, options.row))
+    if options.json:
+        print(row_json(dataset, options.split, options.row))
+    else:
+        print(describe_row(dataset, options.split, options.row))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from tokenizers import Tokenizer
 
 from conftest import run_doit
 from pipeline.config import Settings
-from pipeline.merge.splits import split_bounds
+from pipeline.periods import split_bounds
 from pipeline.merge.tensors import IGNORE_INDEX
 
 DAY = 86_400
@@ -83,12 +83,13 @@ def test_masks_and_labels_line_up_with_the_tokens(built_sample):
         assert row_ids[0] == token("<reponame>") and row_ids[length - 1] == token("<|endoftext|>")
         regions = loss_regions(labels[row])
         # One region per chunk of the row: each starts right after a <commit_after> and
-        # ends where the next chunk's <filename> begins, the last one with <|endoftext|>.
+        # ends with the token that stops it, which carries loss too: the next chunk's
+        # <filename>, the last one's <|endoftext|>.
         assert len(regions) == row_ids[:length].count(token("<commit_after>")) == len(
             split["path"][row])
         for start, end in regions:
             assert row_ids[start - 1] == token("<commit_after>")
-            assert end == length or row_ids[end] == token("<filename>")
+            assert row_ids[end - 1] in (token("<filename>"), token("<|endoftext|>"))
         assert regions[-1][1] == length
     assert len(split["path"]) == len(split["item"]) == len(split["commit_sha"]) == ids.shape[0]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -12,7 +13,8 @@ from pipeline.config import Settings
 from pipeline.merge.packing import pack_examples
 from pipeline.records import ChunkShard, to_plain
 from pipeline.tokens.segments import build_token_shard
-from pipeline.tokens.tokenizer import SPECIAL_TOKENS, special_ids, train_tokenizer
+from pipeline.tokens.layout import MARKER_TOKENS, layout_of
+from pipeline.tokens.tokenizer import train_tokenizer
 
 CORPUS = ["fn main() {\n    println!(\"hello\");\n}\n", "pub struct Point { x: f64, y: f64 }\n",
           "impl Point {\n    pub fn norm(&self) -> f64 {\n        (self.x * self.x).sqrt()\n    }\n}\n"]
@@ -32,29 +34,30 @@ def shard(old=OLD, new=NEW, message="Use the euclidean norm\n"):
             "seconds": {}}
 
 
-def build_examples(settings, tokenizer, special, commit_shard, repo_name):
+def build_examples(settings, tokenizer, commit_shard, repo_name):
     """Tokenize a chunk shard into segments and pack them, as the merge does."""
-    tokens = build_token_shard(settings, tokenizer, special, ChunkShard.from_plain(commit_shard),
-                               repo_name)
-    examples = pack_examples(settings, special, tokens.name_ids, tokens.message, tokens.segments)
+    layout = layout_of(tokenizer)
+    tokens = build_token_shard(settings, tokenizer, layout, ChunkShard.from_plain(commit_shard))
+    name_ids = tokenizer.encode(repo_name, add_special_tokens=False).ids
+    examples = pack_examples(settings, layout, name_ids, tokens.message, tokens.segments,
+                             Counter())
     return {**to_plain(tokens), "examples": to_plain(examples)}
 
 
 def between(tokenizer, ids, start, end):
-    special = special_ids(tokenizer)
-    i, j = ids.index(special[start]), ids.index(special[end])
+    i, j = ids.index(tokenizer.token_to_id(start)), ids.index(tokenizer.token_to_id(end))
     return tokenizer.decode(ids[i + 1:j], skip_special_tokens=False)
 
 
 def test_training_is_deterministic_and_has_every_special_token():
     first, second = train_tokenizer(CORPUS, 400), train_tokenizer(CORPUS, 400)
     assert first.to_str() == second.to_str()
-    assert all(first.token_to_id(token) is not None for token in SPECIAL_TOKENS)
+    assert all(first.token_to_id(token) is not None for token in MARKER_TOKENS)
 
 
 def test_decoding_an_example_gives_back_its_fields_and_the_loss_is_on_the_new_code():
     tokenizer = train_tokenizer(CORPUS, 400)
-    result = build_examples(Settings(), tokenizer, special_ids(tokenizer), shard(), "demo")
+    result = build_examples(Settings(), tokenizer, shard(), "demo")
     (example,) = result["examples"]
     ids = example["input_ids"]
     assert between(tokenizer, ids, "<reponame>", "<filename>") == "demo"
@@ -65,23 +68,31 @@ def test_decoding_an_example_gives_back_its_fields_and_the_loss_is_on_the_new_co
     ((start, end),) = example["loss_spans"]
     assert end == len(ids)
     assert tokenizer.decode(ids[start:end], skip_special_tokens=False) == NEW + "<|endoftext|>"
-    assert result["truncations"] == {"message": 0, "new_code": 0, "old_code": 0}
+    assert result["truncations"] == {}
 
 
-def test_a_field_over_budget_is_cut_at_a_line_boundary_and_counted():
+def test_code_over_its_budget_is_left_out_and_counted_never_cut_on_one_side():
     tokenizer = train_tokenizer(CORPUS, 400)
     old = "".join(f"    let value_{i} = compute({i});\n" for i in range(40))
-    settings = Settings(budget_old=30)
-    result = build_examples(settings, tokenizer, special_ids(tokenizer), shard(old=old), "demo")
-    decoded = between(tokenizer, result["examples"][0]["input_ids"], "<commit_before>",
-                      "<commit_msg>")
-    assert result["truncations"]["old_code"] == 1
-    assert old.startswith(decoded) and len(decoded) < len(old)
-    assert decoded.rstrip(" ").endswith("\n")
-    assert result["segments"][0]["field_tokens"]["old_code"] <= 30
+    result = build_examples(Settings(budget_old=30), tokenizer, shard(old=old), "demo")
+    assert result["truncations"] == {"code_over_budget": 1}
+    assert result["segments"] == [] and result["examples"] == []
 
 
-def test_a_given_tokenizer_without_commit_tokens_gets_them_added_and_listed(workdir, sample_repo):
+def test_a_message_over_budget_is_cut_at_a_line_boundary_with_a_visible_marker():
+    tokenizer = train_tokenizer(CORPUS, 400)
+    message = "Use the euclidean norm\n\n" + "".join(f"Line {i} of the reason.\n"
+                                                     for i in range(30))
+    result = build_examples(Settings(budget_message=24), tokenizer, shard(message=message),
+                            "demo")
+    shown = between(tokenizer, result["examples"][0]["input_ids"], "<commit_msg>",
+                    "<commit_after>")
+    assert result["truncations"] == {"message": 1}
+    assert shown.endswith(" …") and message.startswith(shown[:-2]) and len(shown) < len(message)
+
+
+def test_a_given_tokenizer_gets_the_markers_it_lacks_when_asked_and_lists_them(
+        workdir, sample_repo):
     plain = Tokenizer(models.BPE())
     plain.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     plain.train_from_iterator(CORPUS, trainers.BpeTrainer(
@@ -91,7 +102,7 @@ def test_a_given_tokenizer_without_commit_tokens_gets_them_added_and_listed(work
     plain.save(str(path))
     assert plain.token_to_id("<commit_before>") is None
 
-    assert run_doit(f"repo={sample_repo}", f"tokenizer={path}")[0] == 0
+    assert run_doit(f"repo={sample_repo}", f"tokenizer={path}", "add_marker_tokens=true")[0] == 0
     manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
     added = manifest["tokenizer"]["added_tokens"]
     assert "<commit_before>" in added and "<|endoftext|>" not in added
@@ -103,15 +114,15 @@ def test_a_given_tokenizer_without_commit_tokens_gets_them_added_and_listed(work
 
 def test_a_commit_too_big_for_one_example_becomes_several_each_with_its_message():
     tokenizer = train_tokenizer(CORPUS, 400)
-    special = special_ids(tokenizer)
+    special = {token: tokenizer.token_to_id(token) for token in MARKER_TOKENS}
     big = shard()
     chunk = big["chunks"][0]
     bodies = ["\n".join(f"    let v{i}_{j} = {j};" for j in range(12)) for i in range(6)]
     big["chunks"] = [{**chunk, "qualname": f"point::f{i}", "new_code": f"fn f{i}() {{\n{body}\n}}"}
                      for i, body in enumerate(bodies)]
-    settings = Settings(max_length=400, budget_old=60, budget_new=200, budget_message=20,
+    settings = Settings(max_length=400, budget_old=60, budget_new=200, budget_message=40,
                         budget_context=20)
-    examples = build_examples(settings, tokenizer, special, big, "demo")["examples"]
+    examples = build_examples(settings, tokenizer, big, "demo")["examples"]
     assert len(examples) > 1
     assert [item for e in examples for item in e["items"]] == [f"point::f{i}" for i in range(6)]
     for example in examples:
@@ -124,8 +135,8 @@ def test_a_commit_too_big_for_one_example_becomes_several_each_with_its_message(
 
 def test_loss_on_all_labels_every_token():
     tokenizer = train_tokenizer(CORPUS, 400)
-    (example,) = build_examples(Settings(loss_on_all=True), tokenizer, special_ids(tokenizer),
-                                shard(), "demo")["examples"]
+    (example,) = build_examples(Settings(loss_on_all=True), tokenizer, shard(),
+                                "demo")["examples"]
     assert example["loss_spans"] == [[0, len(example["input_ids"])]]
 
 

@@ -7,7 +7,10 @@ current run; later stages read that one.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import git
 
 from pipeline import store
 from pipeline.config import Settings
@@ -17,6 +20,8 @@ from pipeline.records import Commit
 
 # Bump when the stored commit list changes shape.
 COMMITS_VERSION = 2
+# `owner/name` at the end of a remote URL (https, ssh or scp-like; `.git` optional).
+_OWNER_NAME = re.compile(r"[/:](?P<owner>[^/:]+)/(?P<name>[^/]+?)(?:\.git)?/?$")
 
 
 def list_path(settings: Settings, head: str) -> Path:
@@ -46,28 +51,53 @@ def build_commit_list(settings: Settings, repo) -> dict:
                   "shallow": shallow_boundary(repo),
                   "commits": [commit.as_dict() for commit in commits]}
         store.write_record(path, stored)
+    name = repository_name(settings, repo)
     store.write_record(store.pointer_path(settings.cache, "commits"),
-                       {"list": str(path), "head": head})
-    return stored
+                       {"list": str(path), "head": head, "name": name})
+    return {**stored, "name": name}
+
+
+def repository_name(settings: Settings, repo) -> str:
+    """The name rows carry: repo_name=, else `owner/name` of the origin remote, else the
+    directory's name; so two clones of one repository give the same rows."""
+    if settings.repo_name:
+        return settings.repo_name
+    try:
+        url = repo.git.config("--get", "remote.origin.url").strip()
+    except git.GitCommandError:
+        url = ""
+    match = _OWNER_NAME.search(url)
+    if match:
+        return f"{match['owner']}/{match['name']}"
+    directory = Path(repo.working_tree_dir or repo.git_dir).resolve()
+    return directory.name.removesuffix(".git") if directory.name != ".git" else \
+        directory.parent.name
+
+
+def current_pointer(settings: Settings) -> dict:
+    """What the last commits task pointed the run at: the list's path, head and name."""
+    pointer = store.read_record(store.pointer_path(settings.cache, "commits"))
+    if pointer is None or "name" not in pointer:
+        raise PipelineError("the commit list is missing; run `doit` (it lists commits first).")
+    return pointer
 
 
 def current_list_path(settings: Settings) -> Path:
     """Where the commit list of the last commits task is stored."""
-    pointer = store.read_record(store.pointer_path(settings.cache, "commits"))
-    if pointer is None:
-        raise PipelineError("the commit list is missing; run `doit` (it lists commits first).")
-    return Path(pointer["list"])
+    return Path(current_pointer(settings)["list"])
 
 
-def read_commit_list(path: Path) -> dict:
-    """A stored commit list, with `by_sha`: sha -> Commit."""
-    stored = store.read_record(path)
+def read_commit_list(pointer: dict) -> dict:
+    """The stored commit list a pointer names, with its repository `name` and `by_sha`:
+    sha -> Commit."""
+    stored = store.read_record(Path(pointer["list"]))
     if stored is None:
         raise PipelineError("the stored commit list is damaged; run `doit` again to rebuild it.")
     stored["by_sha"] = {c["sha"]: Commit.from_plain(c) for c in stored["commits"]}
+    stored["name"] = pointer["name"]
     return stored
 
 
 def current_commit_list(settings: Settings) -> dict:
     """The commit list the last commits task pointed at."""
-    return read_commit_list(current_list_path(settings))
+    return read_commit_list(current_pointer(settings))

@@ -1,5 +1,5 @@
-"""Token shards of the commit list in, dataset/{train,val,test}.pt, tokenizer.json,
-stats.json and manifest.json out.
+"""Token shards of the commit list in, dataset/{train,val,test}.pt and .jsonl,
+tokenizer.json, stats.json and manifest.json out.
 
 The manifest is removed first and written last: a merge cut short never leaves outputs
 that look complete.
@@ -11,22 +11,28 @@ import dataclasses
 import hashlib
 import json
 import shutil
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline import __version__, store
 from pipeline.config import Settings
+from pipeline.merge.export import write_jsonl
+from pipeline.merge.messages import low_information
 from pipeline.merge.packing import pack_examples
-from pipeline.merge.splits import SPLITS, guard_leakage, split_bounds
+from pipeline.merge.splits import SPLITS, kept_segments
+from pipeline.periods import split_bounds
 from pipeline.merge.stats import dataset_stats
 from pipeline.merge.tensors import commit_tensors, sequential_tensors
+from pipeline.tokens.layout import layout_of
+from pipeline.tokens.segments import NAME_TOKENS
 
 # Bump when the output files change: part of the merge key.
-DATASET_VERSION = 3
+DATASET_VERSION = 4
 
 
-def merge_key(settings: Settings, token_keys: list, tokenizer_hash: str) -> str:
-    return store.content_key([token_keys, tokenizer_hash,
+def merge_key(settings: Settings, token_keys: list, tokenizer_hash: str, name: str) -> str:
+    return store.content_key([token_keys, tokenizer_hash, name,
                               settings.section_hash(settings.split_section()), DATASET_VERSION])
 
 
@@ -62,42 +68,61 @@ def _commit_range(shards: list) -> dict | None:
             "last_date": _iso(shards[-1].committer_time)}
 
 
+def _rows(settings, layout, shards_by_split: dict, kept: dict, name_ids: list,
+          counts: Counter) -> dict:
+    """split -> [(example, token shard)] in commit order."""
+    return {split: [(example, shard) for shard in shards_by_split[split]
+                    for example in pack_examples(settings, layout, name_ids, shard.message,
+                                                 kept[id(shard)], counts)]
+            for split in SPLITS}
+
+
 def merge(settings: Settings, listing: dict, shards: list, tokenizer_info: dict,
-          special: dict, key: str) -> dict:
-    """Write the split tensors, stats and manifest from the token shards in commit order;
-    returns the stats."""
+          tokenizer, key: str) -> dict:
+    """Write the split tensors and texts, stats and manifest from the token shards in
+    commit order; returns the stats."""
     out = settings.dataset
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)
+    layout = layout_of(tokenizer)
     val_start, test_start = split_bounds([s.committer_time for s in shards], settings)
     shards_by_split = dict(zip(SPLITS, (shards[:val_start], shards[val_start:test_start],
                                         shards[test_start:])))
-    kept = guard_leakage(settings, shards_by_split)
-    rows_by_split = {split: [(example, shard) for shard in shards_by_split[split]
-                             for example in pack_examples(settings, special, shard.name_ids,
-                                                          shard.message, kept[id(shard)])]
-                     for split in SPLITS}
+    uninformative = low_information(listing["commits"])
+    kept = kept_segments(settings, shards_by_split,
+                         uninformative if settings.message_filter == "drop" else set())
+    name_ids = tokenizer.encode(listing["name"], add_special_tokens=False).ids[:NAME_TOKENS]
+    packing = Counter()
+    rows_by_split = _rows(settings, layout, shards_by_split, kept, name_ids, packing)
     to_tensors = sequential_tensors if settings.example_mode == "sequential" else commit_tensors
     files = {}
     for split in SPLITS:
         files[f"{split}.pt"] = out / f"{split}.pt"
         _save_tensors(files[f"{split}.pt"], to_tensors(rows_by_split[split], settings.max_length,
-                                                       special["<pad>"]))
+                                                       layout.pad_id))
+        files[f"{split}.jsonl"] = out / f"{split}.jsonl"
+        write_jsonl(files[f"{split}.jsonl"], tokenizer, layout, rows_by_split[split])
     shutil.copyfile(tokenizer_info["path"], out / "tokenizer.json")
     files["tokenizer.json"] = out / "tokenizer.json"
     segments = [s for shard in shards for s in kept[id(shard)]]
     stats = dataset_stats(shards_by_split, rows_by_split, segments)
+    stats["truncations"] = dict(sorted((Counter(stats["truncations"]) + packing).items()))
+    stats["low_information_messages"] = {
+        split: sum(shard.sha in uninformative for shard in shards_by_split[split])
+        for split in SPLITS}
     _write_json(out / "stats.json", stats)
     files["stats.json"] = out / "stats.json"
     manifest = {
         "pipeline_version": __version__, "merge_key": key,
         "settings": dataclasses.asdict(settings),
-        "repository": listing["repo"], "ref": listing["ref"], "head": listing["head"],
+        "repository": listing["repo"], "repository_name": listing["name"],
+        "ref": listing["ref"], "head": listing["head"],
         "shallow_boundary": listing.get("shallow", []),
         "tokenizer": {"hash": tokenizer_info["hash"], "source": tokenizer_info["source"],
                       "trained_on_commit": tokenizer_info["trained_on_commit"],
-                      "special_tokens": special, "added_tokens": {
-                          token: special[token] for token in tokenizer_info["added_tokens"]}},
+                      "layout": layout.describe(), "added_tokens": {
+                          token: tokenizer.token_to_id(token)
+                          for token in tokenizer_info["added_tokens"]}},
         "splits": {split: _commit_range(shards_by_split[split]) for split in SPLITS},
         "files": {name: {"sha256": _sha256(path), "bytes": path.stat().st_size}
                   for name, path in sorted(files.items())},

@@ -1,14 +1,15 @@
 """One commit's kept segments in, its examples out: as many segments per row as fit.
 
-An example is `<reponame>NAME`, then as many of one commit's segments as fit max_length,
-then `<|endoftext|>`; a commit whose segments do not fit in one example becomes several.
-Examples never mix commits. Within a row each thing appears once: a context snippet (a
-file's imports, a definition) already shown is not shown again, and the characters it
-would have taken go to the chunk's spare snippets; the message is given with the row's
-first segment, later ones keep the empty `<commit_msg><commit_after>` marker pair so every
-segment has StarCoder's commit layout. The loss spans cover each segment's new code and
-the closing <|endoftext|> (the whole example with loss_on_all). Packing is the merge's,
-since the leakage guard decides first which segments are kept.
+An example is the repository marker and name, then as many of one commit's segments as
+fit max_length, then end-of-text; a commit whose segments do not fit in one example
+becomes several. Examples never mix commits. Within a row each thing appears once: a
+context snippet (a file's imports, a definition) already shown is not shown again, and the
+characters it would have taken go to the chunk's spare snippets; the message is given
+with the row's first segment, later ones keep the empty message/after marker pair so every
+segment has StarCoder's commit layout. Loss is on each segment's new code and on the token
+that ends it (the next segment's file marker, or end-of-text), so a model learns where a
+change ends; on the whole example with loss_on_all. Packing is the merge's, since the
+leakage guard decides first which segments are kept.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from dataclasses import dataclass, field
 
 from pipeline import store
 from pipeline.records import Example, Segment
+from pipeline.tokens.layout import Layout
 from pipeline.tokens.segments import ID_TYPE
-from pipeline.tokens.tokenizer import END_OF_TEXT
 
 _ITEM_SIZE = array(ID_TYPE).itemsize
 
@@ -35,8 +36,7 @@ class Row:
     name_length: int
     spans: list = field(default_factory=list)
     shown: set = field(default_factory=set)        # context keys
-    segments: list = field(default_factory=list)
-    context_pieces: list = field(default_factory=list)
+    parts: list = field(default_factory=list)      # (segment, pieces shown, with message)
     dropped: int = 0
 
 
@@ -61,16 +61,16 @@ def _choose_context(segment: Segment, shown: set, room: int) -> tuple[list, int]
     return kept, len(chosen) - len(kept)
 
 
-def _segment_ids(settings, special, segment: Segment, row: Row, message: bytes):
+def _segment_ids(settings, layout: Layout, segment: Segment, row: Row, message: bytes):
     """(ids before the new code, context pieces, dropped) of segment as row's next one."""
-    first = not row.segments
-    middle = array(ID_TYPE, [special["<commit_msg>"]])
+    first = not row.parts
+    middle = array(ID_TYPE, layout.ids["message"])
     if first:
         middle.frombytes(message)
-    middle.append(special["<commit_after>"])
+    middle.extend(layout.ids["after"])
     core = _length(segment.head) + _length(segment.old) + len(middle) + _length(segment.new)
     # Context takes the room the segment would leave if it were alone in a row.
-    room = settings.max_length - (2 + row.name_length) - core
+    room = settings.max_length - (len(layout.ids["repo"]) + 1 + row.name_length) - core
     pieces, dropped = _choose_context(segment, row.shown, max(room, 0))
     prefix = array(ID_TYPE)
     prefix.frombytes(segment.head)
@@ -82,42 +82,49 @@ def _segment_ids(settings, special, segment: Segment, row: Row, message: bytes):
 
 
 def _add(row: Row, segment: Segment, prefix: array, pieces: list, dropped: int) -> None:
+    if row.spans:
+        row.spans[-1][1] += 1       # the previous segment ends at this one's file marker
     start = len(row.input_ids) + len(prefix)
     row.input_ids += prefix
     row.input_ids.frombytes(segment.new)
     row.spans.append([start, len(row.input_ids)])
     row.shown.update(piece.key for piece in pieces)
-    row.segments.append(segment)
-    row.context_pieces.append([(store.digest(piece.ids), _length(piece.ids), piece.kind,
-                                piece.origin) for piece in pieces])
+    row.parts.append((segment, pieces, not row.parts))
     row.dropped += dropped
 
 
-def _new_row(special, name_ids: list) -> Row:
-    return Row(array(ID_TYPE, [special["<reponame>"], *name_ids]), len(name_ids))
+def _new_row(layout: Layout, name_ids: list) -> Row:
+    return Row(array(ID_TYPE, [*layout.ids["repo"], *name_ids]), len(name_ids))
 
 
-def _example(settings, special, row: Row) -> Example:
-    row.input_ids.append(special[END_OF_TEXT])
-    row.spans[-1][1] += 1                               # the closing <|endoftext|>
+def _example(settings, layout: Layout, row: Row) -> Example:
+    row.input_ids.append(layout.end_id)
+    row.spans[-1][1] += 1                               # the closing end-of-text
     spans = [[0, len(row.input_ids)]] if settings.loss_on_all else row.spans
     return Example(input_ids=row.input_ids, loss_spans=spans,
-                   paths=[s.path for s in row.segments], items=[s.item for s in row.segments],
-                   context_pieces=row.context_pieces,
-                   context_dropped=row.dropped)
+                   paths=[s.path for s, _, _ in row.parts],
+                   items=[s.item for s, _, _ in row.parts],
+                   context_pieces=[[(store.digest(p.ids), _length(p.ids), p.kind, p.origin)
+                                    for p in pieces] for _, pieces, _ in row.parts],
+                   parts=row.parts, context_dropped=row.dropped)
 
 
-def pack_examples(settings, special, name_ids: list, message: bytes, segments: list) -> list:
-    """One commit's segments as examples: greedily filled while they fit max_length."""
-    examples, row = [], _new_row(special, name_ids)
+def pack_examples(settings, layout: Layout, name_ids: list, message: bytes,
+                  segments: list, counts) -> list:
+    """One commit's segments as examples: greedily filled while they fit max_length. A
+    segment that does not fit even alone is left out, counted in counts."""
+    examples, row = [], _new_row(layout, name_ids)
     for segment in segments:
-        prefix, pieces, dropped = _segment_ids(settings, special, segment, row, message)
-        if row.segments and (len(row.input_ids) + len(prefix) + _length(segment.new) + 1
-                             > settings.max_length):
-            examples.append(_example(settings, special, row))
-            row = _new_row(special, name_ids)
-            prefix, pieces, dropped = _segment_ids(settings, special, segment, row, message)
+        prefix, pieces, dropped = _segment_ids(settings, layout, segment, row, message)
+        if row.parts and (len(row.input_ids) + len(prefix) + _length(segment.new) + 1
+                          > settings.max_length):
+            examples.append(_example(settings, layout, row))
+            row = _new_row(layout, name_ids)
+            prefix, pieces, dropped = _segment_ids(settings, layout, segment, row, message)
+        if len(row.input_ids) + len(prefix) + _length(segment.new) + 1 > settings.max_length:
+            counts["segment_over_max_length"] += 1
+            continue
         _add(row, segment, prefix, pieces, dropped)
-    if row.segments:
-        examples.append(_example(settings, special, row))
+    if row.parts:
+        examples.append(_example(settings, layout, row))
     return examples

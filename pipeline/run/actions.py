@@ -67,7 +67,8 @@ def current_merge_key(session: RunSession, settings: Settings) -> str:
     tokenizer_hash = current_tokenizer_info(settings)["hash"]
     token_keys = [token_shard_path(settings, sha, tokenizer_hash).stem
                   for sha in ordered_shas(session, settings)]
-    return merge_key(settings, token_keys, tokenizer_hash)
+    return merge_key(settings, token_keys, tokenizer_hash,
+                     session.commit_list(settings)["name"])
 
 
 @user_errors_fail_the_task
@@ -127,9 +128,9 @@ def merge_dataset(session: RunSession, settings: Settings) -> None:
     session.stop_pool()               # the workers' memory is the merge's now
     started = time.perf_counter()
     worker = session.worker(settings)
-    info, _, special = worker.tokenizer()
+    info, tokenizer, _ = worker.tokenizer()
     shards = [worker.shard("tokens", sha) for sha in ordered_shas(session, settings)]
-    stats = merge(settings, session.commit_list(settings), shards, info, special,
+    stats = merge(settings, session.commit_list(settings), shards, info, tokenizer,
                   current_merge_key(session, settings))
     events.add_stage_time("merge", time.perf_counter() - started)
     events.record_outcome(stats)

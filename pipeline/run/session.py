@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
-from pipeline.git.commit_list import current_list_path, read_commit_list
+from pipeline.git.commit_list import current_pointer, read_commit_list
 from pipeline.run.pool import Pool, processes_for
 from pipeline.run.worker import Worker
 
@@ -25,7 +25,7 @@ class RunSession:
         self._worker: Worker | None = None
         self._pool: Pool | None = None
         self._pool_for: tuple = ()          # (stage, settings, size)
-        self._listing: tuple = (None, None)  # (stored path, commit list)
+        self._listing: tuple = (None, None)  # (pointer, commit list)
 
     def lock(self, root: Path) -> None:
         """One build at a time per cache: a second `doit` on the same cache stops with a
@@ -58,9 +58,9 @@ class RunSession:
 
     def commit_list(self, settings: Settings) -> dict:
         """The current run's commit list, read once per list."""
-        path = current_list_path(settings)
-        if self._listing[0] != path:
-            self._listing = (path, read_commit_list(path))
+        pointer = current_pointer(settings)
+        if self._listing[0] != pointer:
+            self._listing = (pointer, read_commit_list(pointer))
         return self._listing[1]
 
     def build(self, stage: str, settings: Settings, shas: list):

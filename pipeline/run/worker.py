@@ -13,13 +13,14 @@ from pathlib import Path
 from pipeline import store
 from pipeline.chunks.shard import build_chunk_shard, chunk_shard_path
 from pipeline.config import Settings
-from pipeline.git.commit_list import current_list_path, read_commit_list
+from pipeline.git.commit_list import current_pointer, read_commit_list
 from pipeline.git.history import BlobReader, open_repository
 from pipeline.records import ChunkShard, Commit, TokenShard, to_plain
 from pipeline.rust.parsing import RecentParses
 from pipeline.rust.symbols import SymbolIndex
 from pipeline.tokens.segments import build_token_shard, token_shard_path
-from pipeline.tokens.tokenizer import current_tokenizer_info, load_tokenizer, special_ids
+from pipeline.tokens.layout import layout_of
+from pipeline.tokens.tokenizer import current_tokenizer_info, load_tokenizer
 
 READERS = {"chunks": ChunkShard.from_plain, "tokens": TokenShard.from_plain}
 
@@ -34,22 +35,22 @@ class Worker:
         self.index = SymbolIndex(self.repo, self.reader, RecentParses(), settings.cache,
                                  settings.max_file_bytes)
         self._commits: dict = {}
-        self._commits_from: Path | None = None
-        self._tokenizer = None              # (info, tokenizer, special ids)
+        self._commits_from: dict | None = None
+        self._tokenizer = None              # (info, tokenizer, layout)
 
     def commit(self, sha: str) -> Commit:
         """A commit of the current run's list (read once; again if the run moved on)."""
-        path = current_list_path(self.settings)
-        if path != self._commits_from:
-            self._commits, self._commits_from = read_commit_list(path)["by_sha"], path
+        pointer = current_pointer(self.settings)
+        if pointer != self._commits_from:
+            self._commits, self._commits_from = read_commit_list(pointer)["by_sha"], pointer
         return self._commits[sha]
 
     def tokenizer(self) -> tuple:
-        """(info, tokenizer, special ids) of the run's tokenizer, loaded once."""
+        """(info, tokenizer, layout) of the run's tokenizer, loaded once."""
         info = current_tokenizer_info(self.settings)
         if self._tokenizer is None or self._tokenizer[0]["hash"] != info["hash"]:
             tokenizer = load_tokenizer(info["path"])
-            self._tokenizer = (info, tokenizer, special_ids(tokenizer))
+            self._tokenizer = (info, tokenizer, layout_of(tokenizer))
         return self._tokenizer
 
     def path(self, stage: str, sha: str) -> Path:
@@ -63,10 +64,9 @@ class Worker:
             shard = build_chunk_shard(self.settings, self.commit(sha), self.repo, self.reader,
                                       self.index)
         else:
-            _, tokenizer, special = self.tokenizer()
-            repo_name = Path(self.settings.repository).expanduser().resolve().name
-            shard = build_token_shard(self.settings, tokenizer, special,
-                                      self.shard("chunks", sha), repo_name)
+            _, tokenizer, layout = self.tokenizer()
+            shard = build_token_shard(self.settings, tokenizer, layout,
+                                      self.shard("chunks", sha))
         store.write_record(self.path(stage, sha), to_plain(shard))
         return shard
 

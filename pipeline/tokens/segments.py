@@ -10,6 +10,7 @@ have token budgets and are cut at a line boundary where one fits.
 
 from __future__ import annotations
 
+import re
 import time
 from array import array
 from collections import Counter
@@ -19,10 +20,10 @@ from pipeline import store
 from pipeline.chunks.shard import shard_key
 from pipeline.config import Settings
 from pipeline.records import Chunk, ChunkShard, ContextPiece, Segment, Snippet, TokenShard
-from pipeline.tokens.tokenizer import context_marker
+from pipeline.tokens.layout import Layout
 
 # Bump when the example layout changes: part of every token shard's key.
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 # Token ids are stored and packed as machine int32 arrays (msgpack bytes in a shard): the
 # merge then reads, joins and turns them into tensors without a Python int per token.
 ID_TYPE = "i"
@@ -54,6 +55,7 @@ def _cut(encoding, budget: int) -> tuple[list, bool]:
     return list(ids[:budget]), True
 
 
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # A snippet the same commit adds or changes, not the parent's, says so in plain text.
 SAME_COMMIT_NOTE = "// changed in this commit\n"
 
@@ -72,7 +74,7 @@ def _ids(values: list) -> bytes:
     return array(ID_TYPE, values).tobytes()
 
 
-def _context(settings, special, chunk: Chunk, encodings, truncations: Counter) -> list:
+def _context(settings, layout: Layout, chunk: Chunk, encodings, truncations: Counter) -> list:
     """The chunk's snippets as pieces (marker + text ids), in priority order. A snippet
     over budget_context is left out, not cut: a cut one might not be valid Rust."""
     pieces = []
@@ -83,25 +85,28 @@ def _context(settings, special, chunk: Chunk, encodings, truncations: Counter) -
             continue
         key = store.content_key([snippet.kind, snippet.path, snippet.name, snippet.text])
         pieces.append(ContextPiece(
-            key=key, kind=snippet.kind, origin=snippet.origin, chars=len(snippet.text),
-            spare=number >= len(chunk.context),
-            ids=_ids([special[context_marker(snippet.kind)], *encoding.ids])))
+            key=key, kind=snippet.kind, path=snippet.path, name=snippet.name,
+            origin=snippet.origin, chars=len(snippet.text), spare=number >= len(chunk.context),
+            ids=_ids([*layout.context(snippet.kind), *encoding.ids])))
     return pieces
 
 
-def _segment(settings, special, chunk: Chunk, encodings, truncations: Counter) -> Segment:
-    """One chunk's tokens: file name, context pieces, old code and new code. The merge
-    joins them with the message (once per row) into examples."""
+def _segment(settings, layout: Layout, chunk: Chunk, encodings,
+             truncations: Counter) -> Segment | None:
+    """One chunk's tokens: file name, context pieces, old code and new code; the merge
+    joins them with the message (once per row) into examples. None when old or new code is
+    over its budget: cutting one side would teach lines the model never saw, or an end
+    that is not the change's."""
     path, old, new = encodings[:3]
-    old_ids, old_cut = _cut(old, settings.budget_old)
-    new_ids, new_cut = _cut(new, settings.budget_new)
-    truncations["old_code"] += old_cut
-    truncations["new_code"] += new_cut
-    return Segment(head=_ids([special["<filename>"], *path.ids[-PATH_TOKENS:]]),
-                   context=_context(settings, special, chunk, encodings[3:], truncations),
-                   old=_ids([special["<commit_before>"], *old_ids]), new=_ids(new_ids),
+    if len(old.ids) > settings.budget_old or len(new.ids) > settings.budget_new:
+        truncations["code_over_budget"] += 1
+        return None
+    old_ids, new_ids = list(old.ids), list(new.ids)
+    return Segment(head=_ids([*layout.ids["file"], *path.ids[-PATH_TOKENS:]]),
+                   context=_context(settings, layout, chunk, encodings[3:], truncations),
+                   old=_ids([*layout.ids["before"], *old_ids]), new=_ids(new_ids),
                    path=chunk.path, item=chunk.qualname, kind=chunk.kind, change=chunk.change,
-                   leak_keys=leak_keys(chunk),
+                   leak_keys=leak_keys(chunk), target_key=store.digest(chunk.new_code.encode()),
                    field_tokens={"old_code": len(old_ids), "new_code": len(new_ids)})
 
 
@@ -120,22 +125,38 @@ def leak_keys(chunk: Chunk) -> dict:
     return keys
 
 
-def build_token_shard(settings: Settings, tokenizer, special: dict, shard: ChunkShard,
-                      repo_name: str) -> TokenShard:
-    """The token shard of one commit's chunk shard: one segment per chunk."""
+def _message(settings, tokenizer, encoding, truncations: Counter) -> bytes:
+    """The message's ids within budget_message; a cut one ends with a visible ` …`."""
+    ids, cut = _cut(encoding, settings.budget_message - 4)
+    if cut:
+        truncations["message"] += 1
+        ids += tokenizer.encode(" …", add_special_tokens=False).ids
+    return _ids(ids)
+
+
+def redact(message: str) -> str:
+    """E-mail addresses in a message become `<EMAIL>` (StarCoder's convention)."""
+    return EMAIL.sub("<EMAIL>", message)
+
+
+def build_token_shard(settings: Settings, tokenizer, layout: Layout,
+                      shard: ChunkShard) -> TokenShard:
+    """The token shard of one commit's chunk shard: one segment per chunk (but those over
+    budget, counted)."""
     started = time.perf_counter()
     per_chunk = [_texts_of(chunk) for chunk in shard.chunks]
-    flat = [repo_name, shard.message] + [text for texts in per_chunk for text in texts]
+    flat = [redact(shard.message)] + [text for texts in per_chunk for text in texts]
     # One batched call per commit: the Rust side encodes the batch on all cores.
     encodings = tokenizer.encode_batch(flat, add_special_tokens=False)
-    message_ids, message_cut = _cut(encodings[1], settings.budget_message)
-    truncations, segments, position = Counter(message=int(message_cut)), [], 2
+    truncations, segments, position = Counter(), [], 1
+    message = _message(settings, tokenizer, encodings[0], truncations)
     for chunk, texts in zip(shard.chunks, per_chunk):
         mine = encodings[position:position + len(texts)]
         position += len(texts)
-        segments.append(_segment(settings, special, chunk, mine, truncations))
-    return TokenShard(sha=shard.sha, committer_time=shard.committer_time,
-                      name_ids=list(encodings[0].ids[:NAME_TOKENS]), message=_ids(message_ids),
+        segment = _segment(settings, layout, chunk, mine, truncations)
+        if segment is not None:
+            segments.append(segment)
+    return TokenShard(sha=shard.sha, committer_time=shard.committer_time, message=message,
                       segments=segments,
                       seconds={**shard.seconds, "tokens": time.perf_counter() - started},
                       truncations=dict(sorted(truncations.items())), skipped=shard.skipped,

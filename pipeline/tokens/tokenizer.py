@@ -1,9 +1,11 @@
-"""Settings in, the run's tokenizer out (trained or loaded, with the special tokens added).
+"""Settings in, the run's tokenizer out (trained, or loaded from tokenizer=PATH).
 
 The trained tokenizer must not move as history grows, or incremental builds could not equal
 clean ones: it is trained on the Rust files of one pinned commit's tree. The pin is
-`tokenizer_commit` when set, otherwise the ref's commit at the first build, remembered in the
-cache (and recorded in the manifest, so a clean build can reproduce it).
+`tokenizer_commit` when set, otherwise the last commit of the train period at the first
+build (so that no val or test commit shapes the vocabulary), remembered in the cache and
+recorded in the manifest, so a clean build can reproduce it. A given tokenizer is used as
+it is (pipeline.tokens.layout); add_marker_tokens=true adds the markers it lacks.
 """
 
 from __future__ import annotations
@@ -15,38 +17,34 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from pipeline import store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
+from pipeline.chunks.targets import path_skip_reason
+from pipeline.git.commit_list import current_commit_list
 from pipeline.git.history import list_tree, resolve_ref
+from pipeline.periods import split_bounds
 from pipeline.rust.files import skip_reason
 from pipeline.text import decode
+from pipeline.tokens.layout import END_OF_TEXT, MARKER_TOKENS
 
 # Bump when training changes (corpus choice, trainer options): part of the trained key.
-TRAINER_VERSION = 3
+TRAINER_VERSION = 4
 # Longer lines (embedded data, fixtures) stay out of training: they teach no code idiom,
 # and BPE training time grows with the square of a word's length.
 MAX_TRAINING_LINE = 1000
-END_OF_TEXT = "<|endoftext|>"
-PAD = "<pad>"
-CONTEXT_KINDS = ("import", "struct", "enum", "trait", "impl", "fn", "macro", "const")
-SPECIAL_TOKENS = [END_OF_TEXT, PAD, "<reponame>", "<filename>", "<commit_before>",
-                  "<commit_msg>", "<commit_after>"] + [f"<ctx_{kind}>" for kind in CONTEXT_KINDS]
-
-
-def context_marker(kind: str) -> str:
-    return f"<ctx_{kind}>" if kind in CONTEXT_KINDS else "<ctx_fn>"
-
-
 def _pin_path(settings: Settings) -> Path:
-    key = store.content_key(["pin", settings.repository])
+    key = store.content_key(["pin", settings.repository, "train period"])
     return settings.cache / "tokenizer" / f"pin-{key}.msgpack"
 
 
 def pinned_commit(settings: Settings, repo) -> str:
-    """The commit whose tree trains the tokenizer: the setting, else the remembered pin."""
+    """The commit whose tree trains the tokenizer: the setting, else the remembered pin,
+    else (the first build) the last commit of the train period, remembered."""
     if settings.tokenizer_commit:
         return resolve_ref(repo, settings.tokenizer_commit)
     pin = store.read_record(_pin_path(settings))
     if pin is None:
-        pin = {"commit": resolve_ref(repo, settings.ref)}
+        commits = current_commit_list(settings)["commits"]
+        val_start, _ = split_bounds([c["committer_time"] for c in commits], settings)
+        pin = {"commit": commits[max(val_start - 1, 0)]["sha"]}
         store.write_record(_pin_path(settings), pin)
     return pin["commit"]
 
@@ -58,7 +56,9 @@ def forget_pin(settings: Settings) -> None:
 
 def _rust_files_at(settings: Settings, repo, reader, commit: str):
     """The text of every Rust file in commit's tree that a build would read, in path order."""
-    for _, blob in sorted(list_tree(repo, commit, (b".rs",)).items()):
+    for path, blob in sorted(list_tree(repo, commit, (b".rs",)).items()):
+        if path_skip_reason(path, settings) is not None:
+            continue
         data = reader.read(blob)
         if data is not None and skip_reason(data, settings.max_file_bytes) is None:
             text = decode(data)
@@ -70,16 +70,16 @@ def train_tokenizer(texts, vocab_size: int) -> Tokenizer:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=MARKER_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
     tokenizer.train_from_iterator(texts, trainer)
     return tokenizer
 
 
-def add_missing_special_tokens(tokenizer: Tokenizer) -> list[str]:
-    """Add the special tokens the tokenizer lacks; returns those added."""
-    missing = [token for token in SPECIAL_TOKENS if tokenizer.token_to_id(token) is None]
+def add_missing_markers(tokenizer: Tokenizer) -> list[str]:
+    """Add the marker tokens the tokenizer lacks as special tokens; returns those added."""
+    missing = [token for token in MARKER_TOKENS if tokenizer.token_to_id(token) is None]
     if missing:
         tokenizer.add_special_tokens(missing)
     return missing
@@ -106,9 +106,10 @@ def _load_given(path: Path) -> Tokenizer:
 def _tokenizer_key(settings: Settings, repo) -> str:
     if settings.tokenizer:
         source = store.digest(_given_path(settings).read_bytes())
-        return store.content_key(["file", source, SPECIAL_TOKENS])
+        return store.content_key(["file", source, settings.add_marker_tokens and MARKER_TOKENS])
     return store.content_key(["trained", pinned_commit(settings, repo), settings.vocab_size,
-                              settings.max_file_bytes, TRAINER_VERSION, SPECIAL_TOKENS])
+                              settings.max_file_bytes, settings.exclude, TRAINER_VERSION,
+                              MARKER_TOKENS])
 
 
 def _build(settings: Settings, repo, reader) -> tuple[Tokenizer, dict]:
@@ -116,7 +117,12 @@ def _build(settings: Settings, repo, reader) -> tuple[Tokenizer, dict]:
     if settings.tokenizer:
         path = _given_path(settings)
         tokenizer = _load_given(path)
-        added = add_missing_special_tokens(tokenizer)
+        if tokenizer.token_to_id(END_OF_TEXT) is None and not settings.add_marker_tokens:
+            raise PipelineError(
+                f"tokenizer={path} has no {END_OF_TEXT} token, which ends every example. "
+                "Give a StarCoder-style tokenizer.json, or set add_marker_tokens=true to add "
+                "the markers it lacks.")
+        added = add_missing_markers(tokenizer) if settings.add_marker_tokens else []
         return tokenizer, {"source": f"file:{path}", "added_tokens": added,
                            "trained_on_commit": None}
     commit = pinned_commit(settings, repo)
@@ -152,6 +158,3 @@ def current_tokenizer_info(settings: Settings) -> dict:
 def load_tokenizer(path: str) -> Tokenizer:
     return Tokenizer.from_file(path)
 
-
-def special_ids(tokenizer: Tokenizer) -> dict:
-    return {token: tokenizer.token_to_id(token) for token in SPECIAL_TOKENS}

@@ -1,0 +1,55 @@
+"""Packed examples and the tokenizer in, one JSON object per example out (dataset/*.jsonl).
+
+Everything the tensors hold is also here as text, so anyone can audit the data or load it
+with another trainer: the commit, its time, each segment's path, item, kind, change, old
+code, message (as shown: with the row's first segment), new code and context snippets
+(kind, source path, name, origin, text), and the example's full text, which is exactly
+what its token ids decode to.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+
+from pipeline.tokens.layout import Layout
+from pipeline.tokens.segments import ID_TYPE
+
+
+def _ids(data: bytes, skip: int = 0) -> list:
+    ids = array(ID_TYPE)
+    ids.frombytes(data)
+    return ids[skip:].tolist()
+
+
+def _texts_wanted(layout: Layout, example, shard) -> list:
+    """Every id list of one example to decode, in the order _record reads them back."""
+    wanted = [example.input_ids.tolist(), _ids(shard.message)]
+    for segment, pieces, _ in example.parts:
+        wanted += [_ids(segment.old, len(layout.ids["before"])), _ids(segment.new)]
+        wanted += [_ids(piece.ids, len(layout.context(piece.kind))) for piece in pieces]
+    return wanted
+
+
+def _record(example, shard, texts: iter) -> dict:
+    text, message = next(texts), next(texts)
+    segments = []
+    for segment, pieces, with_message in example.parts:
+        old, new = next(texts), next(texts)
+        segments.append({
+            "path": segment.path, "item": segment.item, "kind": segment.kind,
+            "change": segment.change, "old_code": old,
+            "message": message if with_message else "", "new_code": new,
+            "context": [{"kind": piece.kind, "path": piece.path, "name": piece.name,
+                         "origin": piece.origin, "text": next(texts)} for piece in pieces]})
+    return {"commit": shard.sha, "time": shard.committer_time, "message": message,
+            "segments": segments, "text": text}
+
+
+def write_jsonl(path, tokenizer, layout: Layout, rows: list) -> None:
+    """rows: (example, token shard) in tensor order."""
+    wanted = [ids for example, shard in rows for ids in _texts_wanted(layout, example, shard)]
+    texts = iter(tokenizer.decode_batch(wanted, skip_special_tokens=False))
+    with open(path, "w", encoding="utf-8") as out:
+        for example, shard in rows:
+            out.write(json.dumps(_record(example, shard, texts), ensure_ascii=False) + "\n")

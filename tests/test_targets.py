@@ -1,0 +1,135 @@
+"""What becomes a target: verbatim code worth learning, filtered and counted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from conftest import build_chunk_shard, run_doit
+from pipeline.chunks.pieces import ELISION
+from pipeline.config import Settings
+
+PEER = """pub struct Peer {
+    pub id: u64,
+}
+"""
+DISPLAY = """
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "peer {}", self.id)
+    }
+}
+"""
+
+
+def shard_of(repo, sha, **settings):
+    config = Settings(repo=str(repo.path), cache_dir=str(repo.path.parent / "cache"), **settings)
+    return build_chunk_shard(config, sha)
+
+
+def test_an_added_impl_is_one_verbatim_chunk_and_a_changed_header_is_its_own(rust_repo):
+    rust_repo.commit("peer", {"src/peer.rs": PEER})
+    added = rust_repo.commit("display", {"src/peer.rs": PEER + DISPLAY})
+    (chunk,) = shard_of(rust_repo, added)["chunks"]
+    assert chunk["kind"] == "impl" and chunk["change"] == "added"
+    assert chunk["new_code"] == DISPLAY.strip("\n")         # members included, no shell
+    generic = PEER + DISPLAY.replace("impl std::fmt::Display for Peer {",
+                                     "impl std::fmt::Display for Peer where Peer: Sized {")
+    changed = rust_repo.commit("bound", {"src/peer.rs": generic})
+    (chunk,) = shard_of(rust_repo, changed)["chunks"]
+    assert chunk["old_code"] == "impl std::fmt::Display for Peer"
+    assert chunk["new_code"] == "impl std::fmt::Display for Peer where Peer: Sized"
+
+
+def test_deletions_whitespace_and_comment_changes_are_no_targets_but_are_counted(rust_repo):
+    code = "pub fn f() -> u8 {\n    1\n}\n\npub fn g() -> u8 {\n    2\n}\n"
+    rust_repo.commit("base", {"src/a.rs": code})
+    sha = rust_repo.commit("tidy", {"src/a.rs": (
+        "pub fn f() -> u8 {\n    // the one\n    1\n}\n\npub fn g()  ->  u8 {\n      2\n}\n")})
+    shard = shard_of(rust_repo, sha)
+    assert shard["chunks"] == []
+    assert shard["skipped"] == {"comment_only": 1, "whitespace_only": 1}
+    kept = shard_of(rust_repo, sha, keep_comment_changes=True, keep_whitespace_changes=True)
+    assert len(kept["chunks"]) == 2
+    gone = rust_repo.commit("drop g", {"src/a.rs": "pub fn f() -> u8 {\n    1\n}\n"})
+    # g is gone (nothing to write); f lost its comment (a comment-only change).
+    assert shard_of(rust_repo, gone)["skipped"] == {"comment_only": 1, "deletion": 1}
+
+
+def test_vendored_and_excluded_paths_are_skipped_and_counted(workdir, rust_repo):
+    rust_repo.commit("base", {"src/lib.rs": "pub fn a() {}\n"})
+    sha = rust_repo.commit("vendor", {"vendor/dep/src/lib.rs": "pub fn dep() {}\n",
+                                      "third_party/x/lib.rs": "pub fn x() {}\n",
+                                      "gen/out.rs": "pub fn generated() {}\n",
+                                      "src/lib.rs": "pub fn a() {}\n\npub fn b() {}\n"})
+    shard = shard_of(rust_repo, sha, exclude="gen/*")
+    assert [c["path"] for c in shard["chunks"]] == ["src/lib.rs"]
+    assert shard["skipped"] == {"excluded_file": 1, "vendored_file": 2}
+
+
+def test_a_piece_of_a_large_added_impl_carries_its_header(rust_repo):
+    methods = "".join(f"    pub fn m{i}(&self) -> u64 {{\n        self.id + {i}\n    }}\n\n"
+                      for i in range(30))
+    rust_repo.commit("peer", {"src/peer.rs": PEER})
+    sha = rust_repo.commit("many", {"src/peer.rs": PEER + "\nimpl Peer {\n" + methods + "}\n"})
+    chunks = shard_of(rust_repo, sha, max_item_chars=400)["chunks"]
+    assert len(chunks) > 2 and all(c["qualname"] == "peer::impl Peer" for c in chunks)
+    assert chunks[0]["new_code"].startswith("impl Peer {\n")
+    for chunk in chunks[1:]:
+        assert chunk["new_code"].startswith(f"impl Peer {{\n    {ELISION}\n    pub fn m")
+        assert chunk["part"]
+
+
+def test_duplicate_targets_in_a_split_are_dropped_and_counted(workdir, rust_repo):
+    rust_repo.commit("base", {"src/a.rs": "pub fn a() -> u8 {\n    0\n}\n"})
+    # The same two texts again and again: the first add and the first change are targets.
+    for number in range(3):
+        rust_repo.commit(f"one {number}", {"src/a.rs": "pub fn a() -> u8 {\n    1\n}\n"})
+        rust_repo.commit(f"zero {number}", {"src/a.rs": "pub fn a() -> u8 {\n    0\n}\n"})
+    assert run_doit(f"repo={rust_repo.path}", "val_ratio=0", "test_ratio=0")[0] == 0
+    stats = json.loads((workdir / "dataset" / "stats.json").read_text())
+    assert stats["skipped"]["duplicate_target"] == 5 and stats["splits"]["train"]["chunks"] == 2
+    assert run_doit(f"repo={rust_repo.path}", "val_ratio=0", "test_ratio=0",
+                    "keep_duplicates=true")[0] == 0
+    stats = json.loads((workdir / "dataset" / "stats.json").read_text())
+    assert "duplicate_target" not in stats["skipped"] and stats["splits"]["train"]["chunks"] == 7
+
+
+def test_uninformative_messages_are_counted_or_dropped_and_emails_redacted(workdir, rust_repo):
+    rust_repo.commit("Add a", {"src/a.rs": "pub fn a() -> u8 {\n    0\n}\n"})
+    for number in range(1, 4):
+        rust_repo.commit("wip", {"src/a.rs": f"pub fn a() -> u8 {{\n    {number}\n}}\n"})
+    rust_repo.commit("Make a return 9\n\nAsked by jane.doe@example.com",
+                     {"src/a.rs": "pub fn a() -> u8 {\n    9\n}\n"})
+    args = (f"repo={rust_repo.path}", "val_ratio=0", "test_ratio=0")
+    assert run_doit(*args)[0] == 0
+    stats = json.loads((workdir / "dataset" / "stats.json").read_text())
+    assert stats["low_information_messages"]["train"] == 3
+    rows = (workdir / "dataset" / "train.jsonl").read_text().splitlines()
+    assert len(rows) == 5
+    assert "Asked by <EMAIL>" in rows[-1] and "example.com" not in rows[-1]
+    assert run_doit(*args, "message_filter=drop")[0] == 0
+    rows = (workdir / "dataset" / "train.jsonl").read_text().splitlines()
+    assert [json.loads(row)["message"].split("\n")[0] for row in rows] == [
+        "Add a", "Make a return 9"]
+
+
+def test_the_repository_name_comes_from_the_origin_remote(workdir, sample_repo):
+    subprocess.run(["git", "-C", str(sample_repo), "remote", "set-url", "origin",
+                    "git@github.com:garden/planner.git"], check=True)
+    assert run_doit(f"repo={sample_repo}")[0] == 0
+    manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
+    assert manifest["repository_name"] == "garden/planner"
+    row = json.loads((workdir / "dataset" / "train.jsonl").read_text().splitlines()[0])
+    assert row["text"].startswith("<reponame>garden/planner<filename>")
+    assert run_doit(f"repo={sample_repo}", "repo_name=acme/garden")[0] == 0
+    row = json.loads((workdir / "dataset" / "train.jsonl").read_text().splitlines()[0])
+    assert row["text"].startswith("<reponame>acme/garden<filename>")
+
+
+def test_the_default_tokenizer_is_trained_on_the_last_train_commit(workdir, sample_repo):
+    assert run_doit(f"repo={sample_repo}")[0] == 0
+    manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
+    splits = manifest["splits"]
+    assert manifest["tokenizer"]["trained_on_commit"] == splits["train"]["last_commit"]
+    assert splits["train"]["last_date"] < splits["val"]["first_date"]
