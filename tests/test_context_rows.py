@@ -168,3 +168,14 @@ def test_snippets_are_valid_rust_with_where_clauses_whole(workdir, rust_repo):
     assert wide.endswith("    // …\n}") and len(wide) <= 500       # cut, braces closed
     for text in (trait, wide):
         assert not parse(text.encode()).tree.root_node.has_error, text
+
+
+def test_a_name_imported_from_outside_the_repository_never_resolves_by_uniqueness(
+        workdir, rust_repo):
+    rust_repo.commit("base", {"src/lib.rs": LIB, "src/model.rs": "pub enum Command {\n    Run,\n}\n",
+                              "src/server.rs": "pub fn serve() {}\n", "src/util.rs": ""})
+    sha = rust_repo.commit("serve runs ls", {"src/server.rs": (
+        "use std::process::Command;\n\npub fn serve() {\n    Command::new(\"ls\").status().ok();\n}\n")})
+    assert run_doit(f"repo={rust_repo.path}", "val_ratio=0", "test_ratio=0")[0] == 0
+    (row,) = rows_of(workdir, sha)
+    assert "pub enum Command" not in row

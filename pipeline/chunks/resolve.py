@@ -4,8 +4,9 @@ The repository is the one the author saw: the symbol index of the parent commit'
 A name is resolved through the file's `use` paths and the crate's module tree (`crate::`,
 `self::`, `super::`, workspace crates by package name), else by a unique definition in the
 tree; a name defined more than once, a name too common to be told apart by uniqueness
-(`new`, `from`, `fmt`, ...), or a name defined in the changed file itself is skipped rather
-than guessed: a wrong snippet is worse than none. A name the parent tree lacks may be
+(`new`, `from`, `fmt`, ...), a name the file imports from outside the repository, or a
+name defined in the changed file itself is skipped rather than guessed: a wrong snippet is
+worse than none. A name the parent tree lacks may be
 defined by the same commit in another file: that definition is given, marked as such.
 """
 
@@ -109,6 +110,13 @@ def _via_imports(index, chunk: Chunk, imports: list, name: str) -> Definition | 
     return None
 
 
+def _outside(index, chunk: Chunk, path: str) -> bool:
+    """Whether a `use` path leads out of the repository (`std::`, a dependency)."""
+    head = path.split("::")[0]
+    return head not in ("crate", "self", "super") and head not in index.crate_dirs and \
+        (index.crate_of(chunk.path), head) not in index.modules
+
+
 def _is_test_code(path: str, qualname: str) -> bool:
     """In a `tests` module, or in an integration-test or benchmark directory."""
     return "tests" in qualname.split("::") or bool({"tests", "benches"} & set(path.split("/")))
@@ -156,6 +164,9 @@ def resolve(index: SymbolIndex, same_commit: dict, own_names: set, chunk: Chunk,
         counts[rule] += 1
         return found, PARENT
     if "::" in name:
+        return None
+    if any(alias == name and _outside(index, chunk, path) for path, alias in imports):
+        counts["imported_from_outside"] += 1          # `use std::process::Command;`
         return None
     in_parent = index.definitions(name)
     if in_parent:

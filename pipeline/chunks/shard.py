@@ -16,7 +16,7 @@ from pipeline.rust import syntax
 from pipeline.rust.symbols import SymbolIndex
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 14
+CHUNKER_VERSION = 15
 
 
 def shard_key(settings: Settings, sha: str) -> str:
