@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from pipeline.chunks.pieces import ELISION
 from pipeline.chunks.resolve import resolve
 from pipeline.config import Settings
 from pipeline.records import Chunk, Snippet
@@ -21,8 +22,6 @@ from pipeline.rust.symbols import SymbolIndex
 from pipeline.text import cut_at_line
 
 _IMPL_OWNER = re.compile(r"^impl\s+(?:(?P<trait>.+?)\s+for\s+)?(?P<type>.+)$")
-# Closes a definition cut short: a comment says what is left out.
-_ELIDED = "// …"
 
 
 def _bare_name(text: str) -> str:
@@ -38,14 +37,6 @@ def owner_names(owner: str) -> list:
     if not match:
         return []
     return [_bare_name(part) for part in (match["trait"], match["type"]) if part]
-
-
-def import_snippet(imports: list) -> list:
-    if not imports:
-        return []
-    lines = "\n".join(f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
-                      else f"use {path} as {alias};" for path, alias in imports)
-    return [Snippet(kind="import", path="", name="imports", text=lines)]
 
 
 def _brace_depth(text: str) -> int:
@@ -86,20 +77,20 @@ def cut_definition(text: str, limit: int) -> str | None:
     kept = "\n".join(lines).rstrip()
     depth = _brace_depth(kept)
     closing = "".join(f"\n{'    ' * level}}}" for level in range(depth - 1, -1, -1))
-    candidate = f"{kept}\n{'    ' * depth}{_ELIDED}{closing}" if depth > 0 else kept
+    candidate = f"{kept}\n{'    ' * depth}{ELISION}{closing}" if depth > 0 else kept
     tree = parse(candidate.encode()).tree
     if not candidate or tree is None or tree.root_node.has_error or len(candidate) > limit:
         return None
     return candidate
 
 
-def import_snippet(path: str, imports: list) -> list:
-    """The imports of the chunk's file (path) as the author saw them."""
+def import_snippet(file_path: str, imports: list) -> list:
+    """The imports of the chunk's file as the author saw them."""
     if not imports:
         return []
     lines = "\n".join(f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
                        else f"use {path} as {alias};" for path, alias in imports)
-    return [Snippet(kind="import", path=path, name="imports", text=lines)]
+    return [Snippet(kind="import", path=file_path, name="imports", text=lines)]
 
 
 def _wanted(chunk: Chunk) -> list:

@@ -95,18 +95,13 @@ def _via_imports(index, chunk: Chunk, imports: list, name: str) -> Definition | 
     for path, alias in imports:
         segments = path.split("::")
         if alias == "*":
-            target, wanted = _module_file(index, chunk.path, segments[:-1]), [name]
+            found = _in_module(index, chunk, segments[:-1], name)
         elif alias == name:
-            target, wanted = _module_file(index, chunk.path, segments), None
+            found = _in_module(index, chunk, segments[:-1], segments[-1])
         else:
             continue
-        if target is None:
-            continue
-        file, rest = target
-        qualname = "::".join(rest if wanted is None else rest + wanted)
-        for definition in index.by_name.get(name if wanted else segments[-1], {}).get(file, []):
-            if definition.qualname == qualname:
-                return definition
+        if found is not None:
+            return found
     return None
 
 
