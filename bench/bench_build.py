@@ -43,11 +43,12 @@ def main() -> None:
         print(f"repository: {repo} ({commits} commits), {options.runs} runs")
     else:
         print(f"repository: the generated sample, {options.runs} runs")
-    print(f"{'measure':<14}{'median s':>10}{'min s':>9}{'max s':>9}{'peak MB':>10}")
+    print(f"{'measure':<14}{'median s':>10}{'min s':>9}{'max s':>9}{'peak MB':>10}{'CPU %':>7}")
     for measure in rounds[0]:
-        seconds = [r[measure][0] for r in rounds]
+        seconds = [r[measure]["seconds"] for r in rounds]
         print(f"{measure:<14}{statistics.median(seconds):>10.2f}{min(seconds):>9.2f}"
-              f"{max(seconds):>9.2f}{max(r[measure][1] for r in rounds):>10.0f}")
+              f"{max(seconds):>9.2f}{max(r[measure]['peak_mb'] for r in rounds):>10.0f}"
+              f"{100 * statistics.median(r[measure]['cpu'] for r in rounds):>7.0f}")
 
 
 if __name__ == "__main__":

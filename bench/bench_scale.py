@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -53,13 +55,15 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def run_doit(workdir: Path, *args: str) -> tuple[float, float]:
-    """(seconds, peak MB of the process tree) of one `doit` run."""
+def run_doit(workdir: Path, *args: str) -> dict:
+    """One `doit` run: wall seconds, peak MB of the process tree, CPU use (user + system
+    seconds of the whole tree over wall seconds) and the seconds per stage it printed."""
     env = {**os.environ, "PIPELINE_CONFIG_DIR": str(workdir)}
     command = [sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), "-d", str(workdir),
                *args]
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     peak = [0]
 
@@ -70,12 +74,17 @@ def run_doit(workdir: Path, *args: str) -> tuple[float, float]:
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    _, stderr = process.communicate()
+    stdout, stderr = process.communicate()
     sampler.join()
     seconds = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode != 0:
         raise SystemExit(f"doit {' '.join(args)} failed:\n{stderr.decode()[-2000:]}")
-    return seconds, peak[0] / 1e6
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    stages = {name: float(value) for name, value in
+              re.findall(r"(chunks|tokens|merge) ([0-9.]+)s", stdout.decode())}
+    return {"seconds": seconds, "peak_mb": peak[0] / 1e6, "cpu": cpu / seconds,
+            "stages": stages}
 
 
 def git_log_floor(repo: Path) -> float:
@@ -125,7 +134,7 @@ def noop_round(repo: Path) -> float:
     workdir = Path(tempfile.mkdtemp(prefix="bench-long-"))
     try:
         run_doit(workdir, f"repo={repo}")
-        return run_doit(workdir, f"repo={repo}")[0]
+        return run_doit(workdir, f"repo={repo}")["seconds"]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -154,12 +163,18 @@ def main() -> None:
     print(f"floor tree-sitter parse of {parses[0][1]} distinct versions "
           f"({parses[0][2] / 1e6:.0f} MB): {parse_seconds:.2f} s")
     print(f"{'measure':<14}{'median s':>10}{'min s':>8}{'max s':>8}{'peak MB':>9}"
-          f"{'/ parse floor':>15}")
+          f"{'CPU %':>7}{'/ parse floor':>15}  stages (s, median)")
     for measure in rounds[0]:
-        seconds = [r[measure][0] for r in rounds]
-        print(f"{measure:<14}{statistics.median(seconds):>10.2f}{min(seconds):>8.2f}"
-              f"{max(seconds):>8.2f}{max(r[measure][1] for r in rounds):>9.0f}"
-              f"{statistics.median(seconds) / parse_seconds:>15.2f}")
+        runs = [r[measure] for r in rounds]
+        seconds = [run["seconds"] for run in runs]
+        median = statistics.median(seconds)
+        stages = {stage: statistics.median(run["stages"].get(stage, 0.0) for run in runs)
+                  for stage in ("chunks", "tokens", "merge")}
+        print(f"{measure:<14}{median:>10.2f}{min(seconds):>8.2f}{max(seconds):>8.2f}"
+              f"{max(run['peak_mb'] for run in runs):>9.0f}"
+              f"{100 * statistics.median(run['cpu'] for run in runs):>7.0f}"
+              f"{median / parse_seconds:>15.2f}  "
+              + ", ".join(f"{stage} {value:.1f}" for stage, value in stages.items()))
     if options.long:
         long_repo = synthetic("long", commits=20_000, files=300, lines=40_000, edits=2,
                               merge_every=0)

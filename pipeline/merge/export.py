@@ -15,6 +15,8 @@ from array import array
 from pipeline.tokens.layout import Layout
 from pipeline.tokens.segments import ID_TYPE
 
+BATCH_ROWS = 256     # rows decoded at a time: one call keeps the cores busy, memory bounded
+
 
 def _ids(data: bytes, skip: int = 0) -> list:
     ids = array(ID_TYPE)
@@ -47,9 +49,13 @@ def _record(example, shard, texts: iter) -> dict:
 
 
 def write_jsonl(path, tokenizer, layout: Layout, rows: list) -> None:
-    """rows: (example, token shard) in tensor order."""
-    wanted = [ids for example, shard in rows for ids in _texts_wanted(layout, example, shard)]
-    texts = iter(tokenizer.decode_batch(wanted, skip_special_tokens=False))
+    """rows: (example, token shard) in tensor order. Decoded a batch of rows at a time, so
+    memory stays bounded however large the split."""
     with open(path, "w", encoding="utf-8") as out:
-        for example, shard in rows:
-            out.write(json.dumps(_record(example, shard, texts), ensure_ascii=False) + "\n")
+        for start in range(0, len(rows), BATCH_ROWS):
+            batch = rows[start:start + BATCH_ROWS]
+            wanted = [ids for example, shard in batch
+                      for ids in _texts_wanted(layout, example, shard)]
+            texts = iter(tokenizer.decode_batch(wanted, skip_special_tokens=False))
+            out.writelines(json.dumps(_record(example, shard, texts), ensure_ascii=False)
+                           + "\n" for example, shard in batch)
