@@ -5,7 +5,7 @@ commit's version. Prints the counts and the first few that are not.
     python bench/audit_context.py WORKDIR     # the directory doit ran in (its cache/)
 
 A snippet is checked line by line, leaving out what the snippet builder writes itself:
-`{ ... }` after a function's signature, the `;` after a trait member, the `// …` of a cut
+`{ /* … */ }` after a function's signature, the `;` after a trait member, the `// …` of a cut
 definition and the braces closing it, and the same-commit note.
 """
 
@@ -25,7 +25,7 @@ from pipeline.git.commit_list import current_commit_list  # noqa: E402
 from pipeline.run.worker import Worker  # noqa: E402
 from pipeline.tokens.segments import SAME_COMMIT_NOTE  # noqa: E402
 
-_WRITTEN_BY_THE_BUILDER = {"", "}", "// …", "{ ... }"}
+_WRITTEN_BY_THE_BUILDER = {"", "}", "// …", "{ /* … */ }"}
 
 
 def _file_at(repo: str, commit: str, path: str, memo: dict) -> str:
@@ -39,7 +39,7 @@ def _file_at(repo: str, commit: str, path: str, memo: dict) -> str:
 def _lines(snippet_text: str) -> list:
     lines = []
     for line in snippet_text.removeprefix(SAME_COMMIT_NOTE).split("\n"):
-        line = line.strip().removesuffix(" { ... }").removesuffix(";")
+        line = line.strip().removesuffix(" { /* … */ }").removesuffix(";")
         if line not in _WRITTEN_BY_THE_BUILDER:
             lines.append(line)
     return lines

@@ -45,7 +45,8 @@ class Settings:
     context_per_kind: int = 3
     context_total_chars: int = 3000
     # Tokenizer: a tokenizer.json path, or empty to train a byte-level BPE on the tree of
-    # tokenizer_commit (empty: the ref's commit at the first build, then kept).
+    # tokenizer_commit (empty: the last commit of the train period at the first build, then
+    # kept).
     tokenizer: str = ""
     vocab_size: int = 32768
     tokenizer_commit: str = ""
@@ -86,11 +87,6 @@ class Settings:
                 "context_snippet_chars": self.context_snippet_chars,
                 "context_per_kind": self.context_per_kind,
                 "context_total_chars": self.context_total_chars}
-
-    def tokenizer_section(self) -> dict:
-        return {"tokenizer": self.tokenizer, "vocab_size": self.vocab_size,
-                "tokenizer_commit": self.tokenizer_commit,
-                "add_marker_tokens": self.add_marker_tokens}
 
     def format_section(self) -> dict:
         return {"max_length": self.max_length, "budget_message": self.budget_message,
@@ -202,6 +198,9 @@ def _check_ranges(settings: Settings) -> None:
     for name in ("context_per_kind", "jobs"):
         if getattr(settings, name) < 0:
             raise PipelineError(f"setting {name} must be 0 or more.")
+    if settings.budget_message < 8:
+        raise PipelineError("setting budget_message must be 8 or more: a cut message ends "
+                            "with a marker of a few tokens.")
     for name in budgets:
         if getattr(settings, name) <= 0:
             raise PipelineError(f"setting {name} must be positive, got {getattr(settings, name)}.")

@@ -67,7 +67,7 @@ class Commit:
 class Snippet:
     """One piece of cross-file context: the file's imports, or a definition."""
     kind: str          # import, struct, enum, trait, fn, macro, const
-    path: str          # the defining file ('' for imports)
+    path: str          # the defining file (the chunk's own file for its imports)
     name: str          # qualified name within its file ('imports' for imports)
     text: str
     origin: str = "parent"   # parent: the parent commit's tree; commit: this commit's
@@ -170,7 +170,6 @@ class TokenShard:
     flagged: dict
     missing_objects: list
     context_counts: dict
-    chunk_truncations: int     # chunks cut to max_item_chars
 
     @staticmethod
     def from_plain(data: dict) -> "TokenShard":

@@ -69,12 +69,14 @@ def describe_row(dataset: Path, split: str, row: int) -> str:
 
 
 def row_json(dataset: Path, split: str, row: int) -> str:
-    """The row's line of dataset/SPLIT.jsonl (commit mode: one line per row)."""
+    """Line `row` of dataset/SPLIT.jsonl: the row's in commit mode, the example's in
+    sequential mode (where a row is a window of several)."""
+    count = 0
     with open(dataset / f"{split}.jsonl", encoding="utf-8") as lines:
-        for number, line in enumerate(lines):
-            if number == row:
+        for count, line in enumerate(lines, start=1):
+            if count == row + 1:
                 return line.rstrip("\n")
-    raise SystemExit(f"{split}.jsonl has {number + 1 if row else 0} lines; pick a row below.")
+    raise SystemExit(f"{split}.jsonl has {count} lines; pick a row from 0 to {count - 1}.")
 
 
 def main(argv=None) -> None:

@@ -14,12 +14,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from pipeline.chunks.targets import chunk_skip_reason, path_skip_reason
+from pipeline.chunks.targets import chunk_skip_reason
 from pipeline.chunks.pieces import ELISION, line_start, pack, split_pieces, with_signature
 from pipeline.config import Settings
 from pipeline.git.history import BlobReader
 from pipeline.records import NULL_BLOB, Chunk, Commit, FileChange
-from pipeline.rust.files import module_path, skip_reason
+from pipeline.rust.files import module_path, path_skip_reason, skip_reason
 from pipeline.rust.parsing import ParsedFile, RecentParses
 from pipeline.rust.references import REFERENCE_ROLES, item_references
 from pipeline.rust.symbols import DEFINITION_KINDS
@@ -238,6 +238,8 @@ def _signature(unit: Unit) -> str:
     lines = _header(unit).split("\n")
     while len(lines) > 1 and lines[0].lstrip().startswith(("///", "//!", "#[", "//")):
         lines.pop(0)
+    if unit.item["body_start"] >= unit.item["end_byte"]:
+        return lines[0]       # no body to open (a macro): its first line says what it is
     return "\n".join(lines) + " {"
 
 
@@ -293,8 +295,9 @@ def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | Non
     new_rest = _residual(new) if new is not None else ""
     if _code_lines(old_rest) != _code_lines(new_rest):
         file_change = "added" if old is None else "deleted" if new is None else "modified"
-        chunks.append(_make_chunk(settings, change, "file", prefix.rstrip(":") or change.new_path,
-                                  file_change, old_rest, new_rest, 1, _uses([], [])))
+        chunks += _unit_chunks(settings, change, {"kind": "file", "start_line": 1},
+                               prefix.rstrip(":") or change.new_path, file_change, old_rest,
+                               new_rest, _uses([], []))
     return chunks
 
 
@@ -307,10 +310,11 @@ def _fallback_chunks(settings, change, old_src, new_src) -> list:
     for group in matcher.get_grouped_opcodes(FALLBACK_CONTEXT_LINES):
         old_start, old_end = group[0][1], group[-1][2]
         new_start, new_end = group[0][3], group[-1][4]
-        chunks.append(_make_chunk(
-            settings, change, "lines", f"{change.new_path}:{new_start + 1}", "modified",
+        chunks += _unit_chunks(
+            settings, change, {"kind": "lines", "start_line": new_start + 1},
+            f"{change.new_path}:{new_start + 1}", "modified",
             "\n".join(old_lines[old_start:old_end]), "\n".join(new_lines[new_start:new_end]),
-            new_start + 1, _uses([], [])))
+            _uses([], []))
     return chunks
 
 
@@ -359,7 +363,7 @@ def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
         if change.status != "R":
             counts.skipped["mode_only_change"] += 1
         return None                      # a pure rename or a mode change: no code changed
-    reason = path_skip_reason(change.new_path, settings)
+    reason = path_skip_reason(change.new_path, settings.exclude_globs())
     if reason is not None:
         counts.skipped[reason] += 1
         return None

@@ -111,14 +111,14 @@ def chunk_context(index: SymbolIndex, same_commit: dict, chunk: Chunk, files: di
     file defines)."""
     seen_imports, new_imports, own_names = files[chunk.path]
     snippets = import_snippet(chunk.path, seen_imports)
-    found = []
-    for name, role in _wanted(chunk):
+    found, owners, priority = [], len(owner_names(chunk.owner)), 0
+    for position, (name, role) in enumerate(_wanted(chunk)):
         resolved = resolve(index, same_commit, own_names, chunk, seen_imports + new_imports,
                            name, role, counts)
         if resolved is not None and resolved not in found:
             found.append(resolved)
+            priority += position < owners
     # The owner's trait and type first; then what the commit itself adds or changes.
-    priority = len(owner_names(chunk.owner))
     found = found[:priority] + sorted(found[priority:], key=lambda pair: pair[1] != "commit")
     spare, per_kind, total = [], Counter(), sum(len(s.text) for s in snippets)
     for definition, origin in found:

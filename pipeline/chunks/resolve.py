@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from pipeline.records import Chunk
-from pipeline.rust.files import module_path
+from pipeline.rust.files import module_path, path_skip_reason
 from pipeline.rust.symbols import Definition, SymbolIndex
 
 # Which definitions a name can stand for, by how the code uses it (a call may build a
@@ -127,9 +127,9 @@ def _unique(index, chunk: Chunk, definitions: list, name: str, role: str, counts
     testing = _is_test_code(chunk.path, chunk.qualname)
     candidates = [d for d in definitions if d.kind in ROLE_KINDS[role]
                   and (testing or not _is_test_code(d.path, d.qualname))
-                  and index.crate_of(d.path) == crate or d.path in own_files]
+                  and index.crate_of(d.path) == crate]
     if not candidates or any(d.path in own_files for d in candidates):
-        return None
+        return None        # (the chunk's own file: skipped before, by own_names)
     if (role == "call" and name in COMMON_NAMES) or name in STD_TYPE_NAMES:
         counts["common_name_skipped"] += 1
         return None
@@ -177,7 +177,8 @@ def same_commit_definitions(index: SymbolIndex, changes) -> dict:
     """name -> the definitions a commit's changes add or change (their new versions)."""
     found: dict = defaultdict(list)
     for change in changes or ():
-        if change.new_mode in ("000000", "120000", "160000"):
+        if change.new_mode in ("000000", "120000", "160000") or \
+                path_skip_reason(change.new_path, index.exclude_globs) is not None:
             continue
         old_regular = change.old_mode not in ("000000", "120000", "160000")
         old = index.file_definitions(change.old_path, change.old_blob if old_regular else None)

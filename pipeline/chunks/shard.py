@@ -12,17 +12,18 @@ from pipeline.chunks.resolve import same_commit_definitions
 from pipeline.config import Settings
 from pipeline.git.history import first_parent_changes
 from pipeline.records import ChunkShard, Commit
-from pipeline.rust import syntax
+from pipeline.rust import symbols, syntax
 from pipeline.rust.symbols import SymbolIndex
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 15
+CHUNKER_VERSION = 16
 
 
 def shard_key(settings: Settings, sha: str) -> str:
     """A commit sha names its whole tree, so this key stands for the shard's content."""
     return store.content_key([sha, settings.section_hash(settings.chunk_section()),
-                              syntax.ANALYSER_VERSION, CHUNKER_VERSION])
+                              syntax.ANALYSER_VERSION, symbols.DEFINITIONS_VERSION,
+                              CHUNKER_VERSION])
 
 
 def chunk_shard_path(settings: Settings, sha: str) -> Path:

@@ -1,43 +1,32 @@
-"""A changed file's path, or a chunk, in; whether it is worth learning as a target out.
+"""A chunk in, whether it is worth learning as a target out.
 
 By default a chunk is not a target when the model would have nothing to write (a pure
 deletion), when only whitespace or only comments changed, or when a line longer than
-max_item_chars had to be cut (its old and new code would no longer be the file's). Files
-of vendored or third-party code, and those matching `exclude=` globs, are not read at
-all. Each is counted by reason; settings keep each kind.
+max_item_chars had to be cut (its old and new code would no longer be the file's). Each
+is counted by reason; settings keep each kind. (Which files are read at all:
+pipeline.rust.files.)
 """
 
 from __future__ import annotations
-
-import fnmatch
 
 from pipeline.config import Settings
 from pipeline.records import Chunk
 from pipeline.rust.parsing import get_parser
 
-VENDORED_DIRECTORIES = {"vendor", "vendored", "third_party", "third-party"}
 _COMMENTS = {"line_comment", "block_comment"}
 
 
-def path_skip_reason(path: str, settings: Settings) -> str | None:
-    """Why a file at path is not read (None: it is)."""
-    if VENDORED_DIRECTORIES & set(path.split("/")[:-1]):
-        return "vendored_file"
-    if any(fnmatch.fnmatch(path, pattern) for pattern in settings.exclude_globs()):
-        return "excluded_file"
-    return None
-
-
-def code_tokens(text: str) -> list:
-    """The text's tokens as tree-sitter reads them, comments left out: two texts with the
-    same tokens differ only in whitespace and comments."""
+def code_tokens(text: str, comments: bool = False) -> list:
+    """The text's tokens as tree-sitter reads them (a string's content is one token, so
+    its spaces count), comments left out unless asked for: two texts with the same tokens
+    differ only in whitespace (and comments)."""
     source = text.encode()
     tokens, stack = [], [get_parser().parse(source).root_node]
     while stack:
         node = stack.pop()
-        if node.type in _COMMENTS:
+        if node.type in _COMMENTS and not comments:
             continue
-        if node.child_count == 0:
+        if node.child_count == 0 or node.type in _COMMENTS:
             tokens.append(source[node.start_byte:node.end_byte])
         else:
             stack.extend(reversed(node.children))
@@ -50,7 +39,9 @@ def chunk_skip_reason(chunk: Chunk, settings: Settings) -> str | None:
         return "line_over_max_item_chars"
     if not chunk.new_code.strip() and not settings.keep_deletions:
         return "deletion"
-    if "".join(chunk.old_code.split()) == "".join(chunk.new_code.split()):
+    if "".join(chunk.old_code.split()) == "".join(chunk.new_code.split()) and \
+            code_tokens(chunk.old_code, comments=True) == code_tokens(chunk.new_code,
+                                                                     comments=True):
         return None if settings.keep_whitespace_changes else "whitespace_only"
     if not settings.keep_comment_changes and code_tokens(chunk.old_code) == \
             code_tokens(chunk.new_code):

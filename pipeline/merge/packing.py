@@ -81,9 +81,10 @@ def _segment_ids(settings, layout: Layout, segment: Segment, row: Row, message: 
     return prefix, pieces, dropped
 
 
-def _add(row: Row, segment: Segment, prefix: array, pieces: list, dropped: int) -> None:
-    if row.spans:
-        row.spans[-1][1] += 1       # the previous segment ends at this one's file marker
+def _add(layout: Layout, row: Row, segment: Segment, prefix: array, pieces: list,
+         dropped: int) -> None:
+    if row.spans:               # the previous segment ends at this one's file marker
+        row.spans[-1][1] += len(layout.ids["file"])
     start = len(row.input_ids) + len(prefix)
     row.input_ids += prefix
     row.input_ids.frombytes(segment.new)
@@ -124,7 +125,7 @@ def pack_examples(settings, layout: Layout, name_ids: list, message: bytes,
         if len(row.input_ids) + len(prefix) + _length(segment.new) + 1 > settings.max_length:
             counts["segment_over_max_length"] += 1
             continue
-        _add(row, segment, prefix, pieces, dropped)
+        _add(layout, row, segment, prefix, pieces, dropped)
     if row.parts:
         examples.append(_example(settings, layout, row))
     return examples

@@ -7,10 +7,14 @@ already seen is a duplicate; commits with a low-information message may be left 
 
 from __future__ import annotations
 
+from pipeline import store
 from pipeline.config import Settings
 
 
 SPLITS = ("train", "val", "test")
+
+
+_EMPTY_TARGET = store.digest(b"")
 
 
 def _count(shard, reason: str) -> None:
@@ -23,25 +27,26 @@ def kept_segments(settings: Settings, shards_by_split: dict, dropped_commits: se
     change an earlier split already holds (the leakage guard); within a split, a target
     (new code) that an earlier commit of the split already has, unless keep_duplicates."""
     guard = settings.leakage_guard
-    seen: set = set()
+    earlier_splits: set = set()          # leak keys of the splits before this one
     kept = {}
     for split in SPLITS:
-        targets: set = set()
+        this_split, targets = set(), set()
         for shard in shards_by_split[split]:
             keep = []
             for segment in shard.segments:
                 if shard.sha in dropped_commits:
                     _count(shard, "low_information_message_dropped")
-                elif split != "train" and guard != "off" and \
-                        set(segment.leak_keys[guard]) & seen:
+                elif guard != "off" and set(segment.leak_keys[guard]) & earlier_splits:
                     _count(shard, f"leakage_{split}")
                 elif not settings.keep_duplicates and segment.target_key in targets:
                     _count(shard, "duplicate_target")
                 else:
                     keep.append(segment)
-                    targets.add(segment.target_key)
-            for segment in keep:
-                if guard != "off":
-                    seen.update(segment.leak_keys[guard])
             kept[id(shard)] = keep
+            # Added after the commit: a repeat within one commit is no duplicate, and a
+            # deletion (empty target) never is.
+            targets.update(s.target_key for s in keep if s.target_key != _EMPTY_TARGET)
+            if guard != "off":
+                this_split.update(key for s in keep for key in s.leak_keys[guard])
+        earlier_splits |= this_split
     return kept

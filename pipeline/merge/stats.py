@@ -62,7 +62,6 @@ def dataset_stats(shards_by_split: dict, rows_by_split: dict, segments: list) ->
         "tokens_per_field": {name: _distribution(values) for name, values in field_tokens.items()},
         "tokens_per_example": _distribution([len(e.input_ids) for e, _ in rows]),
         "truncations": dict(sorted((k, v) for k, v in truncations.items() if v)),
-        "chunks_truncated_by_size": sum(shard.chunk_truncations for shard in shards),
         "skipped": _summed(shards, "skipped"),
         "files_flagged": _summed(shards, "flagged"),
         "missing_objects": sorted({sha for shard in shards for sha in shard.missing_objects}),

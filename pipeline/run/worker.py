@@ -33,7 +33,7 @@ class Worker:
         self.repo = open_repository(settings.repository)
         self.reader = BlobReader(self.repo)
         self.index = SymbolIndex(self.repo, self.reader, RecentParses(), settings.cache,
-                                 settings.max_file_bytes)
+                                 settings.max_file_bytes, settings.exclude_globs())
         self._commits: dict = {}
         self._commits_from: dict | None = None
         self._tokenizer = None              # (info, tokenizer, layout)

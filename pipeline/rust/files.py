@@ -1,12 +1,26 @@
 """A Rust file's path or bytes in, what it is out: its module path, or why it is not read.
 
 Every stage that reads Rust files (the chunker, the symbol index, the tokenizer trainer)
-asks skip_reason, so they all agree on which file versions count.
+asks path_skip_reason and skip_reason, so they all agree on which files count: never
+vendored or third-party code, nor paths matching `exclude=` globs, nor binary, oversize
+or generated file versions.
 """
 
 from __future__ import annotations
 
+import fnmatch
+
 GENERATED_MARKERS = (b"@generated", b"DO NOT EDIT")
+VENDORED_DIRECTORIES = {"vendor", "vendored", "third_party", "third-party"}
+
+
+def path_skip_reason(path: str, exclude_globs=()) -> str | None:
+    """Why the file at path is not read (None: it is)."""
+    if VENDORED_DIRECTORIES & set(path.split("/")[:-1]):
+        return "vendored_file"
+    if any(fnmatch.fnmatch(path, pattern) for pattern in exclude_globs):
+        return "excluded_file"
+    return None
 
 
 def module_path(path: str) -> str:

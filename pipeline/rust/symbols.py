@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from pipeline import store
 from pipeline.git.history import list_tree, tree_changes
-from pipeline.rust.files import module_path, skip_reason
+from pipeline.rust.files import module_path, path_skip_reason, skip_reason
 from pipeline.rust.parsing import RecentParses
 from pipeline.rust.syntax import ANALYSER_VERSION, analyse, children_by_parent
 from pipeline.text import decode
@@ -31,7 +31,7 @@ _PACKAGE_NAME = re.compile(rb'^\[package\][^\[]*?^\s*name\s*=\s*"([^"]+)"',
 _BLOB_MEMO_SIZE = 3_000
 _INDEXED = (b".rs", b"Cargo.toml")
 # Bump when definitions_in changes: part of every definitions cache key.
-DEFINITIONS_VERSION = 3
+DEFINITIONS_VERSION = 4
 
 
 class Definition(NamedTuple):
@@ -49,7 +49,7 @@ def _header(source: bytes, item: dict) -> str:
 def _snippet(source: bytes, item: dict, children: list) -> str:
     """Data types in full; functions as docs + signature; traits as member signatures."""
     if item["kind"] == "fn":
-        return _header(source, item) + " { ... }"
+        return _header(source, item) + " { /* … */ }"
     if item["kind"] == "trait":
         members = []
         for child in children:
@@ -79,8 +79,10 @@ def definitions_in(source: bytes, analysis: dict) -> list:
 class SymbolIndex:
     """The definitions and crate layout of one tree, moved from commit to commit."""
 
-    def __init__(self, repo, reader, parses: RecentParses, cache_root, max_file_bytes: int):
+    def __init__(self, repo, reader, parses: RecentParses, cache_root, max_file_bytes: int,
+                 exclude_globs=()):
         self.repo, self.reader = repo, reader
+        self.exclude_globs = tuple(exclude_globs)    # with vendored code: never indexed
         self.cache_root, self.max_file_bytes = cache_root, max_file_bytes
         self.tree: dict = {}                      # path -> blob sha (.rs and Cargo.toml)
         self.by_name: dict = defaultdict(dict)    # name -> {path: [Definition]}
@@ -147,6 +149,8 @@ class SymbolIndex:
             changed = list_tree(self.repo, commit, _INDEXED)
         else:
             changed = tree_changes(self.repo, self.commit, commit, _INDEXED)
+        changed = {path: blob for path, blob in changed.items()
+                   if path_skip_reason(path, self.exclude_globs) is None}
         layout_changed = False
         for path, blob in changed.items():
             old_blob = self.tree.get(path)

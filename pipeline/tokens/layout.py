@@ -62,6 +62,3 @@ def layout_of(tokenizer) -> Layout:
     pad_id = tokenizer.token_to_id(PAD)
     return Layout(ids, texts, special, end_id, end_id if pad_id is None else pad_id)
 
-
-def missing_end_of_text(tokenizer) -> bool:
-    return tokenizer.token_to_id(END_OF_TEXT) is None

@@ -161,5 +161,4 @@ def build_token_shard(settings: Settings, tokenizer, layout: Layout,
                       seconds={**shard.seconds, "tokens": time.perf_counter() - started},
                       truncations=dict(sorted(truncations.items())), skipped=shard.skipped,
                       flagged=shard.flagged, missing_objects=shard.missing_objects,
-                      context_counts=shard.context_counts,
-                      chunk_truncations=sum(chunk.truncated for chunk in shard.chunks))
+                      context_counts=shard.context_counts)

@@ -17,11 +17,10 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from pipeline import store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
-from pipeline.chunks.targets import path_skip_reason
 from pipeline.git.commit_list import current_commit_list
 from pipeline.git.history import list_tree, resolve_ref
 from pipeline.periods import split_bounds
-from pipeline.rust.files import skip_reason
+from pipeline.rust.files import path_skip_reason, skip_reason
 from pipeline.text import decode
 from pipeline.tokens.layout import END_OF_TEXT, MARKER_TOKENS
 
@@ -57,7 +56,7 @@ def forget_pin(settings: Settings) -> None:
 def _rust_files_at(settings: Settings, repo, reader, commit: str):
     """The text of every Rust file in commit's tree that a build would read, in path order."""
     for path, blob in sorted(list_tree(repo, commit, (b".rs",)).items()):
-        if path_skip_reason(path, settings) is not None:
+        if path_skip_reason(path, settings.exclude_globs()) is not None:
             continue
         data = reader.read(blob)
         if data is not None and skip_reason(data, settings.max_file_bytes) is None:
