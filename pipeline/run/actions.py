@@ -91,6 +91,13 @@ def list_commits(session: RunSession, settings: Settings) -> None:
     if listing.get("shallow"):
         events.warn(f"history starts at {', '.join(listing['shallow'])}: the repository is "
                     "shallow; `git fetch --unshallow` for full history.")
+    if listing.get("missing"):
+        why = listing.get("fetch_error") or "the remote did not send them"
+        events.warn(f"repo={settings.repository} is a partial clone that lacks "
+                    f"{len(listing['missing'])} Rust or Cargo.toml file versions of its history, "
+                    f"and fetching them failed ({why}). Files whose blobs are missing are "
+                    "skipped and listed in stats.json (missing_objects). To include them, make "
+                    "the clone's remote reachable, then run `doit clean` and `doit`.")
 
 
 def _build_missing(session: RunSession, stage: str, settings: Settings, shas: list,

@@ -33,16 +33,22 @@ class Worker:
         self.reader = BlobReader(self.repo)
         self.index = SymbolIndex(self.repo, self.reader, RecentParses(), settings.cache,
                                  settings.max_file_bytes)
-        self._commits: dict = {}
-        self._commits_from: Path | None = None
+        self._listing: dict = {}
+        self._listing_from: Path | None = None
         self._tokenizer = None              # (info, tokenizer, special ids)
 
-    def commit(self, sha: str) -> Commit:
-        """A commit of the current run's list (read once; again if the run moved on)."""
+    def listing(self) -> dict:
+        """The current run's commit list (read once; again if the run moved on). The reader
+        learns from it which blobs a partial clone lacks."""
         path = current_list_path(self.settings)
-        if path != self._commits_from:
-            self._commits, self._commits_from = read_commit_list(path)["by_sha"], path
-        return self._commits[sha]
+        if path != self._listing_from:
+            self._listing, self._listing_from = read_commit_list(path), path
+            partial = self._listing.get("partial")
+            self.reader.missing = frozenset(self._listing["missing"]) if partial else None
+        return self._listing
+
+    def commit(self, sha: str) -> Commit:
+        return self.listing()["by_sha"][sha]
 
     def tokenizer(self) -> tuple:
         """(info, tokenizer, special ids) of the run's tokenizer, loaded once."""
