@@ -122,7 +122,7 @@ def build_chunk_shards(session: RunSession, settings: Settings, shas: list) -> N
 @user_errors_fail_the_task
 def build_tokenizer(session: RunSession, settings: Settings) -> None:
     worker = session.worker(settings)
-    prepare_tokenizer(settings, worker.repo, worker.reader)
+    prepare_tokenizer(settings, worker.repo, worker.reader, worker.listing()["head"])
 
 
 @user_errors_fail_the_task

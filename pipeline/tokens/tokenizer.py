@@ -40,13 +40,15 @@ def _pin_path(settings: Settings) -> Path:
     return settings.cache / "tokenizer" / f"pin-{key}.msgpack"
 
 
-def pinned_commit(settings: Settings, repo) -> str:
-    """The commit whose tree trains the tokenizer: the setting, else the remembered pin."""
+def pinned_commit(settings: Settings, repo, head: str) -> str:
+    """The commit whose tree trains the tokenizer: the setting, else the remembered pin, else
+    head, the commit the run's list was made from (not the ref as it is now: a commit that
+    lands while the build runs must not change what this build trains on)."""
     if settings.tokenizer_commit:
         return resolve_ref(repo, settings.tokenizer_commit)
     pin = store.read_record(_pin_path(settings))
     if pin is None:
-        pin = {"commit": resolve_ref(repo, settings.ref)}
+        pin = {"commit": head}
         store.write_record(_pin_path(settings), pin)
     return pin["commit"]
 
@@ -103,15 +105,15 @@ def _load_given(path: Path) -> Tokenizer:
             "Give the path of a tokenizer.json file, or leave tokenizer unset.") from None
 
 
-def _tokenizer_key(settings: Settings, repo) -> str:
+def _tokenizer_key(settings: Settings, repo, head: str) -> str:
     if settings.tokenizer:
         source = store.digest(_given_path(settings).read_bytes())
         return store.content_key(["file", source, SPECIAL_TOKENS])
-    return store.content_key(["trained", pinned_commit(settings, repo), settings.vocab_size,
+    return store.content_key(["trained", pinned_commit(settings, repo, head), settings.vocab_size,
                               settings.max_file_bytes, TRAINER_VERSION, SPECIAL_TOKENS])
 
 
-def _build(settings: Settings, repo, reader) -> tuple[Tokenizer, dict]:
+def _build(settings: Settings, repo, reader, head: str) -> tuple[Tokenizer, dict]:
     """The tokenizer, and where it came from and which special tokens were added to it."""
     if settings.tokenizer:
         path = _given_path(settings)
@@ -119,20 +121,21 @@ def _build(settings: Settings, repo, reader) -> tuple[Tokenizer, dict]:
         added = add_missing_special_tokens(tokenizer)
         return tokenizer, {"source": f"file:{path}", "added_tokens": added,
                            "trained_on_commit": None}
-    commit = pinned_commit(settings, repo)
+    commit = pinned_commit(settings, repo, head)
     tokenizer = train_tokenizer(_rust_files_at(settings, repo, reader, commit),
                                 settings.vocab_size)
     return tokenizer, {"source": f"trained:{commit}", "added_tokens": [],
                        "trained_on_commit": commit}
 
 
-def prepare_tokenizer(settings: Settings, repo, reader) -> dict:
-    """Make sure the run's tokenizer is in the cache; point the run at it and return its info."""
-    key = _tokenizer_key(settings, repo)
+def prepare_tokenizer(settings: Settings, repo, reader, head: str) -> dict:
+    """Make sure the run's tokenizer is in the cache; point the run at it and return its info.
+    head is the commit the run's commit list starts from."""
+    key = _tokenizer_key(settings, repo, head)
     info_path = settings.cache / "tokenizer" / f"{key}.msgpack"
     info = store.read_record(info_path)
     if info is None or not Path(info["path"]).is_file():
-        tokenizer, origin = _build(settings, repo, reader)
+        tokenizer, origin = _build(settings, repo, reader, head)
         text = tokenizer.to_str().encode()
         json_path = settings.cache / "tokenizer" / f"{key}.json"
         store.write_atomic(json_path, text)
