@@ -21,7 +21,7 @@ from doit.exceptions import InvalidCommand
 from pipeline.config import load_settings
 from pipeline.errors import PipelineError
 from pipeline.git.sample_repo import SAMPLE_VERSION
-from pipeline.run import actions, events
+from pipeline.run import actions, events, interrupts
 from pipeline.run.housekeeping import recover_dep_file
 from pipeline.run.progress import ProgressReporter
 from pipeline.run.session import RunSession
@@ -40,6 +40,8 @@ DOIT_CONFIG = {
 # The lock, the local worker and the worker pool of the current run: taken by the commits
 # task, closed by its teardown, which doit runs however the run ends.
 SESSION = RunSession()
+# Ctrl-C and SIGTERM stop the run with one line instead of a traceback.
+interrupts.install()
 
 # doit opens its state file right after importing this file; a damaged one would stop it
 # with a traceback, so it is checked (and moved aside) first.
@@ -109,7 +111,8 @@ def task_tokenizer():
 
 def task_gc():
     """Remove cache files the last build's history and settings do not use (after a rebase)."""
-    return {"actions": [(actions.collect_garbage, [SESSION, settings()])], "verbosity": 2}
+    return {"actions": [(actions.collect_garbage, [SESSION, settings()])],
+            "teardown": [SESSION.close], "verbosity": 2}
 
 
 def task_retrain_tokenizer():

@@ -45,11 +45,13 @@ def write_atomic(path: Path, data: bytes) -> None:
             out.write(data)
         os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         try:
             os.unlink(temporary)
         except FileNotFoundError:
             pass
+        if isinstance(error, OSError) and error.filename is None:   # a failed write names none
+            raise OSError(error.errno, error.strerror, str(path)) from None
         raise
 
 

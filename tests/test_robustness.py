@@ -2,7 +2,9 @@
 
 Cases covered elsewhere: root commits, non-UTF-8 paths and Latin-1 messages
 (test_git_history); merges, renames, symlinks, generated files, syntax errors and conflict
-markers (test_chunking); bad repo=, ref= and settings (test_cli).
+markers (test_chunking); bad repo=, ref= and settings (test_cli); Ctrl-C and SIGTERM, a
+killed worker, partial clones, git failures, a repository changing mid-build, a full or
+read-only disk, bare repositories and worktrees (test_robustness_interrupts).
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ def build_chunk_shard(settings: Settings, commit: Commit, repo, reader,
     """The commit's chunks with their context. index.parses is the chunker's parses."""
     started = time.perf_counter()
     if len(commit.parents) > 1:
-        changes = first_parent_changes(repo, commit) if settings.include_merges else None
+        changes = (first_parent_changes(repo, commit, reader.missing)
+                   if settings.include_merges else None)
     else:
         changes = commit.changes
     files, counts = commit_chunks(settings, index.parses, reader, commit, changes)

@@ -2,7 +2,9 @@
 
 The list is stored under the ref's commit sha, so a `doit` with no new commits only
 resolves the ref and finds the list already there. A pointer names the list of the
-current run; later stages read that one.
+current run; later stages read that one. For a partial clone, the list also names the
+blobs the build reads that the clone lacks (pipeline.git.partial), so no later stage asks
+git for them.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from pipeline import store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
 from pipeline.git.history import list_commits, resolve_ref
+from pipeline.git.partial import make_blobs_local
 from pipeline.records import Commit
 
 # Bump when the stored commit list changes shape.
-COMMITS_VERSION = 2
+COMMITS_VERSION = 3
 # `owner/name` at the end of a remote URL (https, ssh or scp-like; `.git` optional).
 _OWNER_NAME = re.compile(r"[/:](?P<owner>[^/:]+)/(?P<name>[^/]+?)(?:\.git)?/?$")
 
@@ -31,7 +34,7 @@ def list_path(settings: Settings, head: str) -> Path:
 
 def shallow_boundary(repo) -> list:
     """The commits a shallow clone's history starts at (git lists them in .git/shallow)."""
-    shallow = Path(repo.git_dir) / "shallow"
+    shallow = Path(repo.common_dir) / "shallow"       # a linked worktree's is the main one's
     return shallow.read_text().split() if shallow.is_file() else []
 
 
@@ -41,7 +44,8 @@ def build_commit_list(settings: Settings, repo) -> dict:
     path = list_path(settings, head)
     stored = store.read_record(path)
     if stored is None:
-        commits = list_commits(repo, head)
+        missing, why = make_blobs_local(repo, head)       # None, None: a complete repository
+        commits = list_commits(repo, head, missing)
         if not any(commit.changes for commit in commits):
             raise PipelineError(
                 f"repo={settings.repository} has no Rust (.rs) file changes in the "
@@ -49,6 +53,8 @@ def build_commit_list(settings: Settings, repo) -> dict:
                 "ref= at a branch that has some.")
         stored = {"repo": settings.repository, "ref": settings.ref, "head": head,
                   "shallow": shallow_boundary(repo),
+                  "partial": missing is not None, "missing": sorted(missing or ()),
+                  "fetch_error": why,
                   "commits": [commit.as_dict() for commit in commits]}
         store.write_record(path, stored)
     name = repository_name(settings, repo)

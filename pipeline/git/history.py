@@ -8,11 +8,13 @@ text loses non-UTF-8 paths without an error.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import git
 
 from pipeline.errors import PipelineError
+from pipeline.git.command import network_limits, run_git
 from pipeline.records import Commit, FileChange
 from pipeline.text import decode
 
@@ -35,11 +37,13 @@ def open_repository(path: str) -> git.Repo:
     if not location.is_dir():
         raise _repository_error(path, "is a file, not a directory")
     try:
-        return git.Repo(location, odbt=git.GitCmdObjectDB)
+        repo = git.Repo(location, odbt=git.GitCmdObjectDB)
     except git.InvalidGitRepositoryError:
         raise _repository_error(path, "is not a git repository") from None
     except git.GitError as error:
         raise _repository_error(path, f"could not be opened by git ({error})") from None
+    repo.git.update_environment(**network_limits())    # for the fetches of a partial clone
+    return repo
 
 
 def resolve_ref(repo: git.Repo, ref: str) -> str:
@@ -100,21 +104,53 @@ def _parse_log(data: bytes) -> list[Commit]:
     return commits
 
 
-def list_commits(repo: git.Repo, head: str) -> list[Commit]:
-    """Every commit reachable from head in temporal order: committer time, ties topological."""
-    output = repo.git.execute(
-        ["git", "-c", "core.quotePath=false", "log", f"--format={_LOG_FORMAT}", "--raw", "-z",
-         "-M", "--no-abbrev", "--topo-order", "--reverse", head],
-        stdout_as_string=False)
+def list_commits(repo: git.Repo, head: str, missing: frozenset | None = None) -> list[Commit]:
+    """Every commit reachable from head in temporal order: committer time, ties topological.
+
+    missing is None for a complete repository: git finds renames among all its files. For a
+    partial clone it holds the blobs the clone lacks, and renames are found per commit among
+    the Rust files whose blobs are here (find_renames), so git never needs a blob it would
+    have to fetch."""
+    renames = "-M" if missing is None else "--no-renames"
+    output = run_git(repo, ["-c", "core.quotePath=false", "log", f"--format={_LOG_FORMAT}",
+                            "--raw", "-z", renames, "--no-abbrev", "--topo-order", "--reverse",
+                            head])
     commits = _parse_log(output)
+    if missing is not None:
+        commits = [dataclasses.replace(commit, changes=find_renames(
+                       repo, commit.parents[0], commit.sha, commit.changes, missing))
+                   if commit.parents else commit for commit in commits]
     topological = {commit.sha: index for index, commit in enumerate(commits)}
     return sorted(commits, key=lambda c: (c.committer_time, topological[c.sha]))
+
+
+def _blob_of(change: FileChange) -> str:
+    return change.old_blob if change.status == "D" else change.new_blob
+
+
+def find_renames(repo: git.Repo, old: str, new: str, changes: tuple, missing: frozenset) -> tuple:
+    """changes between two commits (listed without renames) with the renames git finds among
+    the added and deleted Rust files whose blobs are here. The pathspec keeps git from
+    reading any other blob, which in a partial clone it would try to fetch. Paths that are
+    not UTF-8 cannot be named in a pathspec here (they were decoded with replacement)."""
+    searched = [change for change in changes if change.status in "AD"
+                and _blob_of(change) not in missing and "\ufffd" not in change.new_path]
+    if {change.status for change in searched} != {"A", "D"}:
+        return changes
+    output = run_git(repo, ["diff-tree", "-r", "-z", "-M", "--raw", "--no-abbrev", old, new,
+                            "--", *(f":(literal){change.new_path}" for change in searched)])
+    found, _ = _parse_raw(output.split(b"\0"), 0)
+    if not any(change.status == "R" for change in found):
+        return changes
+    kept = [change for change in changes if change not in searched]
+    # git lists a rename where its new path sorts among the others; so does this.
+    return tuple(sorted(kept + found, key=lambda change: change.new_path))
 
 
 def list_tree(repo: git.Repo, commit: str, suffixes: tuple) -> dict:
     """path -> blob sha of the files in commit's tree whose names end in suffixes
     (symlinks and submodules left out)."""
-    output = repo.git.execute(["git", "ls-tree", "-r", "-z", commit], stdout_as_string=False)
+    output = run_git(repo, ["ls-tree", "-r", "-z", commit])
     tree = {}
     for entry in output.split(b"\0"):
         if not entry:
@@ -129,8 +165,8 @@ def list_tree(repo: git.Repo, commit: str, suffixes: tuple) -> dict:
 def tree_changes(repo: git.Repo, old: str, new: str, suffixes: tuple) -> dict:
     """path -> blob sha (None: gone) of the files whose names end in suffixes that differ
     between two commits' trees, as list_tree would see them (symlinks, submodules: gone)."""
-    output = repo.git.execute(["git", "diff-tree", "-r", "-z", "--raw", "--no-abbrev",
-                               "--no-renames", old, new], stdout_as_string=False)
+    output = run_git(repo, ["diff-tree", "-r", "-z", "--raw", "--no-abbrev", "--no-renames",
+                            old, new])
     tokens, changed = output.split(b"\0"), {}
     for meta, path in zip(tokens[0::2], tokens[1::2]):
         if not path.endswith(suffixes):
@@ -141,30 +177,42 @@ def tree_changes(repo: git.Repo, old: str, new: str, suffixes: tuple) -> dict:
     return changed
 
 
-def first_parent_changes(repo: git.Repo, commit: Commit) -> tuple:
-    """A merge commit's Rust changes against its first parent."""
-    output = repo.git.execute(
-        ["git", "diff-tree", "-r", "-z", "-M", "--raw", "--no-abbrev", commit.parents[0],
-         commit.sha], stdout_as_string=False)
+def first_parent_changes(repo: git.Repo, commit: Commit, missing: frozenset | None) -> tuple:
+    """A merge commit's Rust changes against its first parent (renames as list_commits finds
+    them for the same missing)."""
+    renames = "-M" if missing is None else "--no-renames"
+    output = run_git(repo, ["diff-tree", "-r", "-z", renames, "--raw", "--no-abbrev",
+                            commit.parents[0], commit.sha])
     changes, _ = _parse_raw(output.split(b"\0"), 0)
+    if missing is not None:
+        return find_renames(repo, commit.parents[0], commit.sha, tuple(changes), missing)
     return tuple(changes)
 
 
 class BlobReader:
-    """Blob bytes by sha through one persistent `git cat-file --batch` process."""
+    """Blob bytes by sha through one persistent `git cat-file --batch` process.
 
-    def __init__(self, repo: git.Repo):
+    missing: None for a complete repository; for a partial clone, the blobs it lacks. They
+    are never asked for, since git would try to fetch each from the (unreachable) remote."""
+
+    def __init__(self, repo: git.Repo, missing: frozenset | None = None):
         self.repo = repo
+        self.missing = missing
 
     def read(self, sha: str) -> bytes | None:
         """The blob's bytes, or None if the object is missing or unreadable (a partial clone,
-        a pruned or damaged pack). The `cat-file` process is then restarted, since one that
-        failed mid-answer could hand the next caller the rest of the last reply."""
-        try:
-            return self.repo.odb.stream(bytes.fromhex(sha)).read()
-        except (ValueError, git.BadObject, git.GitCommandError, OSError):
-            self.repo.git.clear_cache()
+        a pruned or damaged pack). A failed read restarts the `cat-file` process, since one
+        that failed mid-answer could hand the next caller the rest of the last reply, and is
+        tried once more: a process that died (a Ctrl-C reached it) must not make a blob that
+        is there look missing, which a shard would record for good."""
+        if self.missing and sha in self.missing:
             return None
+        for _ in range(2):
+            try:
+                return self.repo.odb.stream(bytes.fromhex(sha)).read()
+            except (ValueError, git.BadObject, git.GitCommandError, OSError):
+                self.repo.git.clear_cache()
+        return None
 
     def close(self) -> None:
         self.repo.close()

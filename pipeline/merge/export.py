@@ -50,12 +50,19 @@ def _record(example, shard, texts: iter) -> dict:
 
 def write_jsonl(path, tokenizer, layout: Layout, rows: list) -> None:
     """rows: (example, token shard) in tensor order. Decoded a batch of rows at a time, so
-    memory stays bounded however large the split."""
-    with open(path, "w", encoding="utf-8") as out:
-        for start in range(0, len(rows), BATCH_ROWS):
-            batch = rows[start:start + BATCH_ROWS]
-            wanted = [ids for example, shard in batch
-                      for ids in _texts_wanted(layout, example, shard)]
-            texts = iter(tokenizer.decode_batch(wanted, skip_special_tokens=False))
-            out.writelines(json.dumps(_record(example, shard, texts), ensure_ascii=False)
-                           + "\n" for example, shard in batch)
+    memory stays bounded however large the split; written to a temporary file renamed
+    into place."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "w", encoding="utf-8") as out:
+            for start in range(0, len(rows), BATCH_ROWS):
+                batch = rows[start:start + BATCH_ROWS]
+                wanted = [ids for example, shard in batch
+                          for ids in _texts_wanted(layout, example, shard)]
+                texts = iter(tokenizer.decode_batch(wanted, skip_special_tokens=False))
+                out.writelines(json.dumps(_record(example, shard, texts), ensure_ascii=False)
+                               + "\n" for example, shard in batch)
+        temporary.replace(path)
+    except OSError as error:                 # a full disk: say which file, leave none half
+        temporary.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from None

@@ -48,12 +48,43 @@ def _write_json(path: Path, value) -> None:
     store.write_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
 
+class _KeepWriteError:
+    """A file for torch.save that remembers why a write failed: torch reports a failed write
+    as a RuntimeError without the reason, and the user needs it (no space, no permission)."""
+
+    def __init__(self, handle):
+        self.handle, self.error = handle, None
+
+    def write(self, data) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
 def _save_tensors(path: Path, tensors: dict) -> None:
+    """torch.save to a temporary file renamed into place; one that fails is removed (on a
+    full disk, its space is what the next run needs)."""
     import torch  # here, not at the top: importing torch costs a no-op `doit` a second
 
     temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(tensors, temporary)
-    temporary.replace(path)
+    try:
+        with open(temporary, "wb") as handle:
+            writer = _KeepWriteError(handle)
+            try:
+                torch.save(tensors, writer)
+            except RuntimeError:
+                if writer.error is None:
+                    raise
+                raise OSError(writer.error.errno, writer.error.strerror, str(path)) from None
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _iso(timestamp: int) -> str:

@@ -58,6 +58,11 @@ def write_report(dataset: Path, output: Path) -> None:
     months.legend()
     figure.tight_layout()
     temporary = output.with_name(f".{output.name}.tmp.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    temporary.replace(output)
+    try:
+        figure.savefig(temporary, dpi=100)
+        temporary.replace(output)
+    except BaseException:
+        temporary.unlink(missing_ok=True)     # a full disk needs its space back
+        raise
+    finally:
+        plt.close(figure)

@@ -8,6 +8,7 @@ TaskFailed whose message the progress reporter prints as a paragraph, without a 
 from __future__ import annotations
 
 import functools
+import importlib
 import shutil
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from pipeline.git.commit_list import build_commit_list
 from pipeline.git.sample_repo import generate_sample_repository
 from pipeline.merge.outputs import is_current, merge, merge_key
 from pipeline.merge.report import write_report
-from pipeline.run import events, housekeeping
+from pipeline.run import events, housekeeping, interrupts
 from pipeline.run.pool import processes_for
 from pipeline.run.session import RunSession
 from pipeline.tokens.segments import token_shard_path
@@ -33,19 +34,26 @@ BATCH = 64   # commits per chunks/tokens task: 20,000 per-commit tasks would cos
 
 def user_errors_fail_the_task(action):
     """Wrap a task action so a PipelineError, or a file that cannot be written (no space,
-    no permission, a path through a file), fails the task with a message alone."""
+    no permission, a path through a file), fails the task with a message alone; an
+    interrupt that the action's libraries lost or turned into another error stops the run."""
     @functools.wraps(action)
     def run(*args, **kwargs):
         try:
             action(*args, **kwargs)
         except PipelineError as error:
+            interrupts.check()
             return TaskFailed(str(error))
         except OSError as error:
+            interrupts.check()
             where = f" {error.filename}" if error.filename else ""
             return TaskFailed(
                 f"could not write or read{where}: {error.strerror or error}. Check that "
                 "cache_dir and dataset_dir are writable directories with free space, then "
                 "run `doit` again; nothing half-written is used.")
+        except Exception:
+            interrupts.check()
+            raise
+        interrupts.check()
         return None
     return run
 
@@ -84,6 +92,13 @@ def list_commits(session: RunSession, settings: Settings) -> None:
     if listing.get("shallow"):
         events.warn(f"history starts at {', '.join(listing['shallow'])}: the repository is "
                     "shallow; `git fetch --unshallow` for full history.")
+    if listing.get("missing"):
+        why = listing.get("fetch_error") or "the remote did not send them"
+        events.warn(f"repo={settings.repository} is a partial clone that lacks "
+                    f"{len(listing['missing'])} Rust or Cargo.toml file versions of its history, "
+                    f"and fetching them failed ({why}). Files whose blobs are missing are "
+                    "skipped and listed in stats.json (missing_objects). To include them, make "
+                    "the clone's remote reachable, then run `doit clean` and `doit`.")
 
 
 def _build_missing(session: RunSession, stage: str, settings: Settings, shas: list,
@@ -108,6 +123,7 @@ def build_chunk_shards(session: RunSession, settings: Settings, shas: list) -> N
 @user_errors_fail_the_task
 def build_tokenizer(session: RunSession, settings: Settings) -> None:
     worker = session.worker(settings)
+    worker.listing()              # a partial clone's reader learns which blobs it lacks
     prepare_tokenizer(settings, worker.repo, worker.reader)
 
 
@@ -127,6 +143,8 @@ def build_token_shards(session: RunSession, settings: Settings, shas: list) -> N
 def merge_dataset(session: RunSession, settings: Settings) -> None:
     session.stop_pool()               # the workers' memory is the merge's now
     started = time.perf_counter()
+    importlib.import_module("torch")    # first: a Ctrl-C its import loses is seen here
+    interrupts.check()
     worker = session.worker(settings)
     info, tokenizer, _ = worker.tokenizer()
     shards = [worker.shard("tokens", sha) for sha in ordered_shas(session, settings)]
@@ -143,6 +161,7 @@ def make_report(settings: Settings) -> None:
 
 @user_errors_fail_the_task
 def collect_garbage(session: RunSession, settings: Settings) -> None:
+    session.lock(settings.cache)            # a build's files must not vanish under it
     info = current_tokenizer_info(settings)
     keep = housekeeping.referenced_records(settings, session.commit_list(settings), info)
     removed, freed = housekeeping.collect_garbage(settings, keep, info)

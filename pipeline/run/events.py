@@ -9,6 +9,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from pipeline.run import interrupts
+
 
 @dataclass
 class RunRecord:
@@ -61,6 +63,7 @@ def add_stage_time(stage: str, seconds: float) -> None:
 
 
 def commit_built(stage: str, sha: str) -> None:
+    interrupts.check()
     RUN.built[stage] += 1
     RUN.built_shas.setdefault(stage, []).append(sha)
     for callback in _listeners:

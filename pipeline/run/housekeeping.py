@@ -3,7 +3,8 @@
 Shards are content-addressed, so after a force-push, a rebase or changed settings the old
 ones are never read again but stay on disk; `doit gc` removes every commit, chunk and
 token record and tokenizer the current commit list and settings do not use, and the
-per-file analyses that earlier versions stored (`analysis/`, no longer read). Per-file
+per-file analyses that earlier versions stored (`analysis/`, no longer read), and the
+temporary files of writes cut short (a worker ended by Ctrl-C). Per-file
 definitions are kept: they are keyed by file content, which any history may meet again.
 """
 
@@ -39,6 +40,11 @@ def collect_garbage(settings: Settings, keep: set, tokenizer_info: dict) -> tupl
                 freed += path.stat().st_size
                 path.unlink()
                 removed += 1
+    for stage in ("commits", "chunks", "tokens", "definitions", "tokenizer"):
+        for path in (settings.cache / stage).rglob(".*.tmp"):   # a process killed mid-write
+            freed += path.stat().st_size
+            path.unlink()
+            removed += 1
     tokenizer_dir = settings.cache / "tokenizer"
     current = Path(tokenizer_info["path"]).stem
     for path in tokenizer_dir.glob("*"):

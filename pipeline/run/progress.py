@@ -15,7 +15,7 @@ import time
 from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 
-from pipeline.run import events
+from pipeline.run import events, interrupts
 
 PER_COMMIT_STAGES = ("chunks", "tokens")
 _REFRESH_SECONDS_TTY, _REFRESH_SECONDS_LOG = 0.2, 5.0
@@ -36,6 +36,7 @@ class ProgressReporter(ConsoleReporter):
     def __init__(self, outstream, options):
         super().__init__(outstream, options)
         events.start_run()
+        interrupts.start_run()
         events.listen(self.draw)
         self.tty = hasattr(outstream, "isatty") and outstream.isatty()
         self.stage_started: dict = {}
@@ -78,6 +79,7 @@ class ProgressReporter(ConsoleReporter):
         self.outstream.flush()
 
     def execute_task(self, task):
+        interrupts.check()
         stage = self._stage(task)
         if stage is None:
             if task.actions and not task.name.startswith("_"):
@@ -119,6 +121,8 @@ class ProgressReporter(ConsoleReporter):
                                                   if f["exception"].traceback]
         super().complete_run()
         self.failures = failures
+        if interrupts.interrupted():
+            return                      # the interrupt's own line says what to do
         if "commits" not in _run().executed:
             return                      # not a build (doit gc, retrain_tokenizer, ...)
         if not _run().failed:

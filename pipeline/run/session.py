@@ -2,8 +2,9 @@
 
 The run session takes the lock when the commits task starts and closes at the end of the
 run, however it ends (success, a failed task, Ctrl-C): the `commits` task's teardown
-closes it, and doit runs teardowns whatever the reporter. Closing stops the pool, ends
-the local worker's git process and releases the lock.
+closes it, and doit runs teardowns whatever the reporter. Closing kills the pool's
+workers (their git processes end with them), ends the local worker's git process and
+releases the lock.
 """
 
 from __future__ import annotations
@@ -75,10 +76,13 @@ class RunSession:
             self._pool, self._pool_for = Pool(settings, size), (stage, settings, size)
         yield from self._pool.build(stage, shas)
 
-    def stop_pool(self) -> None:
-        """Stop the workers (a new stage, the merge, or the end of the run)."""
+    def stop_pool(self, now: bool = False) -> None:
+        """Stop the workers: once idle (a new stage, the merge) or now (the end of the run)."""
         if self._pool is not None:
-            self._pool.shutdown()
+            if now:
+                self._pool.terminate()
+            else:
+                self._pool.shutdown()
             self._pool, self._pool_for = None, ()
 
     def close_worker(self) -> None:
@@ -87,9 +91,11 @@ class RunSession:
             self._worker = None
 
     def close(self) -> None:
-        """End the run: workers stopped, git processes ended, lock released."""
+        """End the run: workers stopped, git processes ended, lock released. At a normal end
+        the pool is already stopped; after Ctrl-C or a failure its workers may be mid-block,
+        and no one waits for what they build."""
         try:
-            self.stop_pool()
+            self.stop_pool(now=True)
             self.close_worker()
         finally:
             self._listing = (None, None)

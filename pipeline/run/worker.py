@@ -34,16 +34,22 @@ class Worker:
         self.reader = BlobReader(self.repo)
         self.index = SymbolIndex(self.repo, self.reader, RecentParses(), settings.cache,
                                  settings.max_file_bytes, settings.exclude_globs())
-        self._commits: dict = {}
-        self._commits_from: dict | None = None
+        self._listing: dict = {}
+        self._listing_from: dict | None = None
         self._tokenizer = None              # (info, tokenizer, layout)
 
-    def commit(self, sha: str) -> Commit:
-        """A commit of the current run's list (read once; again if the run moved on)."""
+    def listing(self) -> dict:
+        """The current run's commit list (read once; again if the run moved on). The reader
+        learns from it which blobs a partial clone lacks."""
         pointer = current_pointer(self.settings)
-        if pointer != self._commits_from:
-            self._commits, self._commits_from = read_commit_list(pointer)["by_sha"], pointer
-        return self._commits[sha]
+        if pointer != self._listing_from:
+            self._listing, self._listing_from = read_commit_list(pointer), pointer
+            partial = self._listing.get("partial")
+            self.reader.missing = frozenset(self._listing["missing"]) if partial else None
+        return self._listing
+
+    def commit(self, sha: str) -> Commit:
+        return self.listing()["by_sha"][sha]
 
     def tokenizer(self) -> tuple:
         """(info, tokenizer, layout) of the run's tokenizer, loaded once."""

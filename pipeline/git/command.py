@@ -1,0 +1,57 @@
+"""git arguments in, git's output out, or one paragraph saying what failed and what to do.
+
+Every git command the pipeline runs goes through `run_git`, so a failure reaches the user
+the same way: the command, git's own error lines (never its output, which for `git log`
+is the whole history) and what to do next.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+import git
+
+from pipeline.errors import PipelineError
+
+# git's own error lines shown at most: a failed lazy fetch alone writes five.
+_ERROR_LINES = 6
+# Bounds on how long git waits on a stalled HTTP(S) remote (a partial clone's lazy fetch):
+# below 1 KB/s for 30 s is given up. Unset, curl waits as long as the server keeps the
+# connection open. A value the user set in the environment wins.
+NETWORK_LIMITS = {"GIT_HTTP_LOW_SPEED_LIMIT": "1000", "GIT_HTTP_LOW_SPEED_TIME": "30"}
+
+
+def network_limits() -> dict:
+    """The NETWORK_LIMITS the environment does not already set."""
+    return {name: value for name, value in NETWORK_LIMITS.items() if name not in os.environ}
+
+
+def error_lines(stderr: str) -> str:
+    """git's error lines in one line: `fatal:` and `error:` lines if any, else the last few."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    marked = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    return "; ".join((marked or lines)[-_ERROR_LINES:]) or "no message"
+
+
+def git_failure(repo: git.Repo, args: list, why: str) -> PipelineError:
+    where = repo.working_tree_dir or repo.git_dir
+    command = shlex.join(["git", "-C", str(where), *args])
+    return PipelineError(
+        f"git failed in repo={where}: `{command}` said \"{why}\". Check that this command works "
+        "in the repository (`git fsck` finds damaged objects; a partial clone needs its "
+        "remote), fix what git names, then run `doit` again.")
+
+
+def run_git(repo: git.Repo, args: list) -> bytes:
+    """git's stdout for args in repo, or a PipelineError naming the command and git's error."""
+    try:
+        status, output, stderr = repo.git.execute(
+            ["git", *args], with_extended_output=True, with_exceptions=False,
+            stdout_as_string=False)
+    except git.GitCommandNotFound as error:
+        raise PipelineError(f"git could not be run ({error.stderr.strip() or error}). Install "
+                            "git and make sure it is on PATH, then run `doit` again.") from None
+    if status != 0:
+        raise git_failure(repo, args, error_lines(stderr))
+    return output
