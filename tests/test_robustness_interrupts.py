@@ -322,6 +322,15 @@ def mounted_tmpfs(path: Path, options: str):
         subprocess.run(["umount", str(path)], check=True)
 
 
+def stops_with_one_paragraph(workdir: Path, args: list, reason: str) -> None:
+    """doit fails with one line that says it could not write, and why; no traceback."""
+    result = doit(workdir, *args)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    [line] = [line for line in output.splitlines() if "could not write or read" in line]
+    assert reason in line and "Traceback" not in output
+
+
 def remount(path: Path, options: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
 
@@ -332,11 +341,7 @@ def test_a_full_disk_stops_with_one_paragraph_and_the_run_after_freeing_space_co
     repo, expected = history
     with mounted_tmpfs(workdir / "small", "size=1m") as small:
         args = [f"repo={repo}", f"{setting}={small}"]
-        result = doit(workdir, *args)
-        output = result.stdout + result.stderr
-        assert result.returncode != 0
-        [line] = [line for line in output.splitlines() if "could not write or read" in line]
-        assert "No space left on device" in line and "Traceback" not in output
+        stops_with_one_paragraph(workdir, args, "No space left on device")
         for record in small.rglob("*.msgpack"):               # only whole records are there
             assert store.read_record(record) is not None, record
         assert not (small / "manifest.json").exists() and not list(small.glob(".*.tmp"))
@@ -352,11 +357,7 @@ def test_a_read_only_dataset_dir_stops_with_one_paragraph_and_builds_once_writab
     repo, expected = history
     with mounted_tmpfs(workdir / "readonly", "size=16m,ro") as readonly:
         args = [f"repo={repo}", f"dataset_dir={readonly}"]
-        result = doit(workdir, *args)
-        output = result.stdout + result.stderr
-        assert result.returncode != 0
-        [line] = [line for line in output.splitlines() if "could not write or read" in line]
-        assert "Read-only file system" in line and "Traceback" not in output
+        stops_with_one_paragraph(workdir, args, "Read-only file system")
         remount(readonly, "rw")
         result = doit(workdir, *args)
         assert result.returncode == 0, result.stdout + result.stderr
