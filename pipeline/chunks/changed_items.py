@@ -12,10 +12,11 @@ import difflib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from pipeline.chunks.targets import chunk_skip_reason
-from pipeline.chunks.pieces import ELISION, line_start, pack, split_pieces, with_signature
+from pipeline.chunks.pieces import ELISION, pack, split_pieces, with_signature
+from pipeline.chunks.units import (as_unit, changed_pairs, code_lines, inside, pair_texts,
+                                   residual, same_bytes, signatures, units)
 from pipeline.config import Settings
 from pipeline.git.history import BlobReader
 from pipeline.records import NULL_BLOB, Chunk, Commit, FileChange
@@ -23,122 +24,11 @@ from pipeline.rust.files import module_path, path_skip_reason, skip_reason
 from pipeline.rust.parsing import ParsedFile, RecentParses
 from pipeline.rust.references import REFERENCE_ROLES, item_references
 from pipeline.rust.symbols import DEFINITION_KINDS
-from pipeline.rust.syntax import analyse, children_by_parent
+from pipeline.rust.syntax import analyse
 from pipeline.text import cut_at_line, decode
 
 SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
 FALLBACK_CONTEXT_LINES = 3
-# Items that are compared as units; `use` lines and inline-mod headers belong to the file.
-_NOT_UNITS = {"use", "mod"}
-
-
-def _own_text(source: bytes, item: dict, children: list) -> str:
-    """An item's text without its child items: for an impl, its header and non-item lines."""
-    pieces, cursor = [], line_start(source, item["start_byte"])
-    for child in children:
-        pieces.append(source[cursor:line_start(source, child["start_byte"])])
-        cursor = child["end_byte"]
-    pieces.append(source[cursor:item["end_byte"]])
-    return decode(b"".join(pieces))
-
-
-def _units(file: ParsedFile) -> dict:
-    """qualname -> indexes of the items compared as units, in file order."""
-    units: dict = {}
-    for index, item in enumerate(analyse(file)["items"]):
-        if item["kind"] not in _NOT_UNITS:
-            units.setdefault(item["qualname"], []).append(index)
-    return units
-
-
-def _span(file: ParsedFile, index: int) -> bytes:
-    item = analyse(file)["items"][index]
-    return file.source[line_start(file.source, item["start_byte"]):item["end_byte"]]
-
-
-def _same_bytes(old: bytes, old_item: dict, new: bytes, new_item: dict) -> bool:
-    """Whether two items have the same text and the same start of line before them (so
-    the same _span), by slicing alone: this runs for every item of every changed file."""
-    old_start, new_start = old_item["start_byte"], new_item["start_byte"]
-    return (old[old_start:old_item["end_byte"]] == new[new_start:new_item["end_byte"]]
-            and old[old.rfind(b"\n", 0, old_start) + 1:old_start]
-            == new[new.rfind(b"\n", 0, new_start) + 1:new_start])
-
-
-class Unit(NamedTuple):
-    """One side of an item compared as a unit."""
-    item: dict | None          # None: the item does not exist on this side
-    text: str                  # its verbatim span, doc comments and attributes included
-    comparable: str | None     # what decides whether the item changed
-    place: tuple | None        # (parsed file, item index)
-    container: bool = False    # an impl or trait: its members are units of their own
-
-
-def _unit(file: ParsedFile, index: int) -> Unit:
-    """The unit of item index of file.
-
-    An impl or trait counts as changed when its text without its members changed (more
-    than whitespace): a changed member is a chunk of its own.
-    """
-    items = analyse(file)["items"]
-    if "children" not in file.memo:
-        file.memo["children"] = children_by_parent(items)
-    item, children = items[index], file.memo["children"]
-    text = decode(_span(file, index))
-    if index in children:
-        own = _own_text(file.source, item, children[index])
-        return Unit(item, text, " ".join(own.split()), (file, index), True)
-    return Unit(item, text, text, (file, index), False)
-
-
-_ABSENT = Unit(None, "", None, None, False)
-
-
-def _changed_pairs(olds: list, news: list):
-    """(old unit, new unit) for each change among units sharing a qualified name.
-
-    Usually one each; a name repeated in a file (`rgtest!` invocations, cfg'd twins) is
-    aligned by content, so inserting one in the middle is one addition, not a shift that
-    pairs every later one with its neighbour.
-    """
-    if len(olds) <= 1 and len(news) <= 1:
-        old, new = (olds or [_ABSENT])[0], (news or [_ABSENT])[0]
-        if old.comparable != new.comparable:
-            yield old, new
-        return
-    matcher = difflib.SequenceMatcher(None, [u.comparable for u in olds],
-                                      [u.comparable for u in news], autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            continue
-        old_run, new_run = olds[i1:i2], news[j1:j2]
-        for k in range(max(len(old_run), len(new_run))):
-            yield (old_run[k] if k < len(old_run) else _ABSENT,
-                   new_run[k] if k < len(new_run) else _ABSENT)
-
-
-def _residual(file: ParsedFile) -> str:
-    """The file's lines that lie in no unit (imports, comments, mod headers), each run of
-    them verbatim, an elision marker where units were left out between two runs."""
-    lines = file.source.split(b"\n")
-    items = analyse(file)["items"]
-    covered = sorted((item["start_line"] - 1, min(item["end_line"], len(lines)))
-                     for item in items
-                     if item["kind"] not in _NOT_UNITS and (
-                         item["parent"] < 0 or items[item["parent"]]["kind"] == "mod"))
-    runs, cursor = [], 0
-    for start, end in covered:              # rows [start, end) belong to a unit
-        runs.append(b"\n".join(lines[cursor:start]).strip(b"\n"))
-        cursor = max(cursor, end)
-    runs.append(b"\n".join(lines[cursor:]).strip(b"\n"))
-    return f"\n{ELISION}\n".join(decode(run) for run in runs if run.strip())
-
-
-def _code_lines(text: str) -> list:
-    """What decides whether the residual changed: its non-blank lines, markers aside."""
-    return [line for line in text.split("\n") if line.strip() and line != ELISION]
-
-
 def _changed_ranges(old: str, new: str, first_line: int) -> list:
     """New-side line ranges [start, end] (1-based, in the file) that differ from old."""
     matcher = difflib.SequenceMatcher(None, old.splitlines(), new.splitlines(), autojunk=False)
@@ -215,72 +105,26 @@ def _uses(items: list, places: list) -> dict:
     return {"refs": refs, "owner": owner}
 
 
-def _inside(unit: Unit, whole: set) -> bool:
-    """Whether unit is a member of a container that is a chunk whole."""
-    if unit.place is None:
-        return False
-    file, index = unit.place
-    return (id(file), unit.item["parent"]) in whole
-
-
-def _header(unit: Unit) -> str:
-    """An item's verbatim text up to its body: docs, attributes and signature."""
-    file, index = unit.place
-    start = line_start(file.source, unit.item["start_byte"])
-    return decode(file.source[start:unit.item["body_start"]]).rstrip()
-
-
-def _signature(unit: Unit) -> str:
-    """An item's header without its docs and attributes, opening its body: what a piece of
-    the item carries so that it says where it belongs."""
-    if unit.place is None:
-        return ""
-    lines = _header(unit).split("\n")
-    while len(lines) > 1 and lines[0].lstrip().startswith(("///", "//!", "#[", "//")):
-        lines.pop(0)
-    if unit.item["body_start"] >= unit.item["end_byte"]:
-        return lines[0]       # no body to open (a macro): its first line says what it is
-    return "\n".join(lines) + " {"
-
-
-def _signatures(old_unit: Unit, new_unit: Unit) -> tuple:
-    return _signature(old_unit), _signature(new_unit)
-
-
-def _pair_texts(old_unit: Unit, new_unit: Unit, whole: set) -> tuple | None:
-    """(old text, new text) of a changed pair. A container added or deleted is one chunk
-    with its members (which are then not chunks of their own); a container changed
-    outside its members is its header (None if only comments or blank lines changed)."""
-    if not (old_unit.container or new_unit.container):
-        return old_unit.text, new_unit.text
-    if old_unit.item is None or new_unit.item is None:
-        file, index = (new_unit if new_unit.item is not None else old_unit).place
-        whole.add((id(file), index))
-        return old_unit.text, new_unit.text
-    old_header, new_header = _header(old_unit), _header(new_unit)
-    return (old_header, new_header) if old_header != new_header else None
-
-
 def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | None,
                  counts) -> list:
     prefix = module_path(change.new_path)
     prefix = f"{prefix}::" if prefix else ""
     whole: set = set()        # (file id, index) of containers that are chunks whole
-    old_units = _units(old) if old is not None else {}
-    new_units = _units(new) if new is not None else {}
+    old_units = units(old) if old is not None else {}
+    new_units = units(new) if new is not None else {}
     old_items = analyse(old)["items"] if old is not None else []
     new_items = analyse(new)["items"] if new is not None else []
     chunks = []
     for name in list(new_units) + [name for name in old_units if name not in new_units]:
         olds, news = old_units.get(name, []), new_units.get(name, [])
-        if len(olds) == len(news) == 1 and _same_bytes(
+        if len(olds) == len(news) == 1 and same_bytes(
                 old.source, old_items[olds[0]], new.source, new_items[news[0]]):
             continue              # most items of a file: no text to build
-        pairs = _changed_pairs([_unit(old, i) for i in olds], [_unit(new, i) for i in news])
+        pairs = changed_pairs([as_unit(old, i) for i in olds], [as_unit(new, i) for i in news])
         for old_unit, new_unit in pairs:
-            if any(_inside(unit, whole) for unit in (old_unit, new_unit)):
+            if any(inside(unit, whole) for unit in (old_unit, new_unit)):
                 continue          # part of a container added or deleted whole
-            texts = _pair_texts(old_unit, new_unit, whole)
+            texts = pair_texts(old_unit, new_unit, whole)
             if texts is None:
                 counts.skipped["comment_only"] += 1
                 continue
@@ -290,10 +134,10 @@ def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | Non
                          [u.place for u in (new_unit, old_unit) if u.place])
             chunks += _unit_chunks(settings, change, new_unit.item or old_unit.item,
                                    prefix + name, change_kind, *texts, uses,
-                                   _signatures(old_unit, new_unit))
-    old_rest = _residual(old) if old is not None else ""
-    new_rest = _residual(new) if new is not None else ""
-    if _code_lines(old_rest) != _code_lines(new_rest):
+                                   signatures(old_unit, new_unit))
+    old_rest = residual(old) if old is not None else ""
+    new_rest = residual(new) if new is not None else ""
+    if code_lines(old_rest) != code_lines(new_rest):
         file_change = "added" if old is None else "deleted" if new is None else "modified"
         chunks += _unit_chunks(settings, change, {"kind": "file", "start_line": 1},
                                prefix.rstrip(":") or change.new_path, file_change, old_rest,

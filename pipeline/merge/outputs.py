@@ -99,6 +99,26 @@ def _commit_range(shards: list) -> dict | None:
             "last_date": _iso(shards[-1].committer_time)}
 
 
+def _manifest(settings, listing, key, tokenizer_info, tokenizer, layout, shards_by_split,
+              files) -> dict:
+    """Everything needed to know what the outputs are and to reproduce them."""
+    return {
+        "pipeline_version": __version__, "merge_key": key,
+        "settings": dataclasses.asdict(settings),
+        "repository": listing["repo"], "repository_name": listing["name"],
+        "ref": listing["ref"], "head": listing["head"],
+        "shallow_boundary": listing.get("shallow", []),
+        "tokenizer": {"hash": tokenizer_info["hash"], "source": tokenizer_info["source"],
+                      "trained_on_commit": tokenizer_info["trained_on_commit"],
+                      "layout": layout.describe(), "added_tokens": {
+                          token: tokenizer.token_to_id(token)
+                          for token in tokenizer_info["added_tokens"]}},
+        "splits": {split: _commit_range(shards_by_split[split]) for split in SPLITS},
+        "files": {name: {"sha256": _sha256(path), "bytes": path.stat().st_size}
+                  for name, path in sorted(files.items())},
+    }
+
+
 def _rows(settings, layout, shards_by_split: dict, kept: dict, name_ids: list,
           counts: Counter) -> dict:
     """split -> [(example, token shard)] in commit order."""
@@ -143,21 +163,8 @@ def merge(settings: Settings, listing: dict, shards: list, tokenizer_info: dict,
         for split in SPLITS}
     _write_json(out / "stats.json", stats)
     files["stats.json"] = out / "stats.json"
-    manifest = {
-        "pipeline_version": __version__, "merge_key": key,
-        "settings": dataclasses.asdict(settings),
-        "repository": listing["repo"], "repository_name": listing["name"],
-        "ref": listing["ref"], "head": listing["head"],
-        "shallow_boundary": listing.get("shallow", []),
-        "tokenizer": {"hash": tokenizer_info["hash"], "source": tokenizer_info["source"],
-                      "trained_on_commit": tokenizer_info["trained_on_commit"],
-                      "layout": layout.describe(), "added_tokens": {
-                          token: tokenizer.token_to_id(token)
-                          for token in tokenizer_info["added_tokens"]}},
-        "splits": {split: _commit_range(shards_by_split[split]) for split in SPLITS},
-        "files": {name: {"sha256": _sha256(path), "bytes": path.stat().st_size}
-                  for name, path in sorted(files.items())},
-    }
+    manifest = _manifest(settings, listing, key, tokenizer_info, tokenizer, layout,
+                         shards_by_split, files)
     _write_json(out / "manifest.json", manifest)
     return stats
 

@@ -1,0 +1,174 @@
+"""A parsed file version in, its items as units to compare out, and how changed pairs of
+units become old and new texts.
+
+Old and new items of a file are paired by qualified name and compared by text; an impl or
+trait by its text without its members (each member is a unit of its own). What lies
+outside every unit (use lines, comments, mod headers) is the file's residual, compared as
+one more unit, so no change vanishes.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import NamedTuple
+
+from pipeline.chunks.pieces import ELISION, line_start
+from pipeline.rust.parsing import ParsedFile
+from pipeline.rust.syntax import analyse, children_by_parent
+from pipeline.text import decode
+
+# Items that are compared as units; `use` lines and inline-mod headers belong to the file.
+NOT_UNITS = {"use", "mod"}
+
+
+def _own_text(source: bytes, item: dict, children: list) -> str:
+    """An item's text without its child items: for an impl, its header and non-item lines."""
+    pieces, cursor = [], line_start(source, item["start_byte"])
+    for child in children:
+        pieces.append(source[cursor:line_start(source, child["start_byte"])])
+        cursor = child["end_byte"]
+    pieces.append(source[cursor:item["end_byte"]])
+    return decode(b"".join(pieces))
+
+
+def units(file: ParsedFile) -> dict:
+    """qualname -> indexes of the items compared as units, in file order."""
+    units: dict = {}
+    for index, item in enumerate(analyse(file)["items"]):
+        if item["kind"] not in NOT_UNITS:
+            units.setdefault(item["qualname"], []).append(index)
+    return units
+
+
+def _span(file: ParsedFile, index: int) -> bytes:
+    item = analyse(file)["items"][index]
+    return file.source[line_start(file.source, item["start_byte"]):item["end_byte"]]
+
+
+def same_bytes(old: bytes, old_item: dict, new: bytes, new_item: dict) -> bool:
+    """Whether two items have the same text and the same start of line before them (so
+    the same _span), by slicing alone: this runs for every item of every changed file."""
+    old_start, new_start = old_item["start_byte"], new_item["start_byte"]
+    return (old[old_start:old_item["end_byte"]] == new[new_start:new_item["end_byte"]]
+            and old[old.rfind(b"\n", 0, old_start) + 1:old_start]
+            == new[new.rfind(b"\n", 0, new_start) + 1:new_start])
+
+
+class Unit(NamedTuple):
+    """One side of an item compared as a unit."""
+    item: dict | None          # None: the item does not exist on this side
+    text: str                  # its verbatim span, doc comments and attributes included
+    comparable: str | None     # what decides whether the item changed
+    place: tuple | None        # (parsed file, item index)
+    container: bool = False    # an impl or trait: its members are units of their own
+
+
+def as_unit(file: ParsedFile, index: int) -> Unit:
+    """The unit of item index of file.
+
+    An impl or trait counts as changed when its text without its members changed (more
+    than whitespace): a changed member is a chunk of its own.
+    """
+    items = analyse(file)["items"]
+    if "children" not in file.memo:
+        file.memo["children"] = children_by_parent(items)
+    item, children = items[index], file.memo["children"]
+    text = decode(_span(file, index))
+    if index in children:
+        own = _own_text(file.source, item, children[index])
+        return Unit(item, text, " ".join(own.split()), (file, index), True)
+    return Unit(item, text, text, (file, index), False)
+
+
+_ABSENT = Unit(None, "", None, None, False)
+
+
+def changed_pairs(olds: list, news: list):
+    """(old unit, new unit) for each change among units sharing a qualified name.
+
+    Usually one each; a name repeated in a file (`rgtest!` invocations, cfg'd twins) is
+    aligned by content, so inserting one in the middle is one addition, not a shift that
+    pairs every later one with its neighbour.
+    """
+    if len(olds) <= 1 and len(news) <= 1:
+        old, new = (olds or [_ABSENT])[0], (news or [_ABSENT])[0]
+        if old.comparable != new.comparable:
+            yield old, new
+        return
+    matcher = difflib.SequenceMatcher(None, [u.comparable for u in olds],
+                                      [u.comparable for u in news], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        old_run, new_run = olds[i1:i2], news[j1:j2]
+        for k in range(max(len(old_run), len(new_run))):
+            yield (old_run[k] if k < len(old_run) else _ABSENT,
+                   new_run[k] if k < len(new_run) else _ABSENT)
+
+
+def residual(file: ParsedFile) -> str:
+    """The file's lines that lie in no unit (imports, comments, mod headers), each run of
+    them verbatim, an elision marker where units were left out between two runs."""
+    lines = file.source.split(b"\n")
+    items = analyse(file)["items"]
+    covered = sorted((item["start_line"] - 1, min(item["end_line"], len(lines)))
+                     for item in items
+                     if item["kind"] not in NOT_UNITS and (
+                         item["parent"] < 0 or items[item["parent"]]["kind"] == "mod"))
+    runs, cursor = [], 0
+    for start, end in covered:              # rows [start, end) belong to a unit
+        runs.append(b"\n".join(lines[cursor:start]).strip(b"\n"))
+        cursor = max(cursor, end)
+    runs.append(b"\n".join(lines[cursor:]).strip(b"\n"))
+    return f"\n{ELISION}\n".join(decode(run) for run in runs if run.strip())
+
+
+def code_lines(text: str) -> list:
+    """What decides whether the residual changed: its non-blank lines, markers aside."""
+    return [line for line in text.split("\n") if line.strip() and line != ELISION]
+
+
+def inside(unit: Unit, whole: set) -> bool:
+    """Whether unit is a member of a container that is a chunk whole."""
+    if unit.place is None:
+        return False
+    file, index = unit.place
+    return (id(file), unit.item["parent"]) in whole
+
+
+def _header(unit: Unit) -> str:
+    """An item's verbatim text up to its body: docs, attributes and signature."""
+    file, index = unit.place
+    start = line_start(file.source, unit.item["start_byte"])
+    return decode(file.source[start:unit.item["body_start"]]).rstrip()
+
+
+def _signature(unit: Unit) -> str:
+    """An item's header without its docs and attributes, opening its body: what a piece of
+    the item carries so that it says where it belongs."""
+    if unit.place is None:
+        return ""
+    lines = _header(unit).split("\n")
+    while len(lines) > 1 and lines[0].lstrip().startswith(("///", "//!", "#[", "//")):
+        lines.pop(0)
+    if unit.item["body_start"] >= unit.item["end_byte"]:
+        return lines[0]       # no body to open (a macro): its first line says what it is
+    return "\n".join(lines) + " {"
+
+
+def signatures(old_unit: Unit, new_unit: Unit) -> tuple:
+    return _signature(old_unit), _signature(new_unit)
+
+
+def pair_texts(old_unit: Unit, new_unit: Unit, whole: set) -> tuple | None:
+    """(old text, new text) of a changed pair. A container added or deleted is one chunk
+    with its members (which are then not chunks of their own); a container changed
+    outside its members is its header (None if only comments or blank lines changed)."""
+    if not (old_unit.container or new_unit.container):
+        return old_unit.text, new_unit.text
+    if old_unit.item is None or new_unit.item is None:
+        file, index = (new_unit if new_unit.item is not None else old_unit).place
+        whole.add((id(file), index))
+        return old_unit.text, new_unit.text
+    old_header, new_header = _header(old_unit), _header(new_unit)
+    return (old_header, new_header) if old_header != new_header else None
