@@ -133,3 +133,14 @@ def test_the_default_tokenizer_is_trained_on_the_last_train_commit(workdir, samp
     splits = manifest["splits"]
     assert manifest["tokenizer"]["trained_on_commit"] == splits["train"]["last_commit"]
     assert splits["train"]["last_date"] < splits["val"]["first_date"]
+
+
+def test_a_piece_of_a_large_const_carries_its_own_first_line(rust_repo):
+    rows = "".join(f"    ({i}, \"value number {i}\"),\n" for i in range(60))
+    table = "pub const TABLE: &[(u32, &str)] = &[\n" + rows + "];\n"
+    sha = rust_repo.commit("table", {"src/table.rs": table})
+    chunks = shard_of(rust_repo, sha, max_item_chars=600)["chunks"]
+    assert len(chunks) > 1
+    for chunk in chunks[1:]:
+        assert chunk["new_code"].startswith(
+            f"pub const TABLE: &[(u32, &str)] = &[\n    {ELISION}\n    (")

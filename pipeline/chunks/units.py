@@ -153,7 +153,12 @@ def _signature(unit: Unit) -> str:
         lines.pop(0)
     if unit.item["body_start"] >= unit.item["end_byte"]:
         return lines[0]       # no body to open (a macro): its first line says what it is
-    return "\n".join(lines) + " {"
+    # The body's own first line as the file has it: `{`, or `&[` of a const's value.
+    file, _ = unit.place
+    body, end = unit.item["body_start"], unit.item["end_byte"]
+    line_end = file.source.find(b"\n", body, end)
+    opening = decode(file.source[body:line_end if line_end >= 0 else end])
+    return "\n".join(lines) + " " + opening.strip()
 
 
 def signatures(old_unit: Unit, new_unit: Unit) -> tuple:
