@@ -13,6 +13,9 @@ from array import array
 from dataclasses import dataclass, field
 
 NULL_BLOB = "0" * 40
+ABSENT_MODE = "000000"          # the side of a change where the file does not exist
+# Modes of tree entries that are no file to read, by what they are.
+SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
 
 
 def to_plain(value):
@@ -184,7 +187,5 @@ class Example:
     loss_spans: list           # [start, end) ranges that carry loss
     paths: list                # per segment
     items: list
-    # Per segment: (digest of ids, tokens, kind, origin) of each context snippet shown.
-    context_pieces: list
-    parts: list = field(default_factory=list)   # (Segment, ContextPiece shown, message?)
+    parts: list                # per segment: (Segment, ContextPiece shown, message shown?)
     context_dropped: int = 0   # snippets left out for lack of room

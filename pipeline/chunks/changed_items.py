@@ -19,7 +19,7 @@ from pipeline.chunks.units import (as_unit, changed_pairs, code_lines, inside, p
                                    residual, same_bytes, signatures, units)
 from pipeline.config import Settings
 from pipeline.git.history import BlobReader
-from pipeline.records import NULL_BLOB, Chunk, Commit, FileChange
+from pipeline.records import ABSENT_MODE, NULL_BLOB, SKIPPED_MODES, Chunk, Commit, FileChange
 from pipeline.rust.files import module_path, path_skip_reason, skip_reason
 from pipeline.rust.parsing import ParsedFile, RecentParses
 from pipeline.rust.references import REFERENCE_ROLES, item_references
@@ -27,7 +27,6 @@ from pipeline.rust.symbols import DEFINITION_KINDS
 from pipeline.rust.syntax import analyse
 from pipeline.text import cut_at_line, decode
 
-SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
 FALLBACK_CONTEXT_LINES = 3
 def _changed_ranges(old: str, new: str, first_line: int) -> list:
     """New-side line ranges [start, end] (1-based, in the file) that differ from old."""
@@ -172,7 +171,7 @@ class FileCounts:
 
 def _read_side(reader: BlobReader, blob: str, mode: str, settings, counts: FileCounts):
     """(bytes, ok) for one side of a change; ok False means the file was skipped and counted."""
-    if blob == NULL_BLOB or mode == "000000":
+    if blob == NULL_BLOB or mode == ABSENT_MODE:
         return None, True
     if mode in SKIPPED_MODES:
         counts.skipped[SKIPPED_MODES[mode]] += 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from pipeline.records import Chunk
+from pipeline.records import ABSENT_MODE, SKIPPED_MODES, Chunk
 from pipeline.rust.files import module_path, path_skip_reason
 from pipeline.rust.symbols import Definition, SymbolIndex
 
@@ -177,10 +177,10 @@ def same_commit_definitions(index: SymbolIndex, changes) -> dict:
     """name -> the definitions a commit's changes add or change (their new versions)."""
     found: dict = defaultdict(list)
     for change in changes or ():
-        if change.new_mode in ("000000", "120000", "160000") or \
+        if change.new_mode == ABSENT_MODE or change.new_mode in SKIPPED_MODES or \
                 path_skip_reason(change.new_path, index.exclude_globs) is not None:
             continue
-        old_regular = change.old_mode not in ("000000", "120000", "160000")
+        old_regular = change.old_mode != ABSENT_MODE and change.old_mode not in SKIPPED_MODES
         old = index.file_definitions(change.old_path, change.old_blob if old_regular else None)
         for name, definitions in index.file_definitions(change.new_path,
                                                         change.new_blob).items():

@@ -16,21 +16,23 @@ from pipeline.rust.parsing import get_parser
 _COMMENTS = {"line_comment", "block_comment"}
 
 
-def code_tokens(text: str, comments: bool = False) -> list:
-    """The text's tokens as tree-sitter reads them (a string's content is one token, so
-    its spaces count), comments left out unless asked for: two texts with the same tokens
-    differ only in whitespace (and comments)."""
+def code_tokens(text: str) -> tuple[list, list]:
+    """The text's tokens as tree-sitter reads them (a string's content is one token, so its
+    spaces count): all of them, and those outside comments. Two texts with the same tokens
+    differ only in whitespace; with the same tokens outside comments, only in comments
+    and whitespace."""
     source = text.encode()
-    tokens, stack = [], [get_parser().parse(source).root_node]
+    tokens, code, stack = [], [], [get_parser().parse(source).root_node]
     while stack:
         node = stack.pop()
-        if node.type in _COMMENTS and not comments:
-            continue
         if node.child_count == 0 or node.type in _COMMENTS:
-            tokens.append(source[node.start_byte:node.end_byte])
+            token = source[node.start_byte:node.end_byte]
+            tokens.append(token)
+            if node.type not in _COMMENTS:
+                code.append(token)
         else:
             stack.extend(reversed(node.children))
-    return tokens
+    return tokens, code
 
 
 def chunk_skip_reason(chunk: Chunk, settings: Settings) -> str | None:
@@ -39,11 +41,12 @@ def chunk_skip_reason(chunk: Chunk, settings: Settings) -> str | None:
         return "line_over_max_item_chars"
     if not chunk.new_code.strip() and not settings.keep_deletions:
         return "deletion"
-    if "".join(chunk.old_code.split()) == "".join(chunk.new_code.split()) and \
-            code_tokens(chunk.old_code, comments=True) == code_tokens(chunk.new_code,
-                                                                     comments=True):
+    if settings.keep_whitespace_changes and settings.keep_comment_changes:
+        return None
+    old_tokens, old_code = code_tokens(chunk.old_code)
+    new_tokens, new_code = code_tokens(chunk.new_code)
+    if old_tokens == new_tokens:
         return None if settings.keep_whitespace_changes else "whitespace_only"
-    if not settings.keep_comment_changes and code_tokens(chunk.old_code) == \
-            code_tokens(chunk.new_code):
+    if old_code == new_code and not settings.keep_comment_changes:
         return "comment_only"
     return None

@@ -17,7 +17,6 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass, field
 
-from pipeline import store
 from pipeline.records import Example, Segment
 from pipeline.tokens.layout import Layout
 from pipeline.tokens.segments import ID_TYPE
@@ -105,8 +104,6 @@ def _example(settings, layout: Layout, row: Row) -> Example:
     return Example(input_ids=row.input_ids, loss_spans=spans,
                    paths=[s.path for s, _, _ in row.parts],
                    items=[s.item for s, _, _ in row.parts],
-                   context_pieces=[[(store.digest(p.ids), _length(p.ids), p.kind, p.origin)
-                                    for p in pieces] for _, pieces, _ in row.parts],
                    parts=row.parts, context_dropped=row.dropped)
 
 

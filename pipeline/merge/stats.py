@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import statistics
+from array import array
 from collections import Counter
 
 from pipeline.merge.splits import SPLITS
+from pipeline.tokens.segments import ID_TYPE
 
 
 def _distribution(values: list) -> dict:
@@ -21,6 +23,10 @@ def _summed(shards: list, key: str) -> dict:
                            Counter()).items()))
 
 
+def _tokens(ids: bytes) -> int:
+    return len(ids) // array(ID_TYPE).itemsize
+
+
 def _context_measures(rows: list) -> dict:
     """How a split's real tokens divide: context (imports apart), context repeated within
     its row (the same ids shown twice), loss; and its snippets by origin."""
@@ -30,13 +36,14 @@ def _context_measures(rows: list) -> dict:
     origins: Counter = Counter()
     for example, _ in rows:
         seen = set()
-        for pieces in example.context_pieces:
-            for digest, count, kind, origin in pieces:
+        for _, pieces, _ in example.parts:
+            for piece in pieces:
+                count = _tokens(piece.ids)
                 context += count
-                imports += count if kind == "import" else 0
-                repeated += count if digest in seen else 0
-                seen.add(digest)
-                origins[origin] += kind != "import"
+                imports += count if piece.kind == "import" else 0
+                repeated += count if piece.ids in seen else 0
+                seen.add(piece.ids)
+                origins[piece.origin] += piece.kind != "import"
     share = lambda part: round(part / tokens, 4) if tokens else 0.0  # noqa: E731
     return {"tokens": tokens, "loss_tokens": loss, "context_tokens": context,
             "loss_share": share(loss), "context_share": share(context),
@@ -47,11 +54,11 @@ def _context_measures(rows: list) -> dict:
 def dataset_stats(shards_by_split: dict, rows_by_split: dict, segments: list) -> dict:
     shards = [shard for split in SPLITS for shard in shards_by_split[split]]
     rows = [row for split in SPLITS for row in rows_by_split[split]]
-    shown = [pieces for example, _ in rows for pieces in example.context_pieces]
+    shown = [pieces for example, _ in rows for _, pieces, _ in example.parts]
     field_tokens = {"old_code": [s.field_tokens["old_code"] for s in segments],
-                    "message": [len(shard.message) // 4 for shard in shards],
+                    "message": [_tokens(shard.message) for shard in shards],
                     "new_code": [s.field_tokens["new_code"] for s in segments],
-                    "context": [sum(count for _, count, _, _ in pieces) for pieces in shown]}
+                    "context": [sum(_tokens(p.ids) for p in pieces) for pieces in shown]}
     truncations = Counter(_summed(shards, "truncations"))
     truncations["context_dropped"] += sum(example.context_dropped for example, _ in rows)
     return {
@@ -67,10 +74,10 @@ def dataset_stats(shards_by_split: dict, rows_by_split: dict, segments: list) ->
         "missing_objects": sorted({sha for shard in shards for sha in shard.missing_objects}),
         "chunks_by_kind": dict(sorted(Counter(s.kind for s in segments).items())),
         "chunks_by_change": dict(sorted(Counter(s.change for s in segments).items())),
-        "context_snippets": dict(sorted(Counter(kind for pieces in shown
-                                                for _, _, kind, _ in pieces).items())),
+        "context_snippets": dict(sorted(Counter(piece.kind for pieces in shown
+                                                for piece in pieces).items())),
         "chunks_with_cross_file_definition": round(sum(
-            any(kind != "import" for _, _, kind, _ in pieces) for pieces in shown)
+            any(piece.kind != "import" for piece in pieces) for pieces in shown)
             / max(len(shown), 1), 4),
         "context_resolution": _summed(shards, "context_counts"),
         "build_seconds_per_stage": {stage: round(seconds, 2) for stage, seconds in

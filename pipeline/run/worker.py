@@ -34,16 +34,15 @@ class Worker:
         self.reader = BlobReader(self.repo)
         self.index = SymbolIndex(self.repo, self.reader, RecentParses(), settings.cache,
                                  settings.max_file_bytes, settings.exclude_globs())
-        self._listing: dict = {}
-        self._listing_from: dict | None = None
+        self._listing: dict | None = None
         self._tokenizer = None              # (info, tokenizer, layout)
 
     def listing(self) -> dict:
-        """The current run's commit list (read once; again if the run moved on). The reader
-        learns from it which blobs a partial clone lacks."""
-        pointer = current_pointer(self.settings)
-        if pointer != self._listing_from:
-            self._listing, self._listing_from = read_commit_list(pointer), pointer
+        """The run's commit list, read at first use (a Worker serves one run: the run
+        session closes it, a pool ends with its stage). The reader learns from it which
+        blobs a partial clone lacks."""
+        if self._listing is None:
+            self._listing = read_commit_list(current_pointer(self.settings))
             partial = self._listing.get("partial")
             self.reader.missing = frozenset(self._listing["missing"]) if partial else None
         return self._listing
@@ -52,9 +51,9 @@ class Worker:
         return self.listing()["by_sha"][sha]
 
     def tokenizer(self) -> tuple:
-        """(info, tokenizer, layout) of the run's tokenizer, loaded once."""
-        info = current_tokenizer_info(self.settings)
-        if self._tokenizer is None or self._tokenizer[0]["hash"] != info["hash"]:
+        """(info, tokenizer, layout) of the run's tokenizer, loaded at first use."""
+        if self._tokenizer is None:
+            info = current_tokenizer_info(self.settings)
             tokenizer = load_tokenizer(info["path"])
             self._tokenizer = (info, tokenizer, layout_of(tokenizer))
         return self._tokenizer
