@@ -179,3 +179,18 @@ def test_a_name_imported_from_outside_the_repository_never_resolves_by_uniquenes
     assert run_doit(f"repo={rust_repo.path}", "val_ratio=0", "test_ratio=0")[0] == 0
     (row,) = rows_of(workdir, sha)
     assert "pub enum Command" not in row
+
+
+def test_the_import_snippet_is_the_file_scope_once_and_file_chunks_get_none(
+        workdir, rust_repo):
+    server = SERVER + "\n#[cfg(test)]\nmod tests {\n    use super::*;\n    use crate::model::Peer;\n}\n"
+    rust_repo.commit("base", {"src/lib.rs": LIB, "src/model.rs": MODEL, "src/server.rs": server,
+                              "src/util.rs": ""})
+    serve = rust_repo.commit("serve adds two", {"src/server.rs": server.replace("+ 1", "+ 2")})
+    use = rust_repo.commit("use io", {"src/server.rs": "use std::io;\n" + server.replace(
+        "+ 1", "+ 2")})
+    assert run_doit(f"repo={rust_repo.path}", "val_ratio=0", "test_ratio=0")[0] == 0
+    (row,) = rows_of(workdir, serve)
+    assert snippets(row, "CONTEXT import") == ["use crate::model::Peer;"]
+    (row,) = rows_of(workdir, use)                # the old code is the imports already
+    assert "CONTEXT import" not in row and "use std::io;" in row

@@ -193,8 +193,9 @@ class FileChunks:
     """The chunks of one changed file and its imports ([path, alias] of its `use` trees)."""
     path: str
     chunks: list              # Chunk
-    parent_imports: list      # as the author saw them: the parent version's
+    parent_imports: list      # as the author saw them: the parent version's, all scopes
     new_imports: list         # the new version's: they help resolve names, never shown
+    shown_imports: list       # the parent version's at the file's own scope: the snippet
     own_names: set = field(default_factory=set)   # what the file defines, before or after
 
 
@@ -223,6 +224,7 @@ def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
     old_an = analyse(old) if old is not None else None
     new_an = analyse(new) if new is not None else None
     imports = [an["imports"] if an else [] for an in (old_an, new_an)]
+    imports.append(old_an["module_imports"] if old_an else [])
     if any(an and an["decode_errors"] for an in (old_an, new_an)):
         counts.flagged["non_utf8_decoded_with_replacement"] += 1
     if any(an and an["has_error"] for an in (old_an, new_an)):

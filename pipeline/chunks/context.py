@@ -85,12 +85,12 @@ def cut_definition(text: str, limit: int) -> str | None:
 
 
 def import_snippet(file_path: str, imports: list) -> list:
-    """The imports of the chunk's file as the author saw them."""
-    if not imports:
+    """The imports of the chunk's file as the author saw them, each once."""
+    lines = dict.fromkeys(f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
+                          else f"use {path} as {alias};" for path, alias in imports)
+    if not lines:
         return []
-    lines = "\n".join(f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
-                       else f"use {path} as {alias};" for path, alias in imports)
-    return [Snippet(kind="import", path=file_path, name="imports", text=lines)]
+    return [Snippet(kind="import", path=file_path, name="imports", text="\n".join(lines))]
 
 
 def _wanted(chunk: Chunk) -> list:
@@ -107,10 +107,11 @@ def chunk_context(index: SymbolIndex, same_commit: dict, chunk: Chunk, files: di
     """The context snippets of one chunk within the per-snippet, per-kind and total
     budgets, and the spare ones that come next: a row that already shows some of the
     first gives the room they would take to the spare ones (pipeline.merge.packing).
-    files: path -> (imports as the author saw them, imports of the new version, names the
-    file defines)."""
-    seen_imports, new_imports, own_names = files[chunk.path]
-    snippets = import_snippet(chunk.path, seen_imports)
+    files: path -> (imports as the author saw them, imports of the new version, the first's
+    at the file's own scope, names the file defines). A file-level chunk gets no import
+    snippet: its old code is the file's imports already."""
+    seen_imports, new_imports, shown_imports, own_names = files[chunk.path]
+    snippets = import_snippet(chunk.path, shown_imports) if chunk.kind != "file" else []
     found, owners, priority = [], len(owner_names(chunk.owner)), 0
     for position, (name, role) in enumerate(_wanted(chunk)):
         resolved = resolve(index, same_commit, own_names, chunk, seen_imports + new_imports,
@@ -146,8 +147,8 @@ def attach_context(files: list, index: SymbolIndex, same_commit: dict,
     """Give every chunk of a commit's files (FileChunks) its context; returns how names
     were resolved, counted."""
     counts: Counter = Counter()
-    imports = {file.path: (file.parent_imports, file.new_imports, file.own_names)
-               for file in files}
+    imports = {file.path: (file.parent_imports, file.new_imports, file.shown_imports,
+                           file.own_names) for file in files}
     for file in files:
         for chunk in file.chunks:
             chunk.context, chunk.spare_context = chunk_context(

@@ -117,7 +117,10 @@ def _add_item(node, item_node, start, source, scope, owner, parent, out):
         "body_start": _body_start(item_node), "parent": parent,
     })
     if item_node.type == "use_declaration":
-        _flatten_use(item_node.child_by_field_name("argument"), "", out["imports"])
+        argument = item_node.child_by_field_name("argument")
+        _flatten_use(argument, "", out["imports"])
+        if parent < 0:            # the file's own scope (not an inline `mod tests`)
+            _flatten_use(argument, "", out["module_imports"])
     body = item_node.child_by_field_name("body")
     if item_node.type in _ITEM_CONTAINERS and body is not None:
         if item_node.type == "mod_item":
@@ -169,8 +172,9 @@ def _analysis(file: ParsedFile) -> dict:
     source = file.source
     if file.tree is None:
         return {"version": ANALYSER_VERSION, "has_error": True, "decode_errors": False,
-                "line_count": source.count(b"\n") + 1, "items": [], "imports": []}
-    out: dict = {"items": [], "imports": []}
+                "line_count": source.count(b"\n") + 1, "items": [], "imports": [],
+                "module_imports": []}
+    out: dict = {"items": [], "imports": [], "module_imports": []}
     _collect(file.tree.root_node, source, "", "", -1, out)
     try:
         source.decode("utf-8")
@@ -179,6 +183,7 @@ def _analysis(file: ParsedFile) -> dict:
         decode_errors = True
     return {"version": ANALYSER_VERSION, "has_error": file.tree.root_node.has_error,
             "decode_errors": decode_errors, "line_count": source.count(b"\n") + 1,
-            "items": out["items"], "imports": out["imports"]}
+            "items": out["items"], "imports": out["imports"],
+            "module_imports": out["module_imports"]}
 
 
