@@ -194,3 +194,13 @@ def test_the_import_snippet_is_the_file_scope_once_and_file_chunks_get_none(
     assert snippets(row, "CONTEXT import") == ["use crate::model::Peer;"]
     (row,) = rows_of(workdir, use)                # the old code is the imports already
     assert "CONTEXT import" not in row and "use std::io;" in row
+
+
+def test_a_2015_import_of_a_crate_root_item_resolves(workdir, rust_repo):
+    lib = "pub mod server;\n\n/// The crate's error.\npub struct Error;\n"
+    code = "use Error;\n\npub fn serve() -> Result<(), Error> {\n    Ok(())\n}\n"
+    rust_repo.commit("base", {"src/lib.rs": lib, "src/server.rs": code})
+    sha = rust_repo.commit("serve fails", {"src/server.rs": code.replace("Ok(())", "Err(Error)")})
+    assert run_doit(f"repo={rust_repo.path}", "val_ratio=0", "test_ratio=0")[0] == 0
+    (row,) = rows_of(workdir, sha)
+    assert snippets(row, "CONTEXT struct (parent tree)") == ["/// The crate's error.\npub struct Error;"]

@@ -68,8 +68,9 @@ def _module_file(index: SymbolIndex, from_path: str, segments: list):
 
 
 def _in_module(index, chunk: Chunk, module: list, name: str) -> Definition | None:
-    """The definition of name in the module a path (segments) names from chunk's file."""
-    target = _module_file(index, chunk.path, module) if module else None
+    """The definition of name in the module a path (segments) names from chunk's file; no
+    segments name the crate's root (2015's `use Error;`)."""
+    target = _module_file(index, chunk.path, module or ["crate"])
     if target is None:
         return None
     file, rest = target
