@@ -7,6 +7,7 @@ ones before.
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -75,6 +76,10 @@ class Settings:
     # commit: padded rows, each holding chunks of one commit; sequential: all examples
     # back to back in full windows, with segment_ids marking where each one begins.
     example_mode: str = "commit"
+    # Each split is written in parts: part k holds the split's commits among the history's
+    # k*commits_per_part … (k+1)*commits_per_part - 1, so adding commits rewrites only the
+    # parts they change.
+    commits_per_part: int = 1000
     # Worker processes for the chunks and tokens stages (0: one per core). Outputs do not
     # depend on it, so it is in no stage's section.
     jobs: int = 0
@@ -97,13 +102,14 @@ class Settings:
         return {"val_ratio": self.val_ratio, "test_ratio": self.test_ratio,
                 "val_from": self.val_from, "test_from": self.test_from,
                 "leakage_guard": self.leakage_guard, "example_mode": self.example_mode,
-                "keep_duplicates": self.keep_duplicates, "message_filter": self.message_filter}
+                "keep_duplicates": self.keep_duplicates, "message_filter": self.message_filter,
+                "commits_per_part": self.commits_per_part}
 
     def exclude_globs(self) -> list:
         return [glob.strip() for glob in self.exclude.split(",") if glob.strip()]
 
     def section_hash(self, section: dict) -> str:
-        return content_key(sorted(section.items()))
+        return _section_hash(tuple(sorted(section.items())))
 
     @property
     def repository(self) -> str:
@@ -117,6 +123,12 @@ class Settings:
     @property
     def dataset(self) -> Path:
         return Path(self.dataset_dir)
+
+
+@functools.lru_cache(maxsize=64)
+def _section_hash(items: tuple) -> str:
+    """Remembered: every shard key of a 20,000-commit history hashes the same section."""
+    return content_key(list(items))
 
 
 SETTING_TYPES = {f.name: f.type for f in fields(Settings)}
@@ -194,7 +206,7 @@ def _check_ranges(settings: Settings) -> None:
             "in [0, 1) and leave some commits for training (their sum below 1).")
     budgets = ("max_length", "budget_message", "budget_old", "budget_new", "budget_context",
                "vocab_size", "max_item_chars", "max_file_bytes", "context_snippet_chars",
-               "context_total_chars")
+               "context_total_chars", "commits_per_part")
     for name in ("context_per_kind", "jobs"):
         if getattr(settings, name) < 0:
             raise PipelineError(f"setting {name} must be 0 or more.")

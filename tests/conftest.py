@@ -101,3 +101,13 @@ def build_chunk_shard(config, sha) -> dict:
         return to_plain(worker.build("chunks", sha))
     finally:
         worker.close()
+
+
+def split_outputs(dataset: Path) -> dict:
+    """Every part file of the three splits (tensors and jsonl), by name: what a build
+    writes for a trainer, compared byte for byte between builds."""
+    files = {path.name: path.read_bytes() for split in ("train", "val", "test")
+             for pattern in (f"{split}-*.pt", f"{split}-*.jsonl")
+             for path in sorted(Path(dataset).glob(pattern))}
+    assert {name.split("-")[0] for name in files} == {"train", "val", "test"}, sorted(files)
+    return files

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-import torch
 
 from conftest import build_chunk_shard, run_doit
 from pipeline.config import Settings
+from pipeline.loading import load_tensors
 from pipeline.rust.parsing import parse
 from pipeline.show import describe_row
 
@@ -29,7 +29,7 @@ def rows_of(workdir, sha: str) -> list[str]:
     """Every row of commit sha, in any split, as the labelled text `pipeline.show` prints."""
     found = []
     for split in ("train", "val", "test"):
-        tensors = torch.load(workdir / "dataset" / f"{split}.pt", weights_only=True)
+        tensors = load_tensors(workdir / "dataset", split)
         found += [describe_row(workdir / "dataset", split, row)
                   for row, commit in enumerate(tensors["commit_sha"]) if commit == sha]
     assert found, f"no row for {sha}"

@@ -10,8 +10,9 @@ from tokenizers import Tokenizer
 
 from conftest import run_doit
 from pipeline.config import Settings
-from pipeline.periods import split_bounds
+from pipeline.loading import load_tensors
 from pipeline.merge.tensors import IGNORE_INDEX
+from pipeline.periods import split_bounds
 
 DAY = 86_400
 JAN_1_2024 = 1_704_067_200
@@ -39,7 +40,7 @@ def built_sample(workdir, sample_repo):
 
 
 def load(dataset, split):
-    return torch.load(dataset / f"{split}.pt", weights_only=True, mmap=True)
+    return load_tensors(dataset, split)
 
 
 def test_splits_are_temporal_and_every_commit_is_in_one_split(built_sample):

@@ -10,10 +10,11 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from conftest import run_doit
 from pipeline.config import Settings
+from pipeline.loading import load_tensors
 from pipeline.merge.packing import pack_examples
 from pipeline.records import ChunkShard, to_plain
-from pipeline.tokens.segments import build_token_shard
 from pipeline.tokens.layout import MARKER_TOKENS, layout_of
+from pipeline.tokens.segments import build_token_shard
 from pipeline.tokens.tokenizer import train_tokenizer
 
 CORPUS = ["fn main() {\n    println!(\"hello\");\n}\n", "pub struct Point { x: f64, y: f64 }\n",
@@ -107,7 +108,7 @@ def test_a_given_tokenizer_gets_the_markers_it_lacks_when_asked_and_lists_them(
     added = manifest["tokenizer"]["added_tokens"]
     assert "<commit_before>" in added and "<|endoftext|>" not in added
     assert added["<commit_before>"] >= plain.get_vocab_size()
-    train = torch.load(workdir / "dataset" / "train.pt", weights_only=True)
+    train = load_tensors(workdir / "dataset", "train")
     chunks = sum(len(paths) for paths in train["path"])
     assert (train["input_ids"] == added["<commit_before>"]).sum() == chunks > 0
 
@@ -143,7 +144,7 @@ def test_loss_on_all_labels_every_token():
 def test_sequential_mode_packs_full_windows_and_marks_each_example(workdir, sample_repo):
     assert run_doit(f"repo={sample_repo}", "example_mode=sequential", "max_length=1024",
                     "budget_new=512", "budget_old=256")[0] == 0
-    train = torch.load(workdir / "dataset" / "train.pt", weights_only=True)
+    train = load_tensors(workdir / "dataset", "train")
     tokenizer = Tokenizer.from_file(str(workdir / "dataset" / "tokenizer.json"))
     ids, mask, segments = train["input_ids"], train["attention_mask"], train["segment_ids"]
     assert ids.shape[1] == 1024 and ids.shape[0] > 1

@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from conftest import run_doit
 from pipeline.chunks.pieces import ELISION
 from pipeline.git.sample_repo import git
+from pipeline.loading import jsonl_lines, load_tensors
 from pipeline.merge.tensors import IGNORE_INDEX
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,8 +56,8 @@ def test_a_starcoder2_tokenizer_gets_no_new_token_and_rows_decode_to_the_export(
     assert layout["pad"]["id"] == end
 
     for split in ("train", "val", "test"):
-        tensors = torch.load(workdir / "dataset" / f"{split}.pt", weights_only=True)
-        lines = (workdir / "dataset" / f"{split}.jsonl").read_text().splitlines()
+        tensors = load_tensors(workdir / "dataset", split)
+        lines = [line.rstrip("\n") for line in jsonl_lines(workdir / "dataset", split)]
         assert len(lines) == tensors["input_ids"].shape[0]
         for row, line in enumerate(lines):
             record = json.loads(line)
@@ -78,7 +78,7 @@ def test_the_export_holds_each_field_and_new_code_is_verbatim(workdir, sample_re
     assert run_doit(f"repo={sample_repo}")[0] == 0
     checked = verbatim = 0
     for split in ("train", "val", "test"):
-        for line in (workdir / "dataset" / f"{split}.jsonl").read_text().splitlines():
+        for line in jsonl_lines(workdir / "dataset", split):
             record = json.loads(line)
             assert record["text"].count(record["message"]) >= 1
             for segment in record["segments"]:
@@ -98,5 +98,5 @@ def test_the_export_holds_each_field_and_new_code_is_verbatim(workdir, sample_re
     shown = subprocess.run([sys.executable, "-m", "pipeline.show", "val", "0", "--json",
                             "--dataset", str(workdir / "dataset")], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout
-    first = (workdir / "dataset" / "val.jsonl").read_text().splitlines()[0]
+    first = next(jsonl_lines(workdir / "dataset", "val")).rstrip("\n")
     assert json.loads(shown) == json.loads(first)

@@ -22,7 +22,7 @@ def test_a_row_prints_with_labelled_fields_and_provenance(workdir, sample_repo):
     result = inspect("train", "3", "--dataset", str(workdir / "dataset"))
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    assert text.startswith("train.pt row 3 of ")
+    assert text.startswith("train row 3 of ")
     assert "commit " in text and "crates/" in text
     for label in ("REPOSITORY", "FILE", "OLD CODE", "MESSAGE", "NEW CODE (loss)", "END"):
         assert f"── {label} " in text

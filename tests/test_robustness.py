@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,20 +21,20 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_doit
+from conftest import run_doit, split_outputs
 from pipeline.chunks import shard as chunk_shard
 from pipeline.chunks.shard import chunk_shard_path
+from pipeline.config import Settings
 from pipeline.git.commit_list import current_commit_list
+from pipeline.git.sample_repo import extend_sample_repository, git
+from pipeline.loading import load_tensors
 from pipeline.merge import outputs
 from pipeline.rust import syntax
 from pipeline.tokens import segments
 from pipeline.tokens.segments import token_shard_path
-from pipeline.config import Settings
-from pipeline.git.sample_repo import extend_sample_repository, git
 from pipeline.tokens.tokenizer import current_tokenizer_info
 
 DODO = Path(__file__).resolve().parents[1] / "dodo.py"
-SPLIT_FILES = ("train.pt", "val.pt", "test.pt")
 
 
 def doit_command(workdir, *args):
@@ -47,7 +48,7 @@ def doit(workdir, *args):
 
 
 def tensors(workdir):
-    return {name: (workdir / "dataset" / name).read_bytes() for name in SPLIT_FILES}
+    return split_outputs(workdir / "dataset")
 
 
 def built(record, stage):
@@ -136,7 +137,7 @@ def test_garbage_and_huge_files_never_crash_or_yield_empty_chunks(workdir, rust_
     result = stats(workdir)
     assert result["skipped"]["oversize_file"] == 1
     assert result["files_flagged"]["syntax_error_fallback"] == 1
-    train = __import__("torch").load(workdir / "dataset" / "train.pt", weights_only=True)
+    train = load_tensors(workdir / "dataset", "train")
     for paths in train["path"]:
         assert "src/huge.rs" not in paths
 
@@ -157,6 +158,8 @@ def test_damaged_cache_records_are_rebuilt_and_reported(workdir, sample_repo, ca
     other = sorted(Path("cache/tokens").rglob("*.msgpack"))[9]
     other.write_bytes(b"\x93\x01\x02\x03")                        # valid msgpack, foreign
     (workdir / "dataset" / "manifest.json").unlink()              # make the merge re-run
+    for merged in ("merge", "rows", "parts"):       # and read every token shard again
+        shutil.rmtree(workdir / "cache" / merged)
     assert run_doit(f"repo={sample_repo}")[0] == 0
     assert tensors(workdir) == before
     reported = capfd.readouterr().err

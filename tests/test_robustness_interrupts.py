@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RustRepo, chdir, run_doit
+from conftest import RustRepo, chdir, run_doit, split_outputs
 from pipeline import store
 from pipeline.config import Settings
 from pipeline.git import partial
@@ -24,15 +24,18 @@ from pipeline.git.commit_list import current_commit_list
 from pipeline.git.history import open_repository
 from pipeline.git.sample_repo import START_TIME, extend_sample_repository, git
 from pipeline.run import interrupts
-from test_robustness import SPLIT_FILES, children, doit, doit_command, stats
+from test_robustness import children, doit, doit_command, stats
 from test_session import lock_is_free
 
-OUTPUT_FILES = (*SPLIT_FILES, "tokenizer.json")
 DOIT_SCRIPT = Path(sys.executable).parent / "doit"     # the console script pip installed
 
 
 def outputs(workdir: Path) -> dict:
-    return {name: (workdir / "dataset" / name).read_bytes() for name in OUTPUT_FILES}
+    return outputs_in(workdir / "dataset")
+
+
+def outputs_in(dataset: Path) -> dict:
+    return {**split_outputs(dataset), "tokenizer.json": (dataset / "tokenizer.json").read_bytes()}
 
 
 def shards(workdir: Path, stage: str) -> int:
@@ -349,7 +352,7 @@ def test_a_full_disk_stops_with_one_paragraph_and_the_run_after_freeing_space_co
         result = doit(workdir, *args)
         assert result.returncode == 0, result.stdout + result.stderr
         dataset = small if setting == "dataset_dir" else workdir / "dataset"
-        assert {name: (dataset / name).read_bytes() for name in OUTPUT_FILES} == expected
+        assert outputs_in(dataset) == expected
 
 
 def test_a_read_only_dataset_dir_stops_with_one_paragraph_and_builds_once_writable(
@@ -361,4 +364,4 @@ def test_a_read_only_dataset_dir_stops_with_one_paragraph_and_builds_once_writab
         remount(readonly, "rw")
         result = doit(workdir, *args)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert {name: (readonly / name).read_bytes() for name in OUTPUT_FILES} == expected
+        assert outputs_in(readonly) == expected

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 
-import torch
 
-from conftest import run_doit
+from conftest import run_doit, split_outputs
 from pipeline.git.sample_repo import commit_count, extend_sample_repository, git
+from pipeline.loading import load_tensors
 
-OUTPUTS = ("train.pt", "val.pt", "test.pt", "stats.json", "manifest.json", "tokenizer.json")
+OUTPUTS = ("train-00000.pt", "val-00000.pt", "test-00000.pt", "stats.json", "manifest.json",
+           "tokenizer.json")
 
 
 def snapshot(directory):
@@ -32,7 +33,7 @@ def test_default_run_builds_the_generated_sample_and_says_how_to_use_a_real_repo
     assert "merge" in record.executed
     out = (workdir / "out.txt").read_text()
     assert "doit repo=PATH" in out and "examples: train" in out
-    train = torch.load(workdir / "dataset" / "train.pt", weights_only=True, mmap=True)
+    train = load_tensors(workdir / "dataset", "train")
     assert {"input_ids", "attention_mask", "labels"} <= set(train)
     assert train["input_ids"].shape == train["labels"].shape == train["attention_mask"].shape
     assert train["input_ids"].shape[0] > 0
@@ -78,7 +79,7 @@ def test_clean_removes_cache_and_outputs_and_the_next_run_rebuilds_everything(wo
     code, record = run_doit(f"repo={sample_repo}")
     assert code == 0
     assert len(built(record, "chunks")) == commit_count(sample_repo)
-    assert (workdir / "dataset" / "train.pt").is_file()
+    assert (workdir / "dataset" / "train-00000.pt").is_file()
 
 
 def test_incremental_runs_give_the_same_bytes_as_a_build_from_scratch(workdir, sample_repo):
@@ -89,7 +90,7 @@ def test_incremental_runs_give_the_same_bytes_as_a_build_from_scratch(workdir, s
     assert run_doit(f"repo={sample_repo}")[0] == 0
     manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
     pinned = manifest["tokenizer"]["trained_on_commit"]
-    incremental = {name: (workdir / "dataset" / name).read_bytes() for name in OUTPUTS[:3]}
+    incremental = split_outputs(workdir / "dataset")
 
     shutil.rmtree(workdir / "cache")
     shutil.rmtree(workdir / "dataset")
@@ -107,7 +108,7 @@ def test_worker_processes_give_the_same_bytes_as_one_process(workdir, sample_rep
     assert len(built(record, "chunks")) == commit_count(sample_repo)
     pinned = json.loads((workdir / "dataset" / "manifest.json").read_text())[
         "tokenizer"]["trained_on_commit"]
-    in_workers = {name: (workdir / "dataset" / name).read_bytes() for name in OUTPUTS[:3]}
+    in_workers = split_outputs(workdir / "dataset")
 
     shutil.rmtree(workdir / "cache")
     shutil.rmtree(workdir / "dataset")

@@ -8,6 +8,7 @@ import subprocess
 from conftest import build_chunk_shard, run_doit
 from pipeline.chunks.pieces import ELISION
 from pipeline.config import Settings
+from pipeline.loading import jsonl_lines
 
 PEER = """pub struct Peer {
     pub id: u64,
@@ -105,11 +106,11 @@ def test_uninformative_messages_are_counted_or_dropped_and_emails_redacted(workd
     assert run_doit(*args)[0] == 0
     stats = json.loads((workdir / "dataset" / "stats.json").read_text())
     assert stats["low_information_messages"]["train"] == 3
-    rows = (workdir / "dataset" / "train.jsonl").read_text().splitlines()
+    rows = list(jsonl_lines(workdir / "dataset", "train"))
     assert len(rows) == 5
     assert "Asked by <EMAIL>" in rows[-1] and "example.com" not in rows[-1]
     assert run_doit(*args, "message_filter=drop")[0] == 0
-    rows = (workdir / "dataset" / "train.jsonl").read_text().splitlines()
+    rows = list(jsonl_lines(workdir / "dataset", "train"))
     assert [json.loads(row)["message"].split("\n")[0] for row in rows] == [
         "Add a", "Make a return 9"]
 
@@ -120,10 +121,10 @@ def test_the_repository_name_comes_from_the_origin_remote(workdir, sample_repo):
     assert run_doit(f"repo={sample_repo}")[0] == 0
     manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
     assert manifest["repository_name"] == "garden/planner"
-    row = json.loads((workdir / "dataset" / "train.jsonl").read_text().splitlines()[0])
+    row = json.loads(next(jsonl_lines(workdir / "dataset", "train")))
     assert row["text"].startswith("<reponame>garden/planner<filename>")
     assert run_doit(f"repo={sample_repo}", "repo_name=acme/garden")[0] == 0
-    row = json.loads((workdir / "dataset" / "train.jsonl").read_text().splitlines()[0])
+    row = json.loads(next(jsonl_lines(workdir / "dataset", "train")))
     assert row["text"].startswith("<reponame>acme/garden<filename>")
 
 

@@ -34,17 +34,18 @@ def causal_lm_loss(logits, labels):
 def test_a_tiny_model_trained_on_the_sample_train_split_lowers_its_loss(workdir, sample_repo):
     assert run_doit(f"repo={sample_repo}", "max_length=1024", "budget_new=512",
                     "budget_old=256")[0] == 0
-    train = load_split(workdir / "dataset" / "train.pt")
+    train = load_split(workdir / "dataset", "train")
     batch = next(iter(DataLoader(train, batch_size=4)))
     assert set(batch) == {"input_ids", "attention_mask", "labels"}
     assert batch["input_ids"].dtype == torch.int64 and batch["input_ids"].shape == (4, 1024)
     assert len(train) == len(train.commit_sha)
 
     torch.manual_seed(0)
-    vocab = int(train.tensors["input_ids"].max()) + 1
+    vocab = max(int(part["input_ids"].max()) for part in train.parts) + 1
     model = TinyCausalLM(vocab)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    length = int(train.tensors["attention_mask"].sum(dim=1).max())   # skip all-padding columns
+    length = max(int(part["attention_mask"].sum(dim=1).max())   # skip all-padding columns
+                 for part in train.parts)
     losses = []
     loader = DataLoader(train, batch_size=8, shuffle=True)
     while len(losses) < 150:

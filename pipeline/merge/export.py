@@ -1,4 +1,4 @@
-"""Packed examples and the tokenizer in, one JSON object per example out (dataset/*.jsonl).
+"""Packed examples and the tokenizer in, one JSON line per example out (dataset/*.jsonl).
 
 Everything the tensors hold is also here as text, so anyone can audit the data or load it
 with another trainer: the commit, its time, each segment's path, item, kind, change, old
@@ -48,21 +48,13 @@ def _record(example, shard, texts: iter) -> dict:
             "segments": segments, "text": text}
 
 
-def write_jsonl(path, tokenizer, layout: Layout, rows: list) -> None:
-    """rows: (example, token shard) in tensor order. Decoded a batch of rows at a time, so
-    memory stays bounded however large the split; written to a temporary file renamed
-    into place."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8") as out:
-            for start in range(0, len(rows), BATCH_ROWS):
-                batch = rows[start:start + BATCH_ROWS]
-                wanted = [ids for example, shard in batch
-                          for ids in _texts_wanted(layout, example, shard)]
-                texts = iter(tokenizer.decode_batch(wanted, skip_special_tokens=False))
-                out.writelines(json.dumps(_record(example, shard, texts), ensure_ascii=False)
-                               + "\n" for example, shard in batch)
-        temporary.replace(path)
-    except OSError as error:                 # a full disk: say which file, leave none half
-        temporary.unlink(missing_ok=True)
-        raise OSError(error.errno, error.strerror, str(path)) from None
+def jsonl_lines(tokenizer, layout: Layout, rows: list):
+    """rows: (example, token shard) in tensor order; yields each one's line of the split's
+    jsonl file. Decoded a batch of rows at a time, so memory stays bounded."""
+    for start in range(0, len(rows), BATCH_ROWS):
+        batch = rows[start:start + BATCH_ROWS]
+        wanted = [ids for example, shard in batch
+                  for ids in _texts_wanted(layout, example, shard)]
+        texts = iter(tokenizer.decode_batch(wanted, skip_special_tokens=False))
+        for example, shard in batch:
+            yield json.dumps(_record(example, shard, texts), ensure_ascii=False) + "\n"

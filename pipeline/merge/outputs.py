@@ -1,5 +1,5 @@
-"""Token shards of the commit list in, dataset/{train,val,test}.pt and .jsonl,
-tokenizer.json, stats.json and manifest.json out.
+"""Token shards of the commit list in, the parts of dataset/{train,val,test} (NAME.pt and
+NAME.jsonl), tokenizer.json, stats.json and manifest.json out.
 
 The manifest is removed first and written last: a merge cut short never leaves outputs
 that look complete.
@@ -11,24 +11,23 @@ import dataclasses
 import hashlib
 import json
 import shutil
-from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline import __version__, store
 from pipeline.config import Settings
-from pipeline.merge.export import write_jsonl
+from pipeline.merge.commit_rows import commit_rows, rows_key
 from pipeline.merge.messages import low_information
-from pipeline.merge.packing import pack_examples
+from pipeline.merge.parts import part_name, write_part
 from pipeline.merge.splits import SPLITS, kept_segments
+from pipeline.merge.stats import combined_measures, dataset_stats
+from pipeline.merge.summaries import load_summaries
 from pipeline.periods import split_bounds
-from pipeline.merge.stats import dataset_stats
-from pipeline.merge.tensors import commit_tensors, sequential_tensors
 from pipeline.tokens.layout import layout_of
 from pipeline.tokens.segments import NAME_TOKENS
 
 # Bump when the output files change: part of the merge key.
-DATASET_VERSION = 4
+DATASET_VERSION = 5
 
 
 def merge_key(settings: Settings, token_keys: list, tokenizer_hash: str, name: str) -> str:
@@ -36,71 +35,24 @@ def merge_key(settings: Settings, token_keys: list, tokenizer_hash: str, name: s
                               settings.section_hash(settings.split_section()), DATASET_VERSION])
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_json(path: Path, value) -> None:
     store.write_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
-
-
-class _KeepWriteError:
-    """A file for torch.save that remembers why a write failed: torch reports a failed write
-    as a RuntimeError without the reason, and the user needs it (no space, no permission)."""
-
-    def __init__(self, handle):
-        self.handle, self.error = handle, None
-
-    def write(self, data) -> int:
-        try:
-            return self.handle.write(data)
-        except OSError as error:
-            self.error = error
-            raise
-
-    def flush(self) -> None:
-        self.handle.flush()
-
-
-def _save_tensors(path: Path, tensors: dict) -> None:
-    """torch.save to a temporary file renamed into place; one that fails is removed (on a
-    full disk, its space is what the next run needs)."""
-    import torch  # here, not at the top: importing torch costs a no-op `doit` a second
-
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            writer = _KeepWriteError(handle)
-            try:
-                torch.save(tensors, writer)
-            except RuntimeError:
-                if writer.error is None:
-                    raise
-                raise OSError(writer.error.errno, writer.error.strerror, str(path)) from None
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def _iso(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
 
 
-def _commit_range(shards: list) -> dict | None:
-    if not shards:
+def _commit_range(summaries: list) -> dict | None:
+    if not summaries:
         return None
-    return {"commits": len(shards), "first_commit": shards[0].sha,
-            "last_commit": shards[-1].sha, "first_date": _iso(shards[0].committer_time),
-            "last_date": _iso(shards[-1].committer_time)}
+    return {"commits": len(summaries), "first_commit": summaries[0]["sha"],
+            "last_commit": summaries[-1]["sha"], "first_date": _iso(summaries[0]["time"]),
+            "last_date": _iso(summaries[-1]["time"])}
 
 
-def _manifest(settings, listing, key, tokenizer_info, tokenizer, layout, shards_by_split,
-              files) -> dict:
+def _manifest(settings, listing, key, tokenizer_info, tokenizer, layout, summaries_by_split,
+              parts: dict, files: dict) -> dict:
     """Everything needed to know what the outputs are and to reproduce them."""
     return {
         "pipeline_version": __version__, "merge_key": key,
@@ -113,58 +65,98 @@ def _manifest(settings, listing, key, tokenizer_info, tokenizer, layout, shards_
                       "layout": layout.describe(), "added_tokens": {
                           token: tokenizer.token_to_id(token)
                           for token in tokenizer_info["added_tokens"]}},
-        "splits": {split: _commit_range(shards_by_split[split]) for split in SPLITS},
-        "files": {name: {"sha256": _sha256(path), "bytes": path.stat().st_size}
-                  for name, path in sorted(files.items())},
+        "splits": {split: {**(_commit_range(summaries_by_split[split]) or {}),
+                           "parts": [part["name"] for part in parts[split]],
+                           "part_keys": [part["key"] for part in parts[split]]}
+                   for split in SPLITS},
+        "files": dict(sorted(files.items())),
     }
 
 
-def _rows(settings, layout, shards_by_split: dict, kept: dict, name_ids: list,
-          counts: Counter) -> dict:
-    """split -> [(example, token shard)] in commit order."""
-    return {split: [(example, shard) for shard in shards_by_split[split]
-                    for example in pack_examples(settings, layout, name_ids, shard.message,
-                                                 kept[id(shard)], counts)]
-            for split in SPLITS}
+def _written_parts(out: Path) -> dict:
+    """Part name -> key, of the parts the last complete merge wrote (its manifest's)."""
+    try:
+        splits = json.loads((out / "manifest.json").read_text())["splits"]
+        return {name: key for split in splits.values()
+                for name, key in zip(split["parts"], split["part_keys"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
-def merge(settings: Settings, listing: dict, shards: list, tokenizer_info: dict,
-          tokenizer, key: str) -> dict:
-    """Write the split tensors and texts, stats and manifest from the token shards in
-    commit order; returns the stats."""
+def _part_ranges(start: int, end: int, size: int) -> list:
+    """(number, first, last) of the parts of the split holding history positions
+    [start, end): part k holds the split's commits among positions [k*size, (k+1)*size), so a
+    part keeps its name and content when commits are added after it. A split without
+    commits has one empty part."""
+    if start == end:
+        return [(start // size, start, end)]
+    return [(number, max(start, number * size), min(end, (number + 1) * size))
+            for number in range(start // size, (end - 1) // size + 1)]
+
+
+def _file_entry(path: Path) -> dict:
+    return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "bytes": path.stat().st_size}
+
+
+def _remove_other_parts(out: Path, names: set) -> None:
+    """Part files of an earlier merge that this one does not write (a split now has fewer
+    parts), and the one-file splits of earlier versions."""
+    for split in SPLITS:
+        for path in [*out.glob(f"{split}-*.pt"), *out.glob(f"{split}-*.jsonl"),
+                     out / f"{split}.pt", out / f"{split}.jsonl"]:
+            if path.name not in names:
+                path.unlink(missing_ok=True)
+
+
+def merge(settings: Settings, listing: dict, token_keys: list, token_shard,
+          tokenizer_info: dict, tokenizer, key: str) -> dict:
+    """Write the split parts (tensors and texts), stats and manifest from the token shards
+    of the history in commit order (token_shard(position) reads one); returns the stats."""
     out = settings.dataset
     out.mkdir(parents=True, exist_ok=True)
+    written = _written_parts(out)
     (out / "manifest.json").unlink(missing_ok=True)
     layout = layout_of(tokenizer)
-    val_start, test_start = split_bounds([s.committer_time for s in shards], settings)
-    shards_by_split = dict(zip(SPLITS, (shards[:val_start], shards[val_start:test_start],
-                                        shards[test_start:])))
+    summaries = load_summaries(settings, token_keys, token_shard)
+    val_start, test_start = split_bounds([s["time"] for s in summaries], settings)
+    bounds = dict(zip(SPLITS, ((0, val_start), (val_start, test_start),
+                               (test_start, len(summaries)))))
+    summaries_by_split = {split: summaries[start:end] for split, (start, end) in bounds.items()}
     uninformative = low_information(listing["commits"])
-    kept = kept_segments(settings, shards_by_split,
-                         uninformative if settings.message_filter == "drop" else set())
+    kept, drops = kept_segments(settings, summaries_by_split,
+                                uninformative if settings.message_filter == "drop" else set())
     name_ids = tokenizer.encode(listing["name"], add_special_tokens=False).ids[:NAME_TOKENS]
-    packing = Counter()
-    rows_by_split = _rows(settings, layout, shards_by_split, kept, name_ids, packing)
-    to_tensors = sequential_tensors if settings.example_mode == "sequential" else commit_tensors
-    files = {}
-    for split in SPLITS:
-        files[f"{split}.pt"] = out / f"{split}.pt"
-        _save_tensors(files[f"{split}.pt"], to_tensors(rows_by_split[split], settings.max_length,
-                                                       layout.pad_id))
-        files[f"{split}.jsonl"] = out / f"{split}.jsonl"
-        write_jsonl(files[f"{split}.jsonl"], tokenizer, layout, rows_by_split[split])
+    def rows_of(wanted):
+        return commit_rows(settings, layout, tokenizer, name_ids, wanted, token_shard)
+
+    files, parts, measures = {}, {}, {}
+    for split, (start, end) in bounds.items():
+        parts[split], split_measures = [], []
+        for number, first, last in _part_ranges(start, end, settings.commits_per_part):
+            name = part_name(split, number)
+            # (rows key, history position, kept segments) of each of the part's commits
+            wanted = [(rows_key(token_keys[position], kept[split][position - start], name_ids),
+                       position, kept[split][position - start])
+                      for position in range(first, last)]
+            part_key, part = write_part(settings, out, name, [k for k, _, _ in wanted],
+                                        lambda wanted=wanted: rows_of(wanted),
+                                        layout.pad_id, written.get(name))
+            parts[split].append({"name": name, "key": part_key})
+            split_measures.append(part["measures"])
+            files.update({f"{name}{suffix}": entry for suffix, entry in part["files"].items()})
+        measures[split] = combined_measures(split_measures)
+    _remove_other_parts(out, set(files))
     shutil.copyfile(tokenizer_info["path"], out / "tokenizer.json")
-    files["tokenizer.json"] = out / "tokenizer.json"
-    segments = [s for shard in shards for s in kept[id(shard)]]
-    stats = dataset_stats(shards_by_split, rows_by_split, segments)
-    stats["truncations"] = dict(sorted((Counter(stats["truncations"]) + packing).items()))
+    files["tokenizer.json"] = _file_entry(out / "tokenizer.json")
+    stats = dataset_stats(summaries_by_split, kept, measures, drops)
     stats["low_information_messages"] = {
-        split: sum(shard.sha in uninformative for shard in shards_by_split[split])
+        split: sum(s["sha"] in uninformative for s in summaries_by_split[split])
         for split in SPLITS}
     _write_json(out / "stats.json", stats)
-    files["stats.json"] = out / "stats.json"
+    files["stats.json"] = _file_entry(out / "stats.json")
     manifest = _manifest(settings, listing, key, tokenizer_info, tokenizer, layout,
-                         shards_by_split, files)
+                         summaries_by_split, parts, files)
     _write_json(out / "manifest.json", manifest)
     return stats
 

@@ -30,21 +30,20 @@ def write_report(dataset: Path, output: Path) -> None:
 
     matplotlib.use("Agg")                   # no display on build machines
     import matplotlib.pyplot as plt
-    import torch
+    from pipeline.loading import load_parts
 
-    splits = {name: torch.load(dataset / f"{name}.pt", weights_only=True, mmap=True)
-              for name in SPLIT_COLOURS}
+    splits = {name: load_parts(dataset, name) for name in SPLIT_COLOURS}
     figure, (lengths, months) = plt.subplots(1, 2, figsize=(13, 4.8))
-    for name, tensors in splits.items():
-        sizes = tensors["attention_mask"].sum(dim=1).tolist()
+    for name, parts in splits.items():
+        sizes = [size for part in parts for size in part["attention_mask"].sum(dim=1).tolist()]
         if sizes:
             lengths.hist(sizes, bins=40, histtype="step", linewidth=1.6,
                          color=SPLIT_COLOURS[name], label=f"{name} ({len(sizes)} rows)")
     lengths.set(title="Tokens per row", xlabel="tokens (padding excluded)", ylabel="rows")
     lengths.legend()
 
-    per_month = {name: Counter(_month(t) for t in tensors["commit_time"].tolist())
-                 for name, tensors in splits.items()}
+    per_month = {name: Counter(_month(t) for part in parts for t in part["commit_time"].tolist())
+                 for name, parts in splits.items()}
     calendar = _months_between(set().union(*per_month.values()))
     positions = range(len(calendar))
     bottom = [0] * len(calendar)

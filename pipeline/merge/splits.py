@@ -7,6 +7,8 @@ already seen is a duplicate; commits with a low-information message may be left 
 
 from __future__ import annotations
 
+from collections import Counter
+
 from pipeline import store
 from pipeline.config import Settings
 
@@ -17,36 +19,37 @@ SPLITS = ("train", "val", "test")
 _EMPTY_TARGET = store.digest(b"")
 
 
-def _count(shard, reason: str) -> None:
-    shard.skipped = {**shard.skipped, reason: shard.skipped.get(reason, 0) + 1}
-
-
-def kept_segments(settings: Settings, shards_by_split: dict, dropped_commits: set) -> dict:
-    """id(shard) -> the segments of that shard the merge keeps; each drop is counted on its
-    shard. Dropped: every segment of a commit in dropped_commits; in val and test, a
-    change an earlier split already holds (the leakage guard); within a split, a target
-    (new code) that an earlier commit of the split already has, unless keep_duplicates."""
+def kept_segments(settings: Settings, summaries_by_split: dict,
+                  dropped_commits: set) -> tuple[dict, Counter]:
+    """split -> for each commit summary, the positions of the segments the merge keeps;
+    and the drops counted by reason. Dropped: every segment of a commit in
+    dropped_commits; in val and test, a change an earlier split already holds (the leakage
+    guard); within a split, a target (new code) that an earlier commit of the split already
+    has, unless keep_duplicates."""
     guard = settings.leakage_guard
     earlier_splits: set = set()          # leak keys of the splits before this one
-    kept = {}
+    kept, drops = {}, Counter()
     for split in SPLITS:
         this_split, targets = set(), set()
-        for shard in shards_by_split[split]:
+        kept[split] = []
+        for summary in summaries_by_split[split]:
             keep = []
-            for segment in shard.segments:
-                if shard.sha in dropped_commits:
-                    _count(shard, "low_information_message_dropped")
-                elif guard != "off" and set(segment.leak_keys[guard]) & earlier_splits:
-                    _count(shard, f"leakage_{split}")
-                elif not settings.keep_duplicates and segment.target_key in targets:
-                    _count(shard, "duplicate_target")
+            for position, segment in enumerate(summary["segments"]):
+                if summary["sha"] in dropped_commits:
+                    drops["low_information_message_dropped"] += 1
+                elif guard != "off" and set(segment["leak_keys"][guard]) & earlier_splits:
+                    drops[f"leakage_{split}"] += 1
+                elif not settings.keep_duplicates and segment["target_key"] in targets:
+                    drops["duplicate_target"] += 1
                 else:
-                    keep.append(segment)
-            kept[id(shard)] = keep
+                    keep.append(position)
+            kept[split].append(keep)
             # Added after the commit: a repeat within one commit is no duplicate, and a
             # deletion (empty target) never is.
-            targets.update(s.target_key for s in keep if s.target_key != _EMPTY_TARGET)
+            segments = [summary["segments"][position] for position in keep]
+            targets.update(s["target_key"] for s in segments
+                           if s["target_key"] != _EMPTY_TARGET)
             if guard != "off":
-                this_split.update(key for s in keep for key in s.leak_keys[guard])
+                this_split.update(key for s in segments for key in s["leak_keys"][guard])
         earlier_splits |= this_split
-    return kept
+    return kept, drops

@@ -1,13 +1,11 @@
-"""Split shards, packed rows and kept segments in, the numbers of stats.json out."""
+"""Commit summaries, kept segments and the measures of written rows in, stats.json out."""
 
 from __future__ import annotations
 
 import statistics
-from array import array
 from collections import Counter
 
 from pipeline.merge.splits import SPLITS
-from pipeline.tokens.segments import ID_TYPE
 
 
 def _distribution(values: list) -> dict:
@@ -18,68 +16,71 @@ def _distribution(values: list) -> dict:
             "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], "max": ordered[-1]}
 
 
-def _summed(shards: list, key: str) -> dict:
-    return dict(sorted(sum((Counter(getattr(shard, key)) for shard in shards),
+def _summed(summaries: list, key: str) -> dict:
+    return dict(sorted(sum((Counter(summary[key]) for summary in summaries),
                            Counter()).items()))
 
 
-def _tokens(ids: bytes) -> int:
-    return len(ids) // array(ID_TYPE).itemsize
+def combined_measures(parts: list) -> dict:
+    """The measures of several commits' (or parts') rows as one."""
+    counts, kinds, origins = Counter(), Counter(), Counter()
+    lengths, context = [], []
+    for measures in parts:
+        counts.update(measures["counts"])
+        kinds.update(measures["snippet_kinds"])
+        origins.update(measures["origins"])        # update keeps a zero (old code: +=)
+        lengths += measures["row_lengths"]
+        context += measures["context_per_part"]
+    return {"counts": dict(counts), "row_lengths": lengths, "context_per_part": context,
+            "snippet_kinds": dict(kinds), "origins": dict(origins)}
 
 
-def _context_measures(rows: list) -> dict:
+def _split_stats(summaries: list, measures: dict) -> dict:
     """How a split's real tokens divide: context (imports apart), context repeated within
     its row (the same ids shown twice), loss; and its snippets by origin."""
-    tokens = sum(len(e.input_ids) for e, _ in rows)
-    loss = sum(end - start for e, _ in rows for start, end in e.loss_spans)
-    context = imports = repeated = 0
-    origins: Counter = Counter()
-    for example, _ in rows:
-        seen = set()
-        for _, pieces, _ in example.parts:
-            for piece in pieces:
-                count = _tokens(piece.ids)
-                context += count
-                imports += count if piece.kind == "import" else 0
-                repeated += count if piece.ids in seen else 0
-                seen.add(piece.ids)
-                origins[piece.origin] += piece.kind != "import"
+    counts = Counter(measures["counts"])
+    tokens = counts["tokens"]
     share = lambda part: round(part / tokens, 4) if tokens else 0.0  # noqa: E731
-    return {"tokens": tokens, "loss_tokens": loss, "context_tokens": context,
-            "loss_share": share(loss), "context_share": share(context),
-            "import_context_share": share(imports), "repeated_context_share": share(repeated),
-            "definitions_by_origin": dict(sorted(origins.items()))}
+    return {"commits": len(summaries), "rows": len(measures["row_lengths"]),
+            "chunks": counts["parts"], "tokens": tokens, "loss_tokens": counts["loss_tokens"],
+            "context_tokens": counts["context_tokens"], "loss_share": share(counts["loss_tokens"]),
+            "context_share": share(counts["context_tokens"]),
+            "import_context_share": share(counts["import_tokens"]),
+            "repeated_context_share": share(counts["repeated_tokens"]),
+            "definitions_by_origin": dict(sorted(measures["origins"].items()))}
 
 
-def dataset_stats(shards_by_split: dict, rows_by_split: dict, segments: list) -> dict:
-    shards = [shard for split in SPLITS for shard in shards_by_split[split]]
-    rows = [row for split in SPLITS for row in rows_by_split[split]]
-    shown = [pieces for example, _ in rows for _, pieces, _ in example.parts]
-    field_tokens = {"old_code": [s.field_tokens["old_code"] for s in segments],
-                    "message": [_tokens(shard.message) for shard in shards],
-                    "new_code": [s.field_tokens["new_code"] for s in segments],
-                    "context": [sum(_tokens(p.ids) for p in pieces) for pieces in shown]}
-    truncations = Counter(_summed(shards, "truncations"))
-    truncations["context_dropped"] += sum(example.context_dropped for example, _ in rows)
+def dataset_stats(summaries_by_split: dict, kept: dict, measures_by_split: dict,
+                  drops: Counter) -> dict:
+    summaries = [s for split in SPLITS for s in summaries_by_split[split]]
+    segments = [summary["segments"][position] for split in SPLITS
+                for summary, positions in zip(summaries_by_split[split], kept[split])
+                for position in positions]
+    every = combined_measures([measures_by_split[split] for split in SPLITS])
+    counts = Counter(every["counts"])
+    field_tokens = {"old_code": [s["old_tokens"] for s in segments],
+                    "message": [summary["message_tokens"] for summary in summaries],
+                    "new_code": [s["new_tokens"] for s in segments],
+                    "context": every["context_per_part"]}
+    truncations = Counter(_summed(summaries, "truncations"))
+    truncations["context_dropped"] += counts["context_dropped"]
+    truncations["segment_over_max_length"] += counts["segment_over_max_length"]
+    skipped = Counter(_summed(summaries, "skipped")) + drops
     return {
-        "splits": {split: {
-            "commits": len(shards_by_split[split]), "rows": len(rows_by_split[split]),
-            "chunks": sum(len(e.items) for e, _ in rows_by_split[split]),
-            **_context_measures(rows_by_split[split])} for split in SPLITS},
+        "splits": {split: _split_stats(summaries_by_split[split], measures_by_split[split])
+                   for split in SPLITS},
         "tokens_per_field": {name: _distribution(values) for name, values in field_tokens.items()},
-        "tokens_per_example": _distribution([len(e.input_ids) for e, _ in rows]),
+        "tokens_per_example": _distribution(every["row_lengths"]),
         "truncations": dict(sorted((k, v) for k, v in truncations.items() if v)),
-        "skipped": _summed(shards, "skipped"),
-        "files_flagged": _summed(shards, "flagged"),
-        "missing_objects": sorted({sha for shard in shards for sha in shard.missing_objects}),
-        "chunks_by_kind": dict(sorted(Counter(s.kind for s in segments).items())),
-        "chunks_by_change": dict(sorted(Counter(s.change for s in segments).items())),
-        "context_snippets": dict(sorted(Counter(piece.kind for pieces in shown
-                                                for piece in pieces).items())),
-        "chunks_with_cross_file_definition": round(sum(
-            any(piece.kind != "import" for piece in pieces) for pieces in shown)
-            / max(len(shown), 1), 4),
-        "context_resolution": _summed(shards, "context_counts"),
+        "skipped": dict(sorted(skipped.items())),
+        "files_flagged": _summed(summaries, "flagged"),
+        "missing_objects": sorted({sha for s in summaries for sha in s["missing_objects"]}),
+        "chunks_by_kind": dict(sorted(Counter(s["kind"] for s in segments).items())),
+        "chunks_by_change": dict(sorted(Counter(s["change"] for s in segments).items())),
+        "context_snippets": dict(sorted(every["snippet_kinds"].items())),
+        "chunks_with_cross_file_definition": round(
+            counts["parts_with_definition"] / max(counts["parts"], 1), 4),
+        "context_resolution": _summed(summaries, "context_counts"),
         "build_seconds_per_stage": {stage: round(seconds, 2) for stage, seconds in
-                                    _summed(shards, "seconds").items()},
+                                    _summed(summaries, "seconds").items()},
     }

@@ -1,44 +1,48 @@
-"""Packed examples in, the tensors of one split out: padded rows or full windows.
-
-An example's input_ids is an int32 array, so rows become tensors by copying buffers.
+"""Rows in (int32 ids as bytes, loss spans), the tensors of one output file out: padded
+rows or full windows. Rows become tensors by copying buffers.
 """
 
 from __future__ import annotations
 
 from array import array
 
-from pipeline.records import Example
+from pipeline.tokens.segments import ID_TYPE
 
 IGNORE_INDEX = -100
 
 
-def _labels(example: Example) -> array:
-    ids = example.input_ids
+def _ids(row: dict) -> array:
+    ids = array(ID_TYPE)
+    ids.frombytes(row["ids"])
+    return ids
+
+
+def _labels(ids: array, spans: list) -> array:
     labels = array(ids.typecode, [IGNORE_INDEX]) * len(ids)
-    for start, end in example.loss_spans:
+    for start, end in spans:
         labels[start:end] = ids[start:end]
     return labels
 
 
 def commit_tensors(rows: list, max_length: int, pad_id: int) -> dict:
-    """Commit mode: one padded row per example."""
+    """Commit mode: one padded row per example. rows: (row, sha, time) in order."""
     import torch  # here, not at the top: importing torch costs a no-op `doit` a second
 
     count = len(rows)
     input_ids = torch.full((count, max_length), pad_id, dtype=torch.int32)
     labels = torch.full((count, max_length), IGNORE_INDEX, dtype=torch.int32)
     attention = torch.zeros((count, max_length), dtype=torch.int8)
-    for row, (example, _) in enumerate(rows):
-        length = len(example.input_ids)
-        input_ids[row, :length] = torch.frombuffer(example.input_ids, dtype=torch.int32)
-        labels[row, :length] = torch.frombuffer(_labels(example), dtype=torch.int32)
-        attention[row, :length] = 1
+    for number, (row, _, _) in enumerate(rows):
+        ids = _ids(row)
+        input_ids[number, :len(ids)] = torch.frombuffer(ids, dtype=torch.int32)
+        labels[number, :len(ids)] = torch.frombuffer(_labels(ids, row["spans"]),
+                                                     dtype=torch.int32)
+        attention[number, :len(ids)] = 1
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels,
-            "commit_time": torch.tensor([shard.committer_time for _, shard in rows],
-                                        dtype=torch.int64),
-            "commit_sha": [shard.sha for _, shard in rows],
-            "path": [example.paths for example, _ in rows],
-            "item": [example.items for example, _ in rows]}
+            "commit_time": torch.tensor([time for _, _, time in rows], dtype=torch.int64),
+            "commit_sha": [sha for _, sha, _ in rows],
+            "path": [row["paths"] for row, _, _ in rows],
+            "item": [row["items"] for row, _, _ in rows]}
 
 
 def sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
@@ -48,11 +52,12 @@ def sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
     import torch
 
     stream, label_stream, segment_stream, starts = array("i"), array("i"), array("i"), []
-    for number, (example, shard) in enumerate(rows):
-        starts.append((len(stream), shard))
-        stream += example.input_ids
-        label_stream += _labels(example)
-        segment_stream += array("i", [number]) * len(example.input_ids)
+    for number, (row, sha, time) in enumerate(rows):
+        ids = _ids(row)
+        starts.append((len(stream), sha))
+        stream += ids
+        label_stream += _labels(ids, row["spans"])
+        segment_stream += array("i", [number]) * len(ids)
     windows = max(-(-len(stream) // max_length), 0)
     size = windows * max_length
     pad = size - len(stream)
@@ -70,10 +75,10 @@ def sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
     first = segments[:, :1].clamp(min=0)
     segments = torch.where(segments >= 0, segments - first, segments)
     window_commits = [[] for _ in range(windows)]
-    for offset, shard in starts:
-        window_commits[offset // max_length].append(shard.sha)
+    for offset, sha in starts:
+        window_commits[offset // max_length].append(sha)
     return {"input_ids": input_ids, "attention_mask": (segments >= 0).to(torch.int8),
             "labels": labels, "segment_ids": segments,
-            "commit_time": torch.tensor([rows[segment_stream[w * max_length]][1].committer_time
+            "commit_time": torch.tensor([rows[segment_stream[w * max_length]][2]
                                          for w in range(windows)], dtype=torch.int64),
             "commit_sha": window_commits}

@@ -147,8 +147,10 @@ def merge_dataset(session: RunSession, settings: Settings) -> None:
     interrupts.check()
     worker = session.worker(settings)
     info, tokenizer, _ = worker.tokenizer()
-    shards = [worker.shard("tokens", sha) for sha in ordered_shas(session, settings)]
-    stats = merge(settings, session.commit_list(settings), shards, info, tokenizer,
+    shas = ordered_shas(session, settings)
+    token_keys = [worker.path("tokens", sha).stem for sha in shas]
+    stats = merge(settings, session.commit_list(settings), token_keys,
+                  lambda position: worker.shard("tokens", shas[position]), info, tokenizer,
                   current_merge_key(session, settings))
     events.add_stage_time("merge", time.perf_counter() - started)
     events.record_outcome(stats)

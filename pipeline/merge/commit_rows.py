@@ -1,0 +1,98 @@
+"""One commit's token shard and kept segments in, its rows out: ids, loss spans, the rows'
+jsonl lines and what stats.json counts of them, cached by content.
+
+A commit's rows depend only on its token shard, which of its segments the merge keeps and
+the repository name; so they are a cache record keyed by exactly those, and a merge
+after `git pull` packs and decodes only the commits it has not seen with that key.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+
+from pipeline import store
+from pipeline.config import Settings
+from pipeline.merge.export import jsonl_lines
+from pipeline.merge.packing import pack_examples
+from pipeline.tokens.layout import Layout
+from pipeline.tokens.segments import ID_TYPE
+
+# Bump when rows, their lines or their measures change.
+ROWS_VERSION = 1
+COMMITS_PER_DECODE = 64    # commits packed, then decoded in one batch
+
+
+def rows_key(token_key: str, kept: list, name_ids: list) -> str:
+    return store.content_key([token_key, kept, name_ids, ROWS_VERSION])
+
+
+def _tokens(ids: bytes) -> int:
+    return len(ids) // array(ID_TYPE).itemsize
+
+
+def _measures(examples: list, packing: Counter) -> dict:
+    """What stats.json sums over a commit's rows: tokens (context, imports, context shown
+    twice in a row, loss), snippets by kind and origin, context per segment."""
+    measures = Counter(packing)
+    lengths, context_per_part = [], []
+    kinds, origins = Counter(), Counter()
+    for example in examples:
+        lengths.append(len(example.input_ids))
+        measures["loss_tokens"] += sum(end - start for start, end in example.loss_spans)
+        measures["context_dropped"] += example.context_dropped
+        seen = set()
+        for _, pieces, _ in example.parts:
+            measures["parts"] += 1
+            measures["parts_with_definition"] += any(p.kind != "import" for p in pieces)
+            context_per_part.append(sum(_tokens(p.ids) for p in pieces))
+            for piece in pieces:
+                count = _tokens(piece.ids)
+                measures["context_tokens"] += count
+                measures["import_tokens"] += count if piece.kind == "import" else 0
+                measures["repeated_tokens"] += count if piece.ids in seen else 0
+                seen.add(piece.ids)
+                kinds[piece.kind] += 1
+                origins[piece.origin] += piece.kind != "import"
+    measures["tokens"] = sum(lengths)
+    return {"counts": dict(measures), "row_lengths": lengths,
+            "context_per_part": context_per_part, "snippet_kinds": dict(kinds),
+            "origins": dict(origins)}
+
+
+def _build(settings: Settings, layout: Layout, tokenizer, name_ids: list, work: list) -> list:
+    """work: (token shard, kept positions) of several commits; their records, in order.
+    Decoding the texts of several commits at once keeps the tokenizer's threads busy."""
+    packed = []
+    for shard, kept in work:
+        packing = Counter()
+        segments = [shard.segments[position] for position in kept]
+        examples = pack_examples(settings, layout, name_ids, shard.message, segments, packing)
+        packed.append((shard, examples, packing))
+    lines = jsonl_lines(tokenizer, layout, [(example, shard) for shard, examples, _ in packed
+                                            for example in examples])
+    records = []
+    for shard, examples, packing in packed:
+        records.append({
+            "sha": shard.sha, "time": shard.committer_time,
+            "rows": [{"ids": example.input_ids.tobytes(), "spans": example.loss_spans,
+                      "paths": example.paths, "items": example.items} for example in examples],
+            "lines": [next(lines) for _ in examples],
+            "measures": _measures(examples, packing)})
+    return records
+
+
+def commit_rows(settings: Settings, layout: Layout, tokenizer, name_ids: list,
+                wanted: list, token_shard) -> list:
+    """wanted: (rows key, history position, kept positions) per commit; their records, in
+    order, from the cache or packed now (token_shard(position) gives a commit's shard)."""
+    paths = [store.record_path(settings.cache, "rows", key) for key, _, _ in wanted]
+    records = [store.read_record(path) for path in paths]
+    missing = [i for i, record in enumerate(records) if record is None]
+    for start in range(0, len(missing), COMMITS_PER_DECODE):
+        batch = missing[start:start + COMMITS_PER_DECODE]
+        work = [(token_shard(wanted[i][1]), wanted[i][2]) for i in batch]
+        for i, record in zip(batch, _build(settings, layout, tokenizer, name_ids, work)):
+            store.write_record(paths[i], record)
+            records[i] = record
+    return records

@@ -1,0 +1,122 @@
+"""A run of consecutive commits' rows in, one part of a split out: NAME.pt and NAME.jsonl,
+hashed while they are written.
+
+A split is written as parts of commits_per_part consecutive commits (train-00000,
+train-00001, …), so a pull that adds commits rewrites the parts whose commits changed
+(the last train part, val and test), not the whole history's outputs. A part's files are a
+pure function of its key (its commits' rows keys and the tensor settings); the part's
+record in the cache, under that key, holds the files' hashes and the measures stats.json
+sums, so a part the last complete merge wrote with the same key is neither read nor
+written again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pipeline import store
+from pipeline.config import Settings
+from pipeline.merge.stats import combined_measures
+from pipeline.merge.tensors import commit_tensors, sequential_tensors
+
+# Bump when the files of a part change.
+PART_VERSION = 1
+SUFFIXES = (".pt", ".jsonl")
+
+
+def part_key(settings: Settings, rows_keys: list, pad_id: int) -> str:
+    return store.content_key([rows_keys, settings.example_mode, settings.max_length, pad_id,
+                              PART_VERSION])
+
+
+def part_name(split: str, number: int) -> str:
+    return f"{split}-{number:05d}"
+
+
+class _HashingWriter:
+    """A file for torch.save and the jsonl lines that hashes what goes through it and
+    remembers why a write failed: torch reports a failed write as a RuntimeError without
+    the reason, and the user needs it (no space, no permission)."""
+
+    def __init__(self, handle):
+        self.handle, self.error = handle, None
+        self.sha256, self.size = hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        try:
+            written = self.handle.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+        self.sha256.update(data)
+        self.size += len(data)
+        return written
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def _write_file(path: Path, fill) -> dict:
+    """fill(writer) writes the file's bytes: to a temporary file renamed into place; one
+    that fails is removed (on a full disk, its space is what the next run needs)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            writer = _HashingWriter(handle)
+            try:
+                fill(writer)
+            except RuntimeError:
+                if writer.error is None:
+                    raise
+                raise OSError(writer.error.errno, writer.error.strerror, str(path)) from None
+            except OSError as error:
+                raise OSError(error.errno, error.strerror, str(path)) from None
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return {"sha256": writer.sha256.hexdigest(), "bytes": writer.size}
+
+
+def _write_files(settings: Settings, out: Path, name: str, records: list, pad_id: int) -> dict:
+    import torch  # here, not at the top: importing torch costs a no-op `doit` a second
+
+    rows = [(row, record["sha"], record["time"]) for record in records for row in record["rows"]]
+    to_tensors = sequential_tensors if settings.example_mode == "sequential" else commit_tensors
+    tensors = to_tensors(rows, settings.max_length, pad_id)
+
+    def lines(writer):
+        for record in records:
+            writer.write("".join(record["lines"]).encode())
+
+    return {".pt": _write_file(out / f"{name}.pt", lambda writer: torch.save(tensors, writer)),
+            ".jsonl": _write_file(out / f"{name}.jsonl", lines)}
+
+
+def _in_place(out: Path, name: str, record: dict | None) -> bool:
+    if record is None:
+        return False
+    for suffix in SUFFIXES:
+        path = out / f"{name}{suffix}"
+        if not path.is_file() or path.stat().st_size != record["files"][suffix]["bytes"]:
+            return False
+    return True
+
+
+def write_part(settings: Settings, out: Path, name: str, rows_keys: list, records_of,
+               pad_id: int, written_key: str | None) -> tuple[str, dict]:
+    """The part's key and record (its files' hashes and sizes, its rows' measures and
+    keys). Its files are written unless the last complete merge wrote them with this key
+    (written_key) and they are in place. records_of() gives its commits' rows."""
+    key = part_key(settings, rows_keys, pad_id)
+    path = store.record_path(settings.cache, "parts", key)
+    record = store.read_record(path)
+    if key == written_key and _in_place(out, name, record):
+        return key, record
+    records = records_of()
+    record = {"files": _write_files(settings, out, name, records, pad_id),
+              "measures": combined_measures([r["measures"] for r in records]),
+              "rows_keys": rows_keys}
+    store.write_record(path, record)
+    return key, record

@@ -1,0 +1,63 @@
+"""Splits written in parts: the parts joined are the split, and a pull rewrites only the
+parts its commits change."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import torch
+
+from conftest import run_doit, split_outputs
+from pipeline.git.sample_repo import extend_sample_repository
+from pipeline.loading import jsonl_lines, load_split, load_tensors
+
+
+def manifest(workdir) -> dict:
+    return json.loads((workdir / "dataset" / "manifest.json").read_text())
+
+
+def test_parts_joined_are_the_split_written_as_one_part(workdir, sample_repo):
+    assert run_doit(f"repo={sample_repo}", "commits_per_part=1000")[0] == 0
+    whole = {split: (load_tensors(workdir / "dataset", split),
+                     list(jsonl_lines(workdir / "dataset", split)))
+             for split in ("train", "val", "test")}
+    assert all(len(manifest(workdir)["splits"][s]["parts"]) == 1 for s in whole)
+
+    assert run_doit(f"repo={sample_repo}", "commits_per_part=4")[0] == 0
+    parts = manifest(workdir)["splits"]
+    assert len(parts["train"]["parts"]) == -(-parts["train"]["commits"] // 4)
+    listed = {name for split in parts.values() for name in split["parts"]}
+    assert {path.stem for path in (workdir / "dataset").glob("*.pt")} == listed  # none stale
+    for split, (tensors, lines) in whole.items():
+        joined = load_tensors(workdir / "dataset", split)
+        assert set(joined) == set(tensors)
+        for key, value in tensors.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(joined[key], value), (split, key)
+            else:
+                assert joined[key] == value, (split, key)
+        assert list(jsonl_lines(workdir / "dataset", split)) == lines
+    train = load_split(workdir / "dataset", "train")
+    assert len(train) == whole["train"][0]["input_ids"].shape[0]
+    assert torch.equal(train[len(train) - 1]["input_ids"],
+                       whole["train"][0]["input_ids"][-1].long())
+
+
+def test_a_pull_rewrites_only_the_parts_it_changes_and_equals_a_clean_build(
+        workdir, sample_repo):
+    args = [f"repo={sample_repo}", "commits_per_part=4"]
+    assert run_doit(*args)[0] == 0
+    first = manifest(workdir)["splits"]["train"]["parts"][0]
+    written = (workdir / "dataset" / f"{first}.pt").stat().st_mtime_ns
+    extend_sample_repository(sample_repo, 3)
+    assert run_doit(*args)[0] == 0
+    # The first train part's commits and their rows did not change: its file was kept.
+    assert (workdir / "dataset" / f"{first}.pt").stat().st_mtime_ns == written
+    incremental = split_outputs(workdir / "dataset")
+    pinned = manifest(workdir)["tokenizer"]["trained_on_commit"]
+
+    shutil.rmtree(workdir / "cache")
+    shutil.rmtree(workdir / "dataset")
+    assert run_doit(*args, f"tokenizer_commit={pinned}")[0] == 0
+    assert split_outputs(workdir / "dataset") == incremental
