@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
+from pipeline.config import Settings
+from pipeline.git.commit_list import build_commit_list
 from pipeline.git.history import (BlobReader, list_commits, list_tree, open_repository,
                                   resolve_ref, tree_changes)
 
@@ -71,3 +74,30 @@ def test_tree_changes_between_commits_match_the_difference_of_their_listed_trees
     # A symlink is not a file of the index; the regular file that replaces it is.
     assert tree_changes(repo, second, third, suffixes)["src/link.rs"] == \
         list_tree(repo, third, suffixes)["src/link.rs"]
+
+
+def test_a_list_extended_after_a_pull_is_the_list_of_a_full_listing(workdir, rust_repo):
+    """After a pull the commit list is the last one plus the new commits, read alone; with
+    a merged branch whose commits are older than the last list's head, a rename and
+    commits sharing a timestamp, it must equal listing the whole history."""
+    settings = Settings(repo=str(rust_repo.path))
+    repo = open_repository(str(rust_repo.path))
+    rust_repo.commit("root", {"src/a.rs": "fn a() {}\n"})
+    rust_repo.git("checkout", "-q", "-b", "side")
+    rust_repo.commit("side work", {"src/side.rs": "fn side() {}\n"})   # older than main's next
+    rust_repo.git("checkout", "-q", "main")
+    rust_repo.commit("main work", {"src/a.rs": "fn a() { 1; }\n"})
+    first = build_commit_list(settings, repo)
+    assert first["head"] == resolve_ref(repo, "HEAD")
+    rust_repo.git("merge", "-q", "--no-ff", "-m", "merge side", "side")
+    rust_repo.git("mv", "src/a.rs", "src/renamed.rs")
+    rust_repo.commit("rename", {})
+    rust_repo.time -= 3600                                    # the same second as the rename
+    rust_repo.commit("same time", {"src/b.rs": "fn b() {}\n"})
+    extended = build_commit_list(settings, repo)
+    assert "side work" in [commit["message"].strip() for commit in extended["commits"]]
+
+    shutil.rmtree(settings.cache)                             # no earlier list: list it all
+    full = build_commit_list(settings, repo)
+    assert extended["commits"] == full["commits"]
+    assert [c["sha"] for c in full["commits"]] == [c.sha for c in listed(rust_repo)]

@@ -1,7 +1,8 @@
 """Settings and a repository in, the stored commit list of the ref out (the `commits` task).
 
 The list is stored under the ref's commit sha, so a `doit` with no new commits only
-resolves the ref and finds the list already there. A pointer names the list of the
+resolves the ref and finds the list already there; after a pull, the last list is
+extended with the new commits alone. A pointer names the list of the
 current run; later stages read that one. For a partial clone, the list also names the
 blobs the build reads that the clone lacks (pipeline.git.partial), so no later stage asks
 git for them.
@@ -17,12 +18,16 @@ import git
 from pipeline import store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
-from pipeline.git.history import list_commits, resolve_ref
+from pipeline.git.history import (in_temporal_order, list_commits, read_commits, resolve_ref,
+                                  topological_order)
 from pipeline.git.partial import make_blobs_local
 from pipeline.records import Commit
 
 # Bump when the stored commit list changes shape.
 COMMITS_VERSION = 3
+# New commits read alone when a list is extended; more than this and the history is listed
+# whole (one git log beats thousands of arguments).
+EXTEND_AT_MOST = 1000
 # `owner/name` at the end of a remote URL (https, ssh or scp-like; `.git` optional).
 _OWNER_NAME = re.compile(r"[/:](?P<owner>[^/:]+)/(?P<name>[^/]+?)(?:\.git)?/?$")
 
@@ -45,7 +50,9 @@ def build_commit_list(settings: Settings, repo) -> dict:
     stored = store.read_record(path)
     if stored is None:
         missing, why = make_blobs_local(repo, head)       # None, None: a complete repository
-        commits = list_commits(repo, head, missing)
+        commits = _extended_list(settings, repo, head) if missing is None else None
+        if commits is None:
+            commits = list_commits(repo, head, missing)
         if not any(commit.changes for commit in commits):
             raise PipelineError(
                 f"repo={settings.repository} has no Rust (.rs) file changes in the "
@@ -61,6 +68,27 @@ def build_commit_list(settings: Settings, repo) -> dict:
     store.write_record(store.pointer_path(settings.cache, "commits"),
                        {"list": str(path), "head": head, "name": name})
     return {**stored, "name": name}
+
+
+def _extended_list(settings: Settings, repo, head: str) -> list | None:
+    """The commits of head's history made from the last run's list and the commits
+    it lacks, read alone: the list a full listing gives (same walk, same order), without
+    diffing the whole history again after a pull. None when there is no earlier list of
+    this repository, the clone is shallow, or too much is new."""
+    try:
+        previous = current_commit_list(settings)
+    except PipelineError:
+        return None
+    if (previous["repo"] != settings.repository or previous["partial"] or previous["shallow"]
+            or shallow_boundary(repo)):
+        return None
+    order = topological_order(repo, head)
+    known = previous["by_sha"]
+    new = [sha for sha in order if sha not in known]
+    if len(new) > EXTEND_AT_MOST:
+        return None
+    commits = [known[sha] for sha in order if sha in known] + read_commits(repo, new)
+    return in_temporal_order(commits, order)
 
 
 def repository_name(settings: Settings, repo) -> str:

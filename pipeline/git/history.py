@@ -120,8 +120,29 @@ def list_commits(repo: git.Repo, head: str, missing: frozenset | None = None) ->
         commits = [dataclasses.replace(commit, changes=find_renames(
                        repo, commit.parents[0], commit.sha, commit.changes, missing))
                    if commit.parents else commit for commit in commits]
-    topological = {commit.sha: index for index, commit in enumerate(commits)}
-    return sorted(commits, key=lambda c: (c.committer_time, topological[c.sha]))
+    return in_temporal_order(commits, [commit.sha for commit in commits])
+
+
+def in_temporal_order(commits: list, topological: list) -> list[Commit]:
+    """commits by committer time, ties in the topological order (a list of shas)."""
+    position = {sha: index for index, sha in enumerate(topological)}
+    return sorted(commits, key=lambda commit: (commit.committer_time, position[commit.sha]))
+
+
+def topological_order(repo: git.Repo, head: str) -> list[str]:
+    """The shas reachable from head, parents first: the walk list_commits makes, without
+    the diffs (a tenth of its time)."""
+    return run_git(repo, ["rev-list", "--topo-order", "--reverse", head]).decode().split()
+
+
+def read_commits(repo: git.Repo, shas: list) -> list[Commit]:
+    """The given commits of a complete repository with their changes, as list_commits reads
+    them."""
+    if not shas:
+        return []
+    return _parse_log(run_git(repo, ["-c", "core.quotePath=false", "log",
+                                     f"--format={_LOG_FORMAT}", "--raw", "-z", "-M",
+                                     "--no-abbrev", "--no-walk=unsorted", *shas]))
 
 
 def _blob_of(change: FileChange) -> str:
