@@ -25,8 +25,6 @@ from pipeline.run import actions, events, interrupts
 from pipeline.run.housekeeping import recover_dep_file
 from pipeline.run.progress import ProgressReporter
 from pipeline.run.session import RunSession
-from pipeline.tokens.segments import token_shard_path
-from pipeline.tokens.tokenizer import current_tokenizer_info
 from pipeline.chunks.shard import chunk_shard_path
 
 DEP_FILE = ".doit.db"
@@ -125,16 +123,15 @@ def task_tokens():
     """Per commit (in batches of 64): StarCoder commit-format token ids and loss spans."""
     config = settings()
     try:
-        tokenizer_hash = current_tokenizer_info(config)["hash"]
-        shas = listed_shas(config)
+        paths = SESSION.token_paths(config)
     except PipelineError:                  # `doit list` before the first build
-        shas = []
+        paths = {}
+    shas = list(paths)
     events.expect("tokens", len(shas))
     for name, batch in actions.batches(shas):
         yield {"name": name, "actions": [(actions.build_token_shards, [SESSION, config, batch])],
                "task_dep": [f"chunks:{name}"], "uptodate": [True],
-               "targets": [str(token_shard_path(config, sha, tokenizer_hash))
-                           for sha in batch]}
+               "targets": [str(paths[sha]) for sha in batch]}
 
 
 @create_after(executed="tokenizer")

@@ -116,8 +116,10 @@ class Settings:
         """The repository to read: repo=, or the generated sample inside the cache."""
         return self.repo or str(self.cache / "sample_repo")
 
-    @property
+    @functools.cached_property
     def cache(self) -> Path:
+        # Kept (in the instance's __dict__, which frozen does not guard): every shard path
+        # of a 20,000-commit history starts with it.
         return Path(self.cache_dir)
 
     @property

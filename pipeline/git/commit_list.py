@@ -83,7 +83,7 @@ def _extended_list(settings: Settings, repo, head: str) -> list | None:
             or shallow_boundary(repo)):
         return None
     order = topological_order(repo, head)
-    known = previous["by_sha"]
+    known = commits_by_sha(previous)
     new = [sha for sha in order if sha not in known]
     if len(new) > EXTEND_AT_MOST:
         return None
@@ -122,14 +122,17 @@ def current_list_path(settings: Settings) -> Path:
 
 
 def read_commit_list(pointer: dict) -> dict:
-    """The stored commit list a pointer names, with its repository `name` and `by_sha`:
-    sha -> Commit."""
+    """The stored commit list a pointer names, with its repository `name`."""
     stored = store.read_record(Path(pointer["list"]))
     if stored is None:
         raise PipelineError("the stored commit list is damaged; run `doit` again to rebuild it.")
-    stored["by_sha"] = {c["sha"]: Commit.from_plain(c) for c in stored["commits"]}
     stored["name"] = pointer["name"]
     return stored
+
+
+def commits_by_sha(listing: dict) -> dict:
+    """sha -> Commit of a commit list."""
+    return {commit["sha"]: Commit.from_plain(commit) for commit in listing["commits"]}
 
 
 def current_commit_list(settings: Settings) -> dict:

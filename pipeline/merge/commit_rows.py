@@ -19,7 +19,7 @@ from pipeline.tokens.layout import Layout
 from pipeline.tokens.segments import ID_TYPE
 
 # Bump when rows, their lines or their measures change.
-ROWS_VERSION = 1
+ROWS_VERSION = 2
 COMMITS_PER_DECODE = 64    # commits packed, then decoded in one batch
 
 
@@ -31,9 +31,10 @@ def _tokens(ids: bytes) -> int:
     return len(ids) // array(ID_TYPE).itemsize
 
 
-def _measures(examples: list, packing: Counter) -> dict:
+def _measures(examples: list, packing: Counter, time: int) -> dict:
     """What stats.json sums over a commit's rows: tokens (context, imports, context shown
-    twice in a row, loss), snippets by kind and origin, context per segment."""
+    twice in a row, loss), snippets by kind and origin, context per segment; and each
+    row's length and time, which the report plots."""
     measures = Counter(packing)
     lengths, context_per_part = [], []
     kinds, origins = Counter(), Counter()
@@ -56,6 +57,7 @@ def _measures(examples: list, packing: Counter) -> dict:
                 origins[piece.origin] += piece.kind != "import"
     measures["tokens"] = sum(lengths)
     return {"counts": dict(measures), "row_lengths": lengths,
+            "row_times": [time] * len(examples),
             "context_per_part": context_per_part, "snippet_kinds": dict(kinds),
             "origins": dict(origins)}
 
@@ -78,7 +80,7 @@ def _build(settings: Settings, layout: Layout, tokenizer, name_ids: list, work: 
             "rows": [{"ids": example.input_ids.tobytes(), "spans": example.loss_spans,
                       "paths": example.paths, "items": example.items} for example in examples],
             "lines": [next(lines) for _ in examples],
-            "measures": _measures(examples, packing)})
+            "measures": _measures(examples, packing, shard.committer_time)})
     return records
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline import __version__, store
 from pipeline.config import Settings
+from pipeline.errors import PipelineError
 from pipeline.merge.commit_rows import commit_rows, rows_key
 from pipeline.merge.messages import low_information
 from pipeline.merge.parts import part_name, write_part
@@ -46,9 +47,9 @@ def _iso(timestamp: int) -> str:
 def _commit_range(summaries: list) -> dict | None:
     if not summaries:
         return None
-    return {"commits": len(summaries), "first_commit": summaries[0]["sha"],
-            "last_commit": summaries[-1]["sha"], "first_date": _iso(summaries[0]["time"]),
-            "last_date": _iso(summaries[-1]["time"])}
+    return {"commits": len(summaries), "first_commit": summaries[0].sha,
+            "last_commit": summaries[-1].sha, "first_date": _iso(summaries[0].time),
+            "last_date": _iso(summaries[-1].time)}
 
 
 def _manifest(settings, listing, key, tokenizer_info, tokenizer, layout, summaries_by_split,
@@ -119,7 +120,7 @@ def merge(settings: Settings, listing: dict, token_keys: list, token_shard,
     (out / "manifest.json").unlink(missing_ok=True)
     layout = layout_of(tokenizer)
     summaries = load_summaries(settings, token_keys, token_shard)
-    val_start, test_start = split_bounds([s["time"] for s in summaries], settings)
+    val_start, test_start = split_bounds([s.time for s in summaries], settings)
     bounds = dict(zip(SPLITS, ((0, val_start), (val_start, test_start),
                                (test_start, len(summaries)))))
     summaries_by_split = {split: summaries[start:end] for split, (start, end) in bounds.items()}
@@ -151,7 +152,7 @@ def merge(settings: Settings, listing: dict, token_keys: list, token_shard,
     files["tokenizer.json"] = _file_entry(out / "tokenizer.json")
     stats = dataset_stats(summaries_by_split, kept, measures, drops)
     stats["low_information_messages"] = {
-        split: sum(s["sha"] in uninformative for s in summaries_by_split[split])
+        split: sum(s.sha in uninformative for s in summaries_by_split[split])
         for split in SPLITS}
     _write_json(out / "stats.json", stats)
     files["stats.json"] = _file_entry(out / "stats.json")
@@ -159,6 +160,21 @@ def merge(settings: Settings, listing: dict, token_keys: list, token_shard,
                          summaries_by_split, parts, files)
     _write_json(out / "manifest.json", manifest)
     return stats
+
+
+def row_measures(settings: Settings) -> dict:
+    """split -> the measures of the rows dataset/ holds (row lengths and times among them),
+    from the records of the parts its manifest lists."""
+    manifest = json.loads((settings.dataset / "manifest.json").read_text())
+    measures = {}
+    for split, described in manifest["splits"].items():
+        records = [store.read_record(store.record_path(settings.cache, "parts", key))
+                   for key in described["part_keys"]]
+        if any(record is None for record in records):
+            raise PipelineError("a part record of the last merge is missing from the cache; "
+                                "run `doit` again to merge anew.")
+        measures[split] = combined_measures([record["measures"] for record in records])
+    return measures
 
 
 def is_current(settings: Settings, key: str) -> bool:

@@ -1,4 +1,5 @@
-"""The split tensors in, dataset/report.png out: lengths per split and rows per month."""
+"""The rows' lengths and times per split in, dataset/report.png out: tokens per row and
+rows per month."""
 
 from __future__ import annotations
 
@@ -25,25 +26,24 @@ def _months_between(months: set) -> list:
     return calendar
 
 
-def write_report(dataset: Path, output: Path) -> None:
+def write_report(measures_by_split: dict, output: Path) -> None:
+    """measures_by_split: split -> its rows' measures (row_lengths, row_times)."""
     import matplotlib
 
     matplotlib.use("Agg")                   # no display on build machines
     import matplotlib.pyplot as plt
-    from pipeline.loading import load_parts
 
-    splits = {name: load_parts(dataset, name) for name in SPLIT_COLOURS}
     figure, (lengths, months) = plt.subplots(1, 2, figsize=(13, 4.8))
-    for name, parts in splits.items():
-        sizes = [size for part in parts for size in part["attention_mask"].sum(dim=1).tolist()]
+    for name in SPLIT_COLOURS:
+        sizes = measures_by_split[name]["row_lengths"]
         if sizes:
             lengths.hist(sizes, bins=40, histtype="step", linewidth=1.6,
                          color=SPLIT_COLOURS[name], label=f"{name} ({len(sizes)} rows)")
     lengths.set(title="Tokens per row", xlabel="tokens (padding excluded)", ylabel="rows")
     lengths.legend()
 
-    per_month = {name: Counter(_month(t) for part in parts for t in part["commit_time"].tolist())
-                 for name, parts in splits.items()}
+    per_month = {name: Counter(_month(t) for t in measures_by_split[name]["row_times"])
+                 for name in SPLIT_COLOURS}
     calendar = _months_between(set().union(*per_month.values()))
     positions = range(len(calendar))
     bottom = [0] * len(calendar)

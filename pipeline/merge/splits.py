@@ -34,22 +34,21 @@ def kept_segments(settings: Settings, summaries_by_split: dict,
         kept[split] = []
         for summary in summaries_by_split[split]:
             keep = []
-            for position, segment in enumerate(summary["segments"]):
-                if summary["sha"] in dropped_commits:
+            for position, segment in enumerate(summary.segments):
+                if summary.sha in dropped_commits:
                     drops["low_information_message_dropped"] += 1
-                elif guard != "off" and set(segment["leak_keys"][guard]) & earlier_splits:
+                elif guard != "off" and not earlier_splits.isdisjoint(segment.leak_keys(guard)):
                     drops[f"leakage_{split}"] += 1
-                elif not settings.keep_duplicates and segment["target_key"] in targets:
+                elif not settings.keep_duplicates and segment.target_key in targets:
                     drops["duplicate_target"] += 1
                 else:
                     keep.append(position)
             kept[split].append(keep)
             # Added after the commit: a repeat within one commit is no duplicate, and a
             # deletion (empty target) never is.
-            segments = [summary["segments"][position] for position in keep]
-            targets.update(s["target_key"] for s in segments
-                           if s["target_key"] != _EMPTY_TARGET)
+            segments = [summary.segments[position] for position in keep]
+            targets.update(s.target_key for s in segments if s.target_key != _EMPTY_TARGET)
             if guard != "off":
-                this_split.update(key for s in segments for key in s["leak_keys"][guard])
+                this_split.update(key for s in segments for key in s.leak_keys(guard))
         earlier_splits |= this_split
     return kept, drops

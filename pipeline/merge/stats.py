@@ -16,22 +16,26 @@ def _distribution(values: list) -> dict:
             "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], "max": ordered[-1]}
 
 
-def _summed(summaries: list, key: str) -> dict:
-    return dict(sorted(sum((Counter(summary[key]) for summary in summaries),
-                           Counter()).items()))
+def _summed(summaries: list, name: str) -> dict:
+    total = Counter()
+    for summary in summaries:
+        total.update(summary.counts.get(name, {}))
+    return dict(sorted((+total).items()))          # + drops zeros, as summing Counters did
 
 
 def combined_measures(parts: list) -> dict:
     """The measures of several commits' (or parts') rows as one."""
     counts, kinds, origins = Counter(), Counter(), Counter()
-    lengths, context = [], []
+    lengths, times, context = [], [], []
     for measures in parts:
         counts.update(measures["counts"])
         kinds.update(measures["snippet_kinds"])
         origins.update(measures["origins"])        # update keeps a zero (old code: +=)
         lengths += measures["row_lengths"]
+        times += measures["row_times"]
         context += measures["context_per_part"]
-    return {"counts": dict(counts), "row_lengths": lengths, "context_per_part": context,
+    return {"counts": dict(counts), "row_lengths": lengths, "row_times": times,
+            "context_per_part": context,
             "snippet_kinds": dict(kinds), "origins": dict(origins)}
 
 
@@ -53,14 +57,14 @@ def _split_stats(summaries: list, measures: dict) -> dict:
 def dataset_stats(summaries_by_split: dict, kept: dict, measures_by_split: dict,
                   drops: Counter) -> dict:
     summaries = [s for split in SPLITS for s in summaries_by_split[split]]
-    segments = [summary["segments"][position] for split in SPLITS
+    segments = [summary.segments[position] for split in SPLITS
                 for summary, positions in zip(summaries_by_split[split], kept[split])
                 for position in positions]
     every = combined_measures([measures_by_split[split] for split in SPLITS])
     counts = Counter(every["counts"])
-    field_tokens = {"old_code": [s["old_tokens"] for s in segments],
-                    "message": [summary["message_tokens"] for summary in summaries],
-                    "new_code": [s["new_tokens"] for s in segments],
+    field_tokens = {"old_code": [s.old_tokens for s in segments],
+                    "message": [summary.message_tokens for summary in summaries],
+                    "new_code": [s.new_tokens for s in segments],
                     "context": every["context_per_part"]}
     truncations = Counter(_summed(summaries, "truncations"))
     truncations["context_dropped"] += counts["context_dropped"]
@@ -74,9 +78,9 @@ def dataset_stats(summaries_by_split: dict, kept: dict, measures_by_split: dict,
         "truncations": dict(sorted((k, v) for k, v in truncations.items() if v)),
         "skipped": dict(sorted(skipped.items())),
         "files_flagged": _summed(summaries, "flagged"),
-        "missing_objects": sorted({sha for s in summaries for sha in s["missing_objects"]}),
-        "chunks_by_kind": dict(sorted(Counter(s["kind"] for s in segments).items())),
-        "chunks_by_change": dict(sorted(Counter(s["change"] for s in segments).items())),
+        "missing_objects": sorted({sha for s in summaries for sha in s.missing_objects}),
+        "chunks_by_kind": dict(sorted(Counter(s.kind for s in segments).items())),
+        "chunks_by_change": dict(sorted(Counter(s.change for s in segments).items())),
         "context_snippets": dict(sorted(every["snippet_kinds"].items())),
         "chunks_with_cross_file_definition": round(
             counts["parts_with_definition"] / max(counts["parts"], 1), 4),

@@ -21,12 +21,11 @@ from pipeline.config import Settings
 from pipeline.errors import PipelineError
 from pipeline.git.commit_list import build_commit_list
 from pipeline.git.sample_repo import generate_sample_repository
-from pipeline.merge.outputs import is_current, merge, merge_key
+from pipeline.merge.outputs import is_current, merge, merge_key, row_measures
 from pipeline.merge.report import write_report
 from pipeline.run import events, housekeeping, interrupts
 from pipeline.run.pool import processes_for
 from pipeline.run.session import RunSession
-from pipeline.tokens.segments import token_shard_path
 from pipeline.tokens.tokenizer import current_tokenizer_info, forget_pin, prepare_tokenizer
 
 BATCH = 64   # commits per chunks/tokens task: 20,000 per-commit tasks would cost doit seconds
@@ -73,8 +72,7 @@ def batches(shas: list) -> list:
 
 def current_merge_key(session: RunSession, settings: Settings) -> str:
     tokenizer_hash = current_tokenizer_info(settings)["hash"]
-    token_keys = [token_shard_path(settings, sha, tokenizer_hash).stem
-                  for sha in ordered_shas(session, settings)]
+    token_keys = [path.stem for path in session.token_paths(settings).values()]
     return merge_key(settings, token_keys, tokenizer_hash,
                      session.commit_list(settings)["name"])
 
@@ -134,9 +132,8 @@ def retrain_tokenizer(settings: Settings) -> None:
 
 @user_errors_fail_the_task
 def build_token_shards(session: RunSession, settings: Settings, shas: list) -> None:
-    tokenizer_hash = current_tokenizer_info(settings)["hash"]
-    _build_missing(session, "tokens", settings, shas,
-                   lambda sha: token_shard_path(settings, sha, tokenizer_hash))
+    paths = session.token_paths(settings)
+    _build_missing(session, "tokens", settings, shas, paths.__getitem__)
 
 
 @user_errors_fail_the_task
@@ -148,7 +145,7 @@ def merge_dataset(session: RunSession, settings: Settings) -> None:
     worker = session.worker(settings)
     info, tokenizer, _ = worker.tokenizer()
     shas = ordered_shas(session, settings)
-    token_keys = [worker.path("tokens", sha).stem for sha in shas]
+    token_keys = [path.stem for path in session.token_paths(settings).values()]
     stats = merge(settings, session.commit_list(settings), token_keys,
                   lambda position: worker.shard("tokens", shas[position]), info, tokenizer,
                   current_merge_key(session, settings))
@@ -158,7 +155,7 @@ def merge_dataset(session: RunSession, settings: Settings) -> None:
 
 @user_errors_fail_the_task
 def make_report(settings: Settings) -> None:
-    write_report(settings.dataset, settings.dataset / "report.png")
+    write_report(row_measures(settings), settings.dataset / "report.png")
 
 
 @user_errors_fail_the_task

@@ -18,6 +18,8 @@ from pipeline.errors import PipelineError
 from pipeline.git.commit_list import current_pointer, read_commit_list
 from pipeline.run.pool import Pool, processes_for
 from pipeline.run.worker import Worker
+from pipeline.tokens.segments import token_shard_path
+from pipeline.tokens.tokenizer import current_tokenizer_info
 
 
 class RunSession:
@@ -27,6 +29,7 @@ class RunSession:
         self._pool: Pool | None = None
         self._pool_for: tuple = ()          # (stage, settings, size)
         self._listing: tuple = (None, None)  # (pointer, commit list)
+        self._token_paths: tuple = (None, None)  # ((pointer, tokenizer, settings), paths)
 
     def lock(self, root: Path) -> None:
         """One build at a time per cache: a second `doit` on the same cache stops with a
@@ -54,7 +57,7 @@ class RunSession:
         """This process's Worker for settings (a new one if the settings changed)."""
         if self._worker is None or self._worker.settings != settings:
             self.close_worker()
-            self._worker = Worker(settings)
+            self._worker = Worker(settings, lambda: self.commit_list(settings))
         return self._worker
 
     def commit_list(self, settings: Settings) -> dict:
@@ -63,6 +66,18 @@ class RunSession:
         if self._listing[0] != pointer:
             self._listing = (pointer, read_commit_list(pointer))
         return self._listing[1]
+
+    def token_paths(self, settings: Settings) -> dict:
+        """sha -> token shard path of the run's commits, computed once per commit list and
+        tokenizer: the tokens tasks, the merge key and the merge all need them."""
+        pointer = current_pointer(settings)
+        tokenizer_hash = current_tokenizer_info(settings)["hash"]
+        wanted = (pointer["list"], tokenizer_hash, settings)
+        if self._token_paths[0] != wanted:
+            self._token_paths = (wanted, {
+                commit["sha"]: token_shard_path(settings, commit["sha"], tokenizer_hash)
+                for commit in self.commit_list(settings)["commits"]})
+        return self._token_paths[1]
 
     def build(self, stage: str, settings: Settings, shas: list):
         """Write the stage's shards of shas, on every core when there are many; yields each
@@ -98,7 +113,7 @@ class RunSession:
             self.stop_pool(now=True)
             self.close_worker()
         finally:
-            self._listing = (None, None)
+            self._listing = self._token_paths = (None, None)
             if self._lock_file is not None:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
                 self._lock_file.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 from pipeline import store
 from pipeline.chunks.shard import build_chunk_shard, chunk_shard_path
 from pipeline.config import Settings
-from pipeline.git.commit_list import current_pointer, read_commit_list
+from pipeline.git.commit_list import commits_by_sha, current_pointer, read_commit_list
 from pipeline.git.history import BlobReader, open_repository
 from pipeline.records import ChunkShard, Commit, TokenShard, to_plain
 from pipeline.rust.parsing import RecentParses
@@ -28,13 +28,18 @@ READERS = {"chunks": ChunkShard.from_plain, "tokens": TokenShard.from_plain}
 class Worker:
     """One process's repository, reader, parses, symbol index and tokenizer."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, read_listing=None):
+        """read_listing() gives the run's commit list (the run session's, read once per
+        run); by default it is read from the cache."""
         self.settings = settings
+        self._read_listing = read_listing or (
+            lambda: read_commit_list(current_pointer(settings)))
         self.repo = open_repository(settings.repository)
         self.reader = BlobReader(self.repo)
         self.index = SymbolIndex(self.repo, self.reader, RecentParses(), settings.cache,
                                  settings.max_file_bytes, settings.exclude_globs())
         self._listing: dict | None = None
+        self._by_sha: dict | None = None
         self._tokenizer = None              # (info, tokenizer, layout)
 
     def listing(self) -> dict:
@@ -42,13 +47,15 @@ class Worker:
         session closes it, a pool ends with its stage). The reader learns from it which
         blobs a partial clone lacks."""
         if self._listing is None:
-            self._listing = read_commit_list(current_pointer(self.settings))
+            self._listing = self._read_listing()
             partial = self._listing.get("partial")
             self.reader.missing = frozenset(self._listing["missing"]) if partial else None
         return self._listing
 
     def commit(self, sha: str) -> Commit:
-        return self.listing()["by_sha"][sha]
+        if self._by_sha is None:
+            self._by_sha = commits_by_sha(self.listing())
+        return self._by_sha[sha]
 
     def tokenizer(self) -> tuple:
         """(info, tokenizer, layout) of the run's tokenizer, loaded at first use."""
