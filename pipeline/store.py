@@ -7,6 +7,8 @@ is intact; a file that fails it is treated as missing (and rebuilt by its task).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import sys
 import tempfile
@@ -73,7 +75,22 @@ def read_record(path: Path):
     if data[:len(MAGIC)] != MAGIC or data[len(MAGIC):header] != xxhash.xxh3_128_digest(payload):
         print(f"cache: {path} is damaged or foreign; it will be rebuilt", file=sys.stderr)
         return None
-    return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    with collection_paused():
+        return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+
+
+@contextlib.contextmanager
+def collection_paused():
+    """The cyclic garbage collector paused: unpacking or building many small containers
+    (a 20,000-commit history's summaries) otherwise triggers it again and again, and
+    takes two to three times as long (as msgpack's documentation warns)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def pointer_path(root: Path, stage: str) -> Path:

@@ -113,7 +113,16 @@ def _remove_other_parts(out: Path, names: set) -> None:
 def merge(settings: Settings, listing: dict, token_keys: list, token_shard,
           tokenizer_info: dict, tokenizer, key: str) -> dict:
     """Write the split parts (tensors and texts), stats and manifest from the token shards
-    of the history in commit order (token_shard(position) reads one); returns the stats."""
+    of the history in commit order (token_shard(position) reads one); returns the stats.
+    The garbage collector waits: the merge holds a summary per commit and makes no cycles,
+    and its passes over them would cost a 20,000-commit merge a second."""
+    with store.collection_paused():
+        return _merge(settings, listing, token_keys, token_shard, tokenizer_info, tokenizer,
+                      key)
+
+
+def _merge(settings: Settings, listing: dict, token_keys: list, token_shard,
+           tokenizer_info: dict, tokenizer, key: str) -> dict:
     out = settings.dataset
     out.mkdir(parents=True, exist_ok=True)
     written = _written_parts(out)
