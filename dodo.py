@@ -25,7 +25,6 @@ from pipeline.run import actions, events, interrupts
 from pipeline.run.housekeeping import recover_dep_file
 from pipeline.run.progress import ProgressReporter
 from pipeline.run.session import RunSession
-from pipeline.chunks.shard import chunk_shard_path
 
 DEP_FILE = ".doit.db"
 DOIT_CONFIG = {
@@ -60,14 +59,6 @@ def settings():
         raise InvalidCommand(str(error)) from None
 
 
-def listed_shas(config):
-    """The current run's commits; none yet when `doit list` or `doit clean` load the tasks."""
-    try:
-        return actions.ordered_shas(SESSION, config)
-    except PipelineError:
-        return []
-
-
 def task_sample_repo():
     """Generate the sample Rust repository (only when no repo= is configured)."""
     config = settings()
@@ -92,11 +83,15 @@ def task_commits():
 def task_chunks():
     """Per commit (in batches of 64): the changed Rust items, old/new code and context."""
     config = settings()
-    shas = listed_shas(config)
+    try:
+        paths = SESSION.chunk_paths(config)
+    except PipelineError:                  # `doit list` or `doit clean` before a build
+        paths = {}
+    shas = list(paths)
     events.expect("chunks", len(shas))
     for name, batch in actions.batches(shas):
         yield {"name": name, "actions": [(actions.build_chunk_shards, [SESSION, config, batch])],
-               "targets": [str(chunk_shard_path(config, sha)) for sha in batch],
+               "targets": [str(paths[sha]) for sha in batch],
                "uptodate": [True]}
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from doit.exceptions import TaskFailed
 
 from pipeline import store
-from pipeline.chunks.shard import chunk_shard_path
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
 from pipeline.git.commit_list import build_commit_list
@@ -114,8 +113,7 @@ def _build_missing(session: RunSession, stage: str, settings: Settings, shas: li
 
 @user_errors_fail_the_task
 def build_chunk_shards(session: RunSession, settings: Settings, shas: list) -> None:
-    _build_missing(session, "chunks", settings, shas,
-                   lambda sha: chunk_shard_path(settings, sha))
+    _build_missing(session, "chunks", settings, shas, session.chunk_paths(settings).__getitem__)
 
 
 @user_errors_fail_the_task

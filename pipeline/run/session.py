@@ -13,12 +13,14 @@ import fcntl
 import os
 from pathlib import Path
 
+from pipeline import store
+from pipeline.chunks.shard import shard_key
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
 from pipeline.git.commit_list import current_pointer, read_commit_list
 from pipeline.run.pool import Pool, processes_for
 from pipeline.run.worker import Worker
-from pipeline.tokens.segments import token_shard_path
+from pipeline.tokens.segments import token_shard_key
 from pipeline.tokens.tokenizer import current_tokenizer_info
 
 
@@ -29,7 +31,8 @@ class RunSession:
         self._pool: Pool | None = None
         self._pool_for: tuple = ()          # (stage, settings, size)
         self._listing: tuple = (None, None)  # (pointer, commit list)
-        self._token_paths: tuple = (None, None)  # ((pointer, tokenizer, settings), paths)
+        self._chunk_paths: tuple = (None, None)  # ((list, settings), sha -> path)
+        self._token_paths: tuple = (None, None)  # ((list, tokenizer, settings), sha -> path)
 
     def lock(self, root: Path) -> None:
         """One build at a time per cache: a second `doit` on the same cache stops with a
@@ -67,16 +70,27 @@ class RunSession:
             self._listing = (pointer, read_commit_list(pointer))
         return self._listing[1]
 
+    def chunk_paths(self, settings: Settings) -> dict:
+        """sha -> chunk shard path of the run's commits in order, computed once per commit
+        list: the chunks and tokens tasks, the merge key and the merge all need them."""
+        wanted = (current_pointer(settings)["list"], settings)
+        if self._chunk_paths[0] != wanted:
+            self._chunk_paths = (wanted, {
+                commit["sha"]: store.record_path(settings.cache, "chunks",
+                                                 shard_key(settings, commit["sha"]))
+                for commit in self.commit_list(settings)["commits"]})
+        return self._chunk_paths[1]
+
     def token_paths(self, settings: Settings) -> dict:
-        """sha -> token shard path of the run's commits, computed once per commit list and
-        tokenizer: the tokens tasks, the merge key and the merge all need them."""
-        pointer = current_pointer(settings)
+        """sha -> token shard path of the run's commits in order, computed once per commit
+        list and tokenizer."""
         tokenizer_hash = current_tokenizer_info(settings)["hash"]
-        wanted = (pointer["list"], tokenizer_hash, settings)
+        wanted = (current_pointer(settings)["list"], tokenizer_hash, settings)
         if self._token_paths[0] != wanted:
             self._token_paths = (wanted, {
-                commit["sha"]: token_shard_path(settings, commit["sha"], tokenizer_hash)
-                for commit in self.commit_list(settings)["commits"]})
+                sha: store.record_path(settings.cache, "tokens",
+                                       token_shard_key(settings, path.stem, tokenizer_hash))
+                for sha, path in self.chunk_paths(settings).items()})
         return self._token_paths[1]
 
     def build(self, stage: str, settings: Settings, shas: list):
@@ -113,7 +127,7 @@ class RunSession:
             self.stop_pool(now=True)
             self.close_worker()
         finally:
-            self._listing = self._token_paths = (None, None)
+            self._listing = self._chunk_paths = self._token_paths = (None, None)
             if self._lock_file is not None:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
                 self._lock_file.close()
