@@ -15,7 +15,7 @@ from collections import OrderedDict, defaultdict
 from typing import NamedTuple
 
 from pipeline import store
-from pipeline.git.history import list_tree, tree_changes
+from pipeline.git.history import TreeReader, list_tree, tree_changes
 from pipeline.rust.files import module_path, path_skip_reason, skip_reason
 from pipeline.rust.parsing import RecentParses
 from pipeline.rust.syntax import ANALYSER_VERSION, analyse, children_by_parent
@@ -82,6 +82,7 @@ class SymbolIndex:
     def __init__(self, repo, reader, parses: RecentParses, cache_root, max_file_bytes: int,
                  exclude_globs=()):
         self.repo, self.reader = repo, reader
+        self.trees = TreeReader(reader)           # diffs between the commits it moves to
         self.exclude_globs = tuple(exclude_globs)    # with vendored code: never indexed
         self.cache_root, self.max_file_bytes = cache_root, max_file_bytes
         self.tree: dict = {}                      # path -> blob sha (.rs and Cargo.toml)
@@ -148,7 +149,9 @@ class SymbolIndex:
         if self.commit is None:
             changed = list_tree(self.repo, commit, _INDEXED)
         else:
-            changed = tree_changes(self.repo, self.commit, commit, _INDEXED)
+            changed = self.trees.changes(self.commit, commit, _INDEXED)
+            if changed is None:                   # an object cat-file could not give
+                changed = tree_changes(self.repo, self.commit, commit, _INDEXED)
         changed = {path: blob for path, blob in changed.items()
                    if path_skip_reason(path, self.exclude_globs) is None}
         layout_changed = False
