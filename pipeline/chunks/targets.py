@@ -47,14 +47,15 @@ def code_tokens(text: str) -> tuple[list, list]:
                 return tokens, code
 
 
-def _joined(tokens: list) -> bytes:
-    """The tokens as one byte string that tells token lists apart (each length-prefixed):
-    equal exactly when the lists are, and much smaller to keep."""
-    return b"".join(len(token).to_bytes(4, "little") + token for token in tokens)
+def _joined(tokens: list) -> tuple[int, bytes]:
+    """The tokens as their count and their bytes joined by 0xFF, a byte that UTF-8 (what
+    the texts are encoded in) never holds: equal exactly when the lists are, and much
+    smaller to keep."""
+    return len(tokens), b"\xff".join(tokens)
 
 
 @lru_cache(maxsize=_TOKEN_MEMO_SIZE)
-def _token_keys(text: str) -> tuple[bytes, bytes]:
+def _token_keys(text: str) -> tuple[tuple, tuple]:
     """code_tokens(text), each list joined: what the whitespace and comment checks compare,
     computed once per text in a process."""
     tokens, code = code_tokens(text)
