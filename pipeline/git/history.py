@@ -190,28 +190,31 @@ class TreeReader:
 
     Trees are memoised, so the tree the last diff ended on is not read again."""
 
-    def __init__(self, reader: "BlobReader", memo_size: int = 4096):
+    def __init__(self, reader: "BlobReader", memo_size: int = 1024):
         self.reader = reader
         self.memo_size = memo_size
-        self._trees: dict = {}
+        self._trees: dict = {}                # tree id -> its bytes
+        self._roots: dict = {}                # commit id -> its root tree's id
 
-    def _object(self, sha: str) -> bytes:
-        if sha in self._trees:
-            return self._trees[sha]
-        data = self.reader.read(sha)
-        if data is None:
-            raise LookupError(sha)
+    def _tree(self, sha: str) -> bytes:
+        if sha not in self._trees:
+            data = self.reader.read(sha)
+            if data is None:
+                raise LookupError(sha)
+            self._remember(sha, data)
+        return self._trees[sha]
+
+    def _remember(self, sha: str, data: bytes) -> None:
         if len(self._trees) >= self.memo_size:
             self._trees.clear()               # the next diffs re-read their few trees
         self._trees[sha] = data
-        return data
 
     def _entries(self, tree: str | None) -> list:
         """(sort key, name, mode, id) of a tree's entries in git's order; the sort key of a
         subtree is its name and a slash, as git compares them."""
         if tree is None:
             return []
-        data, entries, position = self._object(tree), [], 0
+        data, entries, position = self._tree(tree), [], 0
         while position < len(data):
             space = data.index(b" ", position)
             end = data.index(b"\0", space)
@@ -222,10 +225,17 @@ class TreeReader:
         return entries
 
     def _root(self, commit: str) -> str:
-        header = self._object(commit)
-        if not header.startswith(b"tree "):
-            raise LookupError(commit)
-        return header[5:45].decode()
+        """The id of commit's root tree, read with the tree itself: one round-trip."""
+        if commit not in self._roots:
+            found = self.reader.read_named(f"{commit}^{{tree}}")
+            if found is None:
+                raise LookupError(commit)
+            tree, data = found
+            self._remember(tree, data)
+            if len(self._roots) >= self.memo_size:
+                self._roots.clear()
+            self._roots[commit] = tree
+        return self._roots[commit]
 
     def changes(self, old: str, new: str, suffixes: tuple) -> dict | None:
         """What tree_changes(repo, old, new, suffixes) gives, less the entries that make no
@@ -297,6 +307,18 @@ class BlobReader:
         for _ in range(2):
             try:
                 return self.repo.odb.stream(bytes.fromhex(sha)).read()
+            except (ValueError, git.BadObject, git.GitCommandError, OSError):
+                self.repo.git.clear_cache()
+        return None
+
+    def read_named(self, name: str) -> tuple[str, bytes] | None:
+        """(id, bytes) of the object a name such as `COMMIT^{tree}` resolves to, or None;
+        failures are handled as read handles them."""
+        for _ in range(2):
+            try:
+                sha, _, _, stream = self.repo.git.stream_object_data(name)
+                data = stream.read()
+                return (sha.decode() if isinstance(sha, bytes) else sha), data
             except (ValueError, git.BadObject, git.GitCommandError, OSError):
                 self.repo.git.clear_cache()
         return None
