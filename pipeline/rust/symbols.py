@@ -89,6 +89,8 @@ class SymbolIndex:
         self.by_name: dict = defaultdict(dict)    # name -> {path: [Definition]}
         self.modules: dict = {}                   # (crate dir, module path) -> file path
         self.crate_dirs: dict = {}                # crate name (as in `use`) -> crate dir
+        self._crate_of: dict = {}                 # path -> crate_of(path), for crate_dirs
+        self._package_names: dict = {}            # Cargo.toml blob -> its package name
         self.commit = None
         # The chunker's parses: it has usually just parsed the versions the index needs.
         self.parses = parses
@@ -144,6 +146,7 @@ class SymbolIndex:
             return
         if commit is None:
             self.tree, self.by_name, self.modules, self.crate_dirs = {}, defaultdict(dict), {}, {}
+            self._crate_of = {}
             self.commit = None
             return
         if self.commit is None:
@@ -175,16 +178,37 @@ class SymbolIndex:
         for path, blob in self.tree.items():
             if path.endswith("Cargo.toml"):
                 directory = path[:-len("Cargo.toml")].rstrip("/")
-                match = _PACKAGE_NAME.search(self.reader.read(blob) or b"")
-                if match:
-                    crate_names[directory] = match.group(1).decode().replace("-", "_")
+                name = self._package_name(blob)
+                if name is not None:
+                    crate_names[directory] = name
         self.crate_dirs = {name: directory for directory, name in crate_names.items()}
+        self._crate_of = {}
         self.modules = {}
         for path in sorted(self.tree, key=lambda p: p.endswith("main.rs")):  # lib.rs wins
             if path.endswith(".rs"):
                 self.modules.setdefault((self.crate_of(path), module_path(path)), path)
 
+    def _package_name(self, blob: str) -> str | None:
+        """The package name of a Cargo.toml version, as `use` writes it. Memoised: the
+        layout is mapped again whenever a file comes or goes, and manifests rarely change."""
+        if blob in self._package_names:
+            return self._package_names[blob]
+        data = self.reader.read(blob)
+        if data is None:
+            return None                # not remembered: a missing object may come back
+        match = _PACKAGE_NAME.search(data)
+        name = match.group(1).decode().replace("-", "_") if match else None
+        self._package_names[blob] = name
+        return name
+
     def crate_of(self, path: str) -> str:
+        """The innermost crate directory of path, memoised until the crates change: context
+        resolution asks for every candidate definition's."""
+        if path not in self._crate_of:
+            self._crate_of[path] = self._innermost_crate(path)
+        return self._crate_of[path]
+
+    def _innermost_crate(self, path: str) -> str:
         """The directory of the innermost crate (Cargo.toml) containing path ('' if none)."""
         best = ""
         for directory in self.crate_dirs.values():
