@@ -190,7 +190,7 @@ class TreeReader:
 
     Trees are memoised, so the tree the last diff ended on is not read again."""
 
-    def __init__(self, reader: "BlobReader", memo_size: int = 1024):
+    def __init__(self, reader: "BlobReader", memo_size: int = 256):
         self.reader = reader
         self.memo_size = memo_size
         self._trees: dict = {}                # tree id -> its bytes
