@@ -7,8 +7,8 @@ import subprocess
 
 from pipeline.config import Settings
 from pipeline.git.commit_list import build_commit_list
-from pipeline.git.history import (BlobReader, list_commits, list_tree, open_repository,
-                                  resolve_ref, tree_changes)
+from pipeline.git.history import (BlobReader, TreeReader, list_commits, list_tree,
+                                  open_repository, resolve_ref, tree_changes)
 
 
 def listed(repo):
@@ -101,3 +101,29 @@ def test_a_list_extended_after_a_pull_is_the_list_of_a_full_listing(workdir, rus
     full = build_commit_list(settings, repo)
     assert extended["commits"] == full["commits"]
     assert [c["sha"] for c in full["commits"]] == [c.sha for c in listed(rust_repo)]
+
+
+def test_tree_reader_gives_tree_changes_that_change_the_listed_tree_in_git_order(rust_repo):
+    """The symbol index's diffs come from cat-file: the same files, blobs and order as
+    tree_changes, less the changes list_tree does not see (modes, symlinks)."""
+    first = rust_repo.commit("one", {"src/a.rs": "fn a() {}\n", "src/b.rs": "fn b() {}\n",
+                                     "src/x.rs": "fn x() {}\n", "src/m/c.rs": "fn c() {}\n",
+                                     "Cargo.toml": "[package]\nname = \"x\"\n"})
+    (rust_repo.path / "src" / "link.rs").symlink_to("a.rs")
+    (rust_repo.path / "src" / "a.rs").chmod(0o755)
+    second = rust_repo.commit("two", {"src/b.rs": None, "src/m-n.rs": "fn n() {}\n",
+                                      "src/m/c.rs": "fn c() { 1; }\n", "src/x.rs": None,
+                                      "src/x.rs/y.rs": "fn y() {}\n", "notes.txt": "x\n"})
+    (rust_repo.path / "src" / "link.rs").unlink()
+    third = rust_repo.commit("three", {"src/link.rs": "fn l() {}\n", "src/m/c.rs": None,
+                                       "src/m.rs": "fn m() {}\n"})
+    repo = open_repository(str(rust_repo.path))
+    trees, suffixes = TreeReader(BlobReader(repo)), (b".rs", b"Cargo.toml")
+    for old, new in ((first, second), (second, third), (first, third), (third, first),
+                     (second, second)):
+        before = list_tree(repo, old, suffixes)
+        expected = {path: blob for path, blob in tree_changes(repo, old, new, suffixes).items()
+                    if before.get(path) != blob}
+        changed = trees.changes(old, new, suffixes)
+        assert list(changed.items()) == list(expected.items())
+    assert trees.changes(first, "1" * 40, suffixes) is None     # no such object: ask git

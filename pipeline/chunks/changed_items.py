@@ -169,14 +169,18 @@ class FileCounts:
     missing: list = field(default_factory=list)          # blob shas git could not give
 
 
-def _read_side(reader: BlobReader, blob: str, mode: str, settings, counts: FileCounts):
+def _read_side(reader: BlobReader, parses: RecentParses, path: str, blob: str, mode: str,
+               settings, counts: FileCounts):
     """(bytes, ok) for one side of a change; ok False means the file was skipped and counted."""
     if blob == NULL_BLOB or mode == ABSENT_MODE:
         return None, True
     if mode in SKIPPED_MODES:
         counts.skipped[SKIPPED_MODES[mode]] += 1
         return None, False
-    data = reader.read(blob)
+    # The old side is usually the version the last commit that changed the file left
+    # parsed: its bytes are at hand, with no round-trip to git.
+    known = parses.known(path, blob)
+    data = known.source if known is not None else reader.read(blob)
     if data is None:
         counts.skipped["missing_object"] += 1
         counts.missing.append(blob)
@@ -211,8 +215,10 @@ def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
     if reason is not None:
         counts.skipped[reason] += 1
         return None
-    old_src, old_ok = _read_side(reader, change.old_blob, change.old_mode, settings, counts)
-    new_src, new_ok = _read_side(reader, change.new_blob, change.new_mode, settings, counts)
+    old_src, old_ok = _read_side(reader, parses, change.old_path, change.old_blob,
+                                 change.old_mode, settings, counts)
+    new_src, new_ok = _read_side(reader, parses, change.new_path, change.new_blob,
+                                 change.new_mode, settings, counts)
     if not (old_ok and new_ok) or (old_src is None and new_src is None):
         return None
     # Old before new: the new version is then parsed incrementally from the old one's tree.

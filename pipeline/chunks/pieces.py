@@ -9,6 +9,8 @@ again: no code is dropped.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pipeline.rust.parsing import get_parser
 from pipeline.text import decode
 
@@ -19,13 +21,16 @@ _CUTTABLE_NODES = {"block", "declaration_list", "field_declaration_list", "enum_
 
 def _container(node):
     """The descendant of node whose children to cut between: the widest container inside."""
-    best = None
+    best, best_width = None, -1
     stack = [node]
     while stack:
         current = stack.pop()
-        if current.type in _CUTTABLE_NODES and current.named_child_count > 1:
-            if best is None or current.end_byte - current.start_byte > best.end_byte - best.start_byte:
-                best = current
+        width = current.end_byte - current.start_byte
+        if width < best_width:
+            continue          # nothing inside is as wide: the search skips most of the tree
+        if current.type in _CUTTABLE_NODES and current.named_child_count > 1 and \
+                width > best_width:
+            best, best_width = current, width
         stack.extend(current.named_children)
     return best
 
@@ -98,12 +103,18 @@ def pack(pieces: list, limit: int) -> list:
 def split_pieces(text: str, limit: int) -> list:
     """The item's text as consecutive pieces cut between children, each within limit where
     possible; many are much smaller (one statement, one method), for pack() to join."""
+    return list(_pieces(text, limit))
+
+
+# An item over budget that changes again is split again, as old code, the next time:
+# nearly half the texts split in a history were split before.
+@lru_cache(maxsize=256)
+def _pieces(text: str, limit: int) -> tuple:
     if len(text) <= limit:
-        return [text] if text else []
+        return (text,) if text else ()
     source = text.encode()
     tree = get_parser().parse(source)
     # Budgets are in characters and cuts in bytes; a byte budget of `limit` is never larger.
     cuts = _cuts(source, tree.root_node, 0, len(source), limit)
     bounds = [0] + cuts + [len(source)]
-    return [decode(source[a:b]) for a, b in zip(bounds, bounds[1:])]
-
+    return tuple(decode(source[a:b]) for a, b in zip(bounds, bounds[1:]))

@@ -9,11 +9,17 @@ pipeline.rust.files.)
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pipeline.config import Settings
 from pipeline.records import Chunk
-from pipeline.rust.parsing import get_parser
+from pipeline.rust.parsing import LANGUAGE, get_parser
 
 _COMMENTS = {"line_comment", "block_comment"}
+_COMMENT_IDS = frozenset(LANGUAGE.id_for_node_kind(kind, True) for kind in _COMMENTS)
+# Texts whose tokens are remembered: a chunk's old code is often the new code of a chunk
+# a few commits before (an item changed again), and added items all have the empty text.
+_TOKEN_MEMO_SIZE = 4096
 
 
 def code_tokens(text: str) -> tuple[list, list]:
@@ -22,17 +28,38 @@ def code_tokens(text: str) -> tuple[list, list]:
     differ only in whitespace; with the same tokens outside comments, only in comments
     and whitespace."""
     source = text.encode()
-    tokens, code, stack = [], [], [get_parser().parse(source).root_node]
-    while stack:
-        node = stack.pop()
-        if node.child_count == 0 or node.type in _COMMENTS:
+    tokens, code = [], []
+    # A cursor walk in document order: leaves and whole comments are the tokens. It makes
+    # one Node per visited node, where a stack of node.children lists made one per child.
+    cursor = get_parser().parse(source).walk()
+    while True:
+        node = cursor.node
+        if node.kind_id in _COMMENT_IDS:
+            tokens.append(source[node.start_byte:node.end_byte])
+        elif cursor.goto_first_child():
+            continue
+        else:
             token = source[node.start_byte:node.end_byte]
             tokens.append(token)
-            if node.type not in _COMMENTS:
-                code.append(token)
-        else:
-            stack.extend(reversed(node.children))
-    return tokens, code
+            code.append(token)
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                return tokens, code
+
+
+def _joined(tokens: list) -> tuple[int, bytes]:
+    """The tokens as their count and their bytes joined by 0xFF, a byte that UTF-8 (what
+    the texts are encoded in) never holds: equal exactly when the lists are, and much
+    smaller to keep."""
+    return len(tokens), b"\xff".join(tokens)
+
+
+@lru_cache(maxsize=_TOKEN_MEMO_SIZE)
+def _token_keys(text: str) -> tuple[tuple, tuple]:
+    """code_tokens(text), each list joined: what the whitespace and comment checks compare,
+    computed once per text in a process."""
+    tokens, code = code_tokens(text)
+    return _joined(tokens), _joined(code)
 
 
 def chunk_skip_reason(chunk: Chunk, settings: Settings) -> str | None:
@@ -43,8 +70,8 @@ def chunk_skip_reason(chunk: Chunk, settings: Settings) -> str | None:
         return "deletion"
     if settings.keep_whitespace_changes and settings.keep_comment_changes:
         return None
-    old_tokens, old_code = code_tokens(chunk.old_code)
-    new_tokens, new_code = code_tokens(chunk.new_code)
+    old_tokens, old_code = _token_keys(chunk.old_code)
+    new_tokens, new_code = _token_keys(chunk.new_code)
     if old_tokens == new_tokens:
         return None if settings.keep_whitespace_changes else "whitespace_only"
     if old_code == new_code and not settings.keep_comment_changes:

@@ -10,6 +10,7 @@ one more unit, so no change vanishes.
 from __future__ import annotations
 
 import difflib
+import functools
 from typing import NamedTuple
 
 from pipeline.chunks.pieces import ELISION, line_start
@@ -31,6 +32,20 @@ def _own_text(source: bytes, item: dict, children: list) -> str:
     return decode(b"".join(pieces))
 
 
+def _memoised(function):
+    """function(file), kept in the file's memo: a version changed again is the old side of
+    its next change, the same ParsedFile as the new side of this one."""
+    key = function.__name__
+
+    @functools.wraps(function)
+    def memoised(file: ParsedFile):
+        if key not in file.memo:
+            file.memo[key] = function(file)
+        return file.memo[key]
+    return memoised
+
+
+@_memoised
 def units(file: ParsedFile) -> dict:
     """qualname -> indexes of the items compared as units, in file order."""
     units: dict = {}
@@ -106,6 +121,7 @@ def changed_pairs(olds: list, news: list):
                    new_run[k] if k < len(new_run) else _ABSENT)
 
 
+@_memoised
 def residual(file: ParsedFile) -> str:
     """The file's lines that lie in no unit (imports, comments, mod headers), each run of
     them verbatim, an elision marker where units were left out between two runs."""

@@ -198,6 +198,103 @@ def tree_changes(repo: git.Repo, old: str, new: str, suffixes: tuple) -> dict:
     return changed
 
 
+# Tree entry modes that list_tree leaves out of a tree's files: subtrees (walked into),
+# symlinks and submodules.
+_TREE_MODE, _NOT_FILE_MODES = b"40000", (b"40000", b"120000", b"160000")
+
+
+class TreeReader:
+    """tree_changes without a `git diff-tree` process per call: tree objects are read
+    through the BlobReader's `git cat-file` process and compared here, walking only into
+    subtrees whose ids differ. Starting a git process costs more than the few trees a
+    commit changes, and the symbol index asks for one diff per commit.
+
+    Trees are memoised, so the tree the last diff ended on is not read again."""
+
+    def __init__(self, reader: "BlobReader", memo_size: int = 256):
+        self.reader = reader
+        self.memo_size = memo_size
+        self._trees: dict = {}                # tree id -> its bytes
+        self._roots: dict = {}                # commit id -> its root tree's id
+
+    def _tree(self, sha: str) -> bytes:
+        if sha not in self._trees:
+            data = self.reader.read(sha)
+            if data is None:
+                raise LookupError(sha)
+            self._remember(sha, data)
+        return self._trees[sha]
+
+    def _remember(self, sha: str, data: bytes) -> None:
+        if len(self._trees) >= self.memo_size:
+            self._trees.clear()               # the next diffs re-read their few trees
+        self._trees[sha] = data
+
+    def _entries(self, tree: str | None) -> list:
+        """(sort key, name, mode, id) of a tree's entries in git's order; the sort key of a
+        subtree is its name and a slash, as git compares them."""
+        if tree is None:
+            return []
+        data, entries, position = self._tree(tree), [], 0
+        while position < len(data):
+            space = data.index(b" ", position)
+            end = data.index(b"\0", space)
+            mode, name = data[position:space], data[space + 1:end]
+            sha = data[end + 1:end + 21].hex()
+            entries.append((name + b"/" if mode == _TREE_MODE else name, name, mode, sha))
+            position = end + 21
+        return entries
+
+    def _root(self, commit: str) -> str:
+        """The id of commit's root tree, read with the tree itself: one round-trip."""
+        if commit not in self._roots:
+            found = self.reader.read_named(f"{commit}^{{tree}}")
+            if found is None:
+                raise LookupError(commit)
+            tree, data = found
+            self._remember(tree, data)
+            if len(self._roots) >= self.memo_size:
+                self._roots.clear()
+            self._roots[commit] = tree
+        return self._roots[commit]
+
+    def changes(self, old: str, new: str, suffixes: tuple) -> dict | None:
+        """What tree_changes(repo, old, new, suffixes) gives, less the entries that make no
+        difference to list_tree's view (a mode change, a symlink that stays left out), in
+        the same order; None if an object could not be read (the caller asks git then)."""
+        changed: dict = {}
+        try:
+            self._diff(self._root(old), self._root(new), b"", suffixes, changed)
+        except LookupError:
+            return None
+        return changed
+
+    def _diff(self, old: str | None, new: str | None, prefix: bytes, suffixes: tuple,
+              changed: dict) -> None:
+        """Add path -> new blob (None: gone) of the files under two trees that differ in
+        list_tree's view, walking both trees' entries merged in git's order."""
+        old_entries = {entry[0]: entry for entry in self._entries(old)}
+        new_entries = {entry[0]: entry for entry in self._entries(new)}
+        for key in sorted(old_entries.keys() | new_entries.keys()):
+            old_entry, new_entry = old_entries.get(key), new_entries.get(key)
+            if old_entry is not None and new_entry is not None and old_entry[3] == new_entry[3] \
+                    and old_entry[2] == new_entry[2]:
+                continue                               # the same object: nothing below differs
+            name = (old_entry or new_entry)[1]
+            if key.endswith(b"/"):
+                self._diff(old_entry and old_entry[3], new_entry and new_entry[3],
+                           prefix + name + b"/", suffixes, changed)
+            elif name.endswith(suffixes):
+                old_blob, new_blob = (_file_blob(entry) for entry in (old_entry, new_entry))
+                if old_blob != new_blob:
+                    changed[decode(prefix + name)] = new_blob
+
+
+def _file_blob(entry: tuple | None) -> str | None:
+    """The blob id of a tree entry as list_tree sees it: None for symlinks and submodules."""
+    return entry[3] if entry is not None and entry[2] not in _NOT_FILE_MODES else None
+
+
 def first_parent_changes(repo: git.Repo, commit: Commit, missing: frozenset | None) -> tuple:
     """A merge commit's Rust changes against its first parent (renames as list_commits finds
     them for the same missing)."""
@@ -231,6 +328,18 @@ class BlobReader:
         for _ in range(2):
             try:
                 return self.repo.odb.stream(bytes.fromhex(sha)).read()
+            except (ValueError, git.BadObject, git.GitCommandError, OSError):
+                self.repo.git.clear_cache()
+        return None
+
+    def read_named(self, name: str) -> tuple[str, bytes] | None:
+        """(id, bytes) of the object a name such as `COMMIT^{tree}` resolves to, or None;
+        failures are handled as read handles them."""
+        for _ in range(2):
+            try:
+                sha, _, _, stream = self.repo.git.stream_object_data(name)
+                data = stream.read()
+                return (sha.decode() if isinstance(sha, bytes) else sha), data
             except (ValueError, git.BadObject, git.GitCommandError, OSError):
                 self.repo.git.clear_cache()
         return None

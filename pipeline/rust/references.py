@@ -120,7 +120,16 @@ def _local_names(file: ParsedFile, index: int) -> set:
 
 
 def item_references(file: ParsedFile, index: int) -> dict:
-    """{role: sorted names} that item index of file references."""
+    """{role: sorted names} that item index of file references (memoised: an item changed
+    by one commit and again by a later one is asked for as new code, then as old code of
+    the same parsed file version)."""
+    key = ("references", index)
+    if key not in file.memo:
+        file.memo[key] = _item_references(file, index)
+    return file.memo[key]
+
+
+def _item_references(file: ParsedFile, index: int) -> dict:
     items = analyse(file)["items"]
     item = items[index]
     start, end = item["start_byte"], item["end_byte"]

@@ -15,7 +15,7 @@ from collections import OrderedDict, defaultdict
 from typing import NamedTuple
 
 from pipeline import store
-from pipeline.git.history import list_tree, tree_changes
+from pipeline.git.history import TreeReader, list_tree, tree_changes
 from pipeline.rust.files import module_path, path_skip_reason, skip_reason
 from pipeline.rust.parsing import RecentParses
 from pipeline.rust.syntax import ANALYSER_VERSION, analyse, children_by_parent
@@ -82,12 +82,15 @@ class SymbolIndex:
     def __init__(self, repo, reader, parses: RecentParses, cache_root, max_file_bytes: int,
                  exclude_globs=()):
         self.repo, self.reader = repo, reader
+        self.trees = TreeReader(reader)           # diffs between the commits it moves to
         self.exclude_globs = tuple(exclude_globs)    # with vendored code: never indexed
         self.cache_root, self.max_file_bytes = cache_root, max_file_bytes
         self.tree: dict = {}                      # path -> blob sha (.rs and Cargo.toml)
         self.by_name: dict = defaultdict(dict)    # name -> {path: [Definition]}
         self.modules: dict = {}                   # (crate dir, module path) -> file path
         self.crate_dirs: dict = {}                # crate name (as in `use`) -> crate dir
+        self._crate_of: dict = {}                 # path -> crate_of(path), for crate_dirs
+        self._package_names: dict = {}            # Cargo.toml blob -> its package name
         self.commit = None
         # The chunker's parses: it has usually just parsed the versions the index needs.
         self.parses = parses
@@ -143,12 +146,15 @@ class SymbolIndex:
             return
         if commit is None:
             self.tree, self.by_name, self.modules, self.crate_dirs = {}, defaultdict(dict), {}, {}
+            self._crate_of = {}
             self.commit = None
             return
         if self.commit is None:
             changed = list_tree(self.repo, commit, _INDEXED)
         else:
-            changed = tree_changes(self.repo, self.commit, commit, _INDEXED)
+            changed = self.trees.changes(self.commit, commit, _INDEXED)
+            if changed is None:                   # an object cat-file could not give
+                changed = tree_changes(self.repo, self.commit, commit, _INDEXED)
         changed = {path: blob for path, blob in changed.items()
                    if path_skip_reason(path, self.exclude_globs) is None}
         layout_changed = False
@@ -172,16 +178,37 @@ class SymbolIndex:
         for path, blob in self.tree.items():
             if path.endswith("Cargo.toml"):
                 directory = path[:-len("Cargo.toml")].rstrip("/")
-                match = _PACKAGE_NAME.search(self.reader.read(blob) or b"")
-                if match:
-                    crate_names[directory] = match.group(1).decode().replace("-", "_")
+                name = self._package_name(blob)
+                if name is not None:
+                    crate_names[directory] = name
         self.crate_dirs = {name: directory for directory, name in crate_names.items()}
+        self._crate_of = {}
         self.modules = {}
         for path in sorted(self.tree, key=lambda p: p.endswith("main.rs")):  # lib.rs wins
             if path.endswith(".rs"):
                 self.modules.setdefault((self.crate_of(path), module_path(path)), path)
 
+    def _package_name(self, blob: str) -> str | None:
+        """The package name of a Cargo.toml version, as `use` writes it. Memoised: the
+        layout is mapped again whenever a file comes or goes, and manifests rarely change."""
+        if blob in self._package_names:
+            return self._package_names[blob]
+        data = self.reader.read(blob)
+        if data is None:
+            return None                # not remembered: a missing object may come back
+        match = _PACKAGE_NAME.search(data)
+        name = match.group(1).decode().replace("-", "_") if match else None
+        self._package_names[blob] = name
+        return name
+
     def crate_of(self, path: str) -> str:
+        """The innermost crate directory of path, memoised until the crates change: context
+        resolution asks for every candidate definition's."""
+        if path not in self._crate_of:
+            self._crate_of[path] = self._innermost_crate(path)
+        return self._crate_of[path]
+
+    def _innermost_crate(self, path: str) -> str:
         """The directory of the innermost crate (Cargo.toml) containing path ('' if none)."""
         best = ""
         for directory in self.crate_dirs.values():
