@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import msgpack
@@ -19,9 +19,7 @@ import xxhash
 
 MAGIC = b"RCP1"
 _DIGEST_SIZE = 16
-# mkstemp creates files readable by the owner only; outputs should follow the umask instead.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+_WRITES = itertools.count()    # temporary file names unique within this process
 
 
 def digest(data: bytes) -> str:
@@ -40,14 +38,22 @@ def record_path(root: Path, stage: str, key: str) -> Path:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, then rename: readers never see half."""
+    """Write to a temporary file in the same directory, then rename: readers never see half.
+
+    The temporary name is this process's own (pid and a counter), created with O_EXCL and
+    mode 0o666 so the umask applies as for any file: no mkstemp, no chmod, and the
+    directory is made only when it is missing; a chunks run writes thousands of records."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{next(_WRITES)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
+        try:
+            handle = os.open(temporary, flags, 0o666)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = os.open(temporary, flags, 0o666)
         with os.fdopen(handle, "wb") as out:
             out.write(data)
-        os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, path)
     except BaseException as error:
         try:
