@@ -18,7 +18,8 @@ from pipeline.git.history import BlobReader, open_repository
 from pipeline.records import ChunkShard, Commit, TokenShard, to_plain
 from pipeline.rust.parsing import RecentParses
 from pipeline.rust.symbols import SymbolIndex
-from pipeline.tokens.segments import build_token_shard, token_shard_path
+from pipeline.tokens.segments import (TextIds, build_token_shard, plain_token_shard,
+                                      token_shard_path)
 from pipeline.tokens.layout import layout_of
 from pipeline.tokens.tokenizer import current_tokenizer_info, load_tokenizer
 
@@ -36,6 +37,7 @@ class Worker:
                                  settings.max_file_bytes, settings.exclude_globs())
         self._listing: dict | None = None
         self._tokenizer = None              # (info, tokenizer, layout)
+        self._text_ids: TextIds | None = None   # the tokenizer's recent encodings
 
     def listing(self) -> dict:
         """The run's commit list, read at first use (a Worker serves one run: the run
@@ -56,6 +58,7 @@ class Worker:
             info = current_tokenizer_info(self.settings)
             tokenizer = load_tokenizer(info["path"])
             self._tokenizer = (info, tokenizer, layout_of(tokenizer))
+            self._text_ids = TextIds(tokenizer)
         return self._tokenizer
 
     def path(self, stage: str, sha: str) -> Path:
@@ -68,11 +71,13 @@ class Worker:
         if stage == "chunks":
             shard = build_chunk_shard(self.settings, self.commit(sha), self.repo, self.reader,
                                       self.index)
+            plain = to_plain(shard)
         else:
             _, tokenizer, layout = self.tokenizer()
             shard = build_token_shard(self.settings, tokenizer, layout,
-                                      self.shard("chunks", sha))
-        store.write_record(self.path(stage, sha), to_plain(shard))
+                                      self.shard("chunks", sha), self._text_ids)
+            plain = plain_token_shard(shard)
+        store.write_record(self.path(stage, sha), plain)
         return shard
 
     def shard(self, stage: str, sha: str):
