@@ -66,17 +66,20 @@ class Worker:
             return chunk_shard_path(self.settings, sha)
         return token_shard_path(self.settings, sha, self.tokenizer()[0]["hash"])
 
-    def build(self, stage: str, sha: str):
-        """Build and store the stage's shard of sha; returns it."""
+    def make(self, stage: str, sha: str) -> tuple:
+        """The stage's shard of sha, and its record (plain values) to store."""
         if stage == "chunks":
             shard = build_chunk_shard(self.settings, self.commit(sha), self.repo, self.reader,
                                       self.index)
-            plain = to_plain(shard)
-        else:
-            _, tokenizer, layout = self.tokenizer()
-            shard = build_token_shard(self.settings, tokenizer, layout,
-                                      self.shard("chunks", sha), self._text_ids)
-            plain = plain_token_shard(shard)
+            return shard, to_plain(shard)
+        _, tokenizer, layout = self.tokenizer()
+        shard = build_token_shard(self.settings, tokenizer, layout, self.shard("chunks", sha),
+                                  self._text_ids)
+        return shard, plain_token_shard(shard)
+
+    def build(self, stage: str, sha: str):
+        """Build and store the stage's shard of sha; returns it."""
+        shard, plain = self.make(stage, sha)
         store.write_record(self.path(stage, sha), plain)
         return shard
 
@@ -92,6 +95,11 @@ class Worker:
         for sha in shas:
             self.build(stage, sha)
         return shas
+
+    def build_block_unstored(self, stage: str, shas: list) -> list:
+        """Build the stage's shard of each sha, in order, storing none: (sha, path, record)
+        of each, for the doit process to store when the task the commit belongs to runs."""
+        return [(sha, self.path(stage, sha), self.make(stage, sha)[1]) for sha in shas]
 
     def close(self) -> None:
         self.reader.close()
