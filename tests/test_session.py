@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from conftest import chdir, run_doit, split_outputs
-from pipeline.git.sample_repo import extend_sample_repository
+from pipeline.git.sample_repo import commit_count, extend_sample_repository, git
 from pipeline.run import events
+from pipeline.run.pool import BLOCK, blocks
 from test_robustness import children, doit_command, tensors
 
 
@@ -103,3 +104,34 @@ def test_sigint_to_a_doit_command_leaves_no_process_behind(workdir, sample_repo)
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads((target / "dataset" / "manifest.json").read_text())
     assert split_outputs(target / "dataset") == expected
+
+
+def test_blocks_hold_each_commit_once_in_order_and_end_one_at_a_time_when_asked():
+    for stage, size in BLOCK.items():
+        for count in range(3 * size + 2):
+            shas = [f"{number:040x}" for number in range(count)]
+            for finishing in (0, 1, 2, 3):
+                found = blocks(stage, shas, finishing)
+                assert [sha for block in found for sha in block] == shas
+                assert all(0 < len(block) <= size for block in found)
+                singles = min(count, finishing * size)
+                assert all(len(block) == 1 for block in found[len(found) - singles:])
+            assert blocks(stage, shas) == [shas[i:i + size] for i in range(0, count, size)]
+
+
+def test_a_pool_builds_each_commit_once_with_the_next_task_built_ahead(workdir, sample_repo):
+    """Two tasks in a pool: the second's first commits are built ahead, during the first,
+    and stored, counted and used once, like the rest (then given one at a time)."""
+    extend_sample_repository(sample_repo, 80)          # 111 commits: tasks of 64 and 47
+    shas = git(sample_repo, "rev-list", "HEAD").split()
+    assert len(shas) == commit_count(sample_repo) > 64 + 2 * BLOCK["tokens"]
+    code, record = run_doit(f"repo={sample_repo}", "jobs=2")
+    assert code == 0 and record.processes == {"chunks": 2, "tokens": 2}
+    for stage in ("chunks", "tokens"):
+        assert sorted(record.built_shas[stage]) == sorted(shas), stage
+    one_process = workdir / "one_process"
+    one_process.mkdir()
+    with chdir(one_process):
+        code, record = run_doit(f"repo={sample_repo}", "jobs=1")
+        assert code == 0 and record.processes == {"chunks": 1, "tokens": 1}
+    assert tensors(one_process) == tensors(workdir)

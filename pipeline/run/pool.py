@@ -6,6 +6,13 @@ parses then move a few commits at a time, as they do in one process. A pool serv
 stage of one `doit` run (the run session starts it, and stops it at a new stage, at the
 merge and at the end of the run, so no idle worker holds on to its memory).
 
+A stage runs as tasks of consecutive commits, one after the other. So that no worker sits
+idle while the others finish a task's last blocks, each task also queues the first blocks
+of the commits after it ("ahead"). Their shards are not stored when built: the workers
+hand them back and the doit process stores them when the task they belong to runs (and
+counts them as built there), so a task is still up to date exactly when its shards exist,
+and a run that stops early leaves none of them behind.
+
 Ctrl-C is the doit process's alone: workers start with it blocked and then ignore it, so
 none prints a traceback; the run session kills them when the run ends early.
 """
@@ -21,11 +28,15 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
+from pipeline import store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
 from pipeline.run.worker import Worker
 
-BLOCK = 8                # consecutive commits a worker takes at a time
+# Consecutive commits a worker takes at a time, by stage: a chunks block takes seconds; a
+# tokens commit only milliseconds, so its blocks are larger or handing them over would
+# cost as much as building them (and its workers' encodings are reused more).
+BLOCK = {"chunks": 8, "tokens": 16}
 POOL_FROM_COMMITS = 32   # fewer commits than this are built in the doit process
 _HELD = {signal.SIGINT, signal.SIGTERM}   # the signals held while workers start
 # The one Worker of a pool process, built by its initializer.
@@ -39,8 +50,14 @@ def processes_for(settings: Settings, commits: int) -> int:
     return settings.jobs or os.cpu_count() or 1
 
 
-def blocks(shas: list) -> list:
-    return [shas[i:i + BLOCK] for i in range(0, len(shas), BLOCK)]
+def blocks(stage: str, shas: list, finishing: int = 0) -> list:
+    """shas in blocks of BLOCK[stage]. finishing: the stage's last commits are among shas,
+    for this many workers; its last block's worth per worker then go one commit at a time,
+    so that the workers end together instead of one building a whole block alone."""
+    size = BLOCK[stage]
+    split = max(len(shas) - finishing * size, 0)
+    return [shas[i:min(i + size, split)] for i in range(0, split, size)] + [
+        [sha] for sha in shas[split:]]
 
 
 def _start_worker(parent: int, settings: Settings) -> None:
@@ -50,6 +67,9 @@ def _start_worker(parent: int, settings: Settings) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # a Ctrl-C pending since spawn is dropped
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+    # One process per core already: the tokenizer's own threads would only contend with
+    # the other workers (and spin, burning CPU). Its output is the same either way.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
     def end_with_parent():
         while os.getppid() == parent:
@@ -62,6 +82,10 @@ def _start_worker(parent: int, settings: Settings) -> None:
 
 def _build_block(stage: str, shas: list) -> list:
     return _worker.build_block(stage, shas)
+
+
+def _build_block_unstored(stage: str, shas: list) -> list:
+    return _worker.build_block_unstored(stage, shas)
 
 
 @contextlib.contextmanager
@@ -87,18 +111,41 @@ class Pool:
         self.executor = ProcessPoolExecutor(
             max_workers=size, initializer=_start_worker, initargs=(os.getpid(), settings),
             mp_context=multiprocessing.get_context("spawn"))
+        self.size = size
+        # sha -> the future of its block, built ahead and not yet stored (see above).
+        self.ahead: dict = {}
 
-    def build(self, stage: str, shas: list):
-        """Write the stage's shards of shas; yields each sha as its block finishes."""
+    def lookahead(self, stage: str) -> int:
+        """How many commits to build ahead of their task: a block per worker, to keep it
+        busy until the next task gives more."""
+        return self.size * BLOCK[stage]
+
+    def build(self, stage: str, shas: list, after: list = ()):
+        """Write the stage's shards of shas; yields each sha as its shard is stored. after:
+        up to lookahead(stage) commits of the stage that the next tasks build, in order: those
+        not under way yet are built ahead, behind shas."""
+        mine = {sha: self.ahead.pop(sha) for sha in shas if sha in self.ahead}
+        later = [sha for sha in after if sha not in self.ahead and sha not in mine]
+        own = [sha for sha in shas if sha not in mine]
         with _signals_held():             # submit starts the worker processes
             futures = [self.executor.submit(_build_block, stage, block)
-                       for block in blocks(shas)]
+                       for block in blocks(stage, own, 0 if after else self.size)]
+            for block in blocks(stage, later):
+                future = self.executor.submit(_build_block_unstored, stage, block)
+                self.ahead.update(dict.fromkeys(block, future))
         # The futures are not cancelled here when the build stops early: the run session
         # then kills the workers, and in Python 3.11 a future cancelled before its pool
         # breaks makes the executor's thread fail with a traceback.
         try:
-            for future in as_completed(futures):
-                yield from future.result()
+            stored_by_workers = set(futures)
+            for future in as_completed(futures + list(dict.fromkeys(mine.values()))):
+                if future in stored_by_workers:
+                    yield from future.result()
+                    continue
+                for sha, path, record in future.result():
+                    if sha in mine:       # its block may hold commits of a later task
+                        store.write_record(path, record)
+                        yield sha
         except BrokenProcessPool:
             raise PipelineError(
                 "a worker process of the build ended abruptly (killed, or out of memory). Run "
@@ -106,7 +153,8 @@ class Pool:
                 "`doit jobs=1` (or another number) or free some memory.") from None
 
     def shutdown(self) -> None:
-        """Stop once the blocks being built are done (the stage is over: there are none)."""
+        """Stop once the blocks being built are done (the stage is over: there are none,
+        unless some were built ahead for tasks that did not run; those are dropped)."""
         self.executor.shutdown(wait=True, cancel_futures=True)
 
     def terminate(self) -> None:

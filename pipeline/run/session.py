@@ -30,7 +30,7 @@ class RunSession:
         self._worker: Worker | None = None
         self._pool: Pool | None = None
         self._pool_for: tuple = ()          # (stage, settings, size)
-        self._listing: tuple = (None, None)  # (pointer, commit list)
+        self._listing: tuple = (None, None, None)  # (pointer, commit list, sha -> position)
         self._chunk_paths: tuple = (None, None)  # ((list, settings), sha -> path)
         self._token_paths: tuple = (None, None)  # ((list, tokenizer, settings), sha -> path)
 
@@ -67,7 +67,9 @@ class RunSession:
         """The current run's commit list, read once per list."""
         pointer = current_pointer(settings)
         if self._listing[0] != pointer:
-            self._listing = (pointer, read_commit_list(pointer))
+            listing = read_commit_list(pointer)
+            self._listing = (pointer, listing, {commit["sha"]: position for position, commit
+                                                in enumerate(listing["commits"])})
         return self._listing[1]
 
     def chunk_paths(self, settings: Settings) -> dict:
@@ -94,16 +96,32 @@ class RunSession:
         return self._token_paths[1]
 
     def build(self, stage: str, settings: Settings, shas: list):
-        """Write the stage's shards of shas, on every core when there are many; yields each
-        sha once its shard is written."""
+        """Write the stage's shards of shas, on every core when there are many (or when the
+        stage's pool is up: it may be building them already); yields each sha once its
+        shard is written."""
         size = processes_for(settings, len(shas))
-        if size == 1:
+        if self._pool_for[:2] == (stage, settings):
+            size = self._pool_for[2]
+        if size == 1 or not shas:
             yield from self.worker(settings).build_block(stage, shas)
             return
         if self._pool_for != (stage, settings, size):
             self.stop_pool()
             self._pool, self._pool_for = Pool(settings, size), (stage, settings, size)
-        yield from self._pool.build(stage, shas)
+        after = self._missing_after(stage, settings, shas[-1], self._pool.lookahead(stage))
+        yield from self._pool.build(stage, shas, after)
+
+    def _missing_after(self, stage: str, settings: Settings, last: str, count: int) -> list:
+        """Up to count commits after last, in the run's order, whose shards of stage are not
+        stored: the next task's, which the pool starts on ahead."""
+        worker, found = self.worker(settings), []
+        commits = self.commit_list(settings)["commits"]
+        for commit in commits[self._listing[2][last] + 1:]:
+            if len(found) == count:
+                break
+            if not worker.path(stage, commit["sha"]).exists():
+                found.append(commit["sha"])
+        return found
 
     def stop_pool(self, now: bool = False) -> None:
         """Stop the workers: once idle (a new stage, the merge) or now (the end of the run)."""
@@ -127,7 +145,8 @@ class RunSession:
             self.stop_pool(now=True)
             self.close_worker()
         finally:
-            self._listing = self._chunk_paths = self._token_paths = (None, None)
+            self._listing = (None, None, None)
+            self._chunk_paths = self._token_paths = (None, None)
             if self._lock_file is not None:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
                 self._lock_file.close()

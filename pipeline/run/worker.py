@@ -18,7 +18,8 @@ from pipeline.git.history import BlobReader, open_repository
 from pipeline.records import ChunkShard, Commit, TokenShard, to_plain
 from pipeline.rust.parsing import RecentParses
 from pipeline.rust.symbols import SymbolIndex
-from pipeline.tokens.segments import build_token_shard, token_shard_path
+from pipeline.tokens.segments import (TextIds, build_token_shard, plain_token_shard,
+                                      token_shard_path)
 from pipeline.tokens.layout import layout_of
 from pipeline.tokens.tokenizer import current_tokenizer_info, load_tokenizer
 
@@ -41,6 +42,7 @@ class Worker:
         self._listing: dict | None = None
         self._by_sha: dict | None = None
         self._tokenizer = None              # (info, tokenizer, layout)
+        self._text_ids: TextIds | None = None   # the tokenizer's recent encodings
 
     def listing(self) -> dict:
         """The run's commit list, read at first use (a Worker serves one run: the run
@@ -63,6 +65,7 @@ class Worker:
             info = current_tokenizer_info(self.settings)
             tokenizer = load_tokenizer(info["path"])
             self._tokenizer = (info, tokenizer, layout_of(tokenizer))
+            self._text_ids = TextIds(tokenizer)
         return self._tokenizer
 
     def path(self, stage: str, sha: str) -> Path:
@@ -70,16 +73,21 @@ class Worker:
             return chunk_shard_path(self.settings, sha)
         return token_shard_path(self.settings, sha, self.tokenizer()[0]["hash"])
 
-    def build(self, stage: str, sha: str):
-        """Build and store the stage's shard of sha; returns it."""
+    def make(self, stage: str, sha: str) -> tuple:
+        """The stage's shard of sha, and its record (plain values) to store."""
         if stage == "chunks":
             shard = build_chunk_shard(self.settings, self.commit(sha), self.repo, self.reader,
                                       self.index)
-        else:
-            _, tokenizer, layout = self.tokenizer()
-            shard = build_token_shard(self.settings, tokenizer, layout,
-                                      self.shard("chunks", sha))
-        store.write_record(self.path(stage, sha), to_plain(shard))
+            return shard, to_plain(shard)
+        _, tokenizer, layout = self.tokenizer()
+        shard = build_token_shard(self.settings, tokenizer, layout, self.shard("chunks", sha),
+                                  self._text_ids)
+        return shard, plain_token_shard(shard)
+
+    def build(self, stage: str, sha: str):
+        """Build and store the stage's shard of sha; returns it."""
+        shard, plain = self.make(stage, sha)
+        store.write_record(self.path(stage, sha), plain)
         return shard
 
     def shard(self, stage: str, sha: str):
@@ -94,6 +102,11 @@ class Worker:
         for sha in shas:
             self.build(stage, sha)
         return shas
+
+    def build_block_unstored(self, stage: str, shas: list) -> list:
+        """Build the stage's shard of each sha, in order, storing none: (sha, path, record)
+        of each, for the doit process to store when the task the commit belongs to runs."""
+        return [(sha, self.path(stage, sha), self.make(stage, sha)[1]) for sha in shas]
 
     def close(self) -> None:
         self.reader.close()

@@ -10,10 +10,11 @@ have token budgets and are cut at a line boundary where one fits.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from array import array
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
 
 from pipeline import store
@@ -43,6 +44,41 @@ def token_shard_path(settings: Settings, sha: str, tokenizer_hash: str) -> Path:
     return store.record_path(settings.cache, "tokens", key)
 
 
+class TextIds:
+    """Text -> its token ids (an int32 array), each distinct text encoded once while it is
+    recently used. The same context snippets, import blocks, file names and code versions
+    (a commit's new code is a later commit's old code) come back chunk after chunk and
+    commit after commit; a text's ids depend on the text alone (each text is encoded on
+    its own, as before), so a remembered encoding is the one a new call would give.
+    Holds at most `capacity` tokens, the least recently used going first."""
+
+    def __init__(self, tokenizer, capacity: int = 2_000_000):
+        self.tokenizer = tokenizer
+        self.capacity = capacity
+        self._ids: OrderedDict = OrderedDict()
+        self._held = 0
+
+    def encode(self, texts: list, once: list = ()) -> tuple[list, list]:
+        """(ids of each of texts, Encoding of each of once) from one batched encode of the
+        texts not remembered and of once (texts used once, as a message: not remembered)."""
+        ids, missing = self._ids, {}
+        for text in texts:
+            if text in ids:
+                ids.move_to_end(text)
+            else:
+                missing[text] = None
+        encodings = self.tokenizer.encode_batch([*once, *missing], add_special_tokens=False)
+        found = {text: array(ID_TYPE, encoding.ids)
+                 for text, encoding in zip(missing, encodings[len(once):])}
+        result = [found[text] if text in found else ids[text] for text in texts]
+        for text, values in found.items():
+            ids[text] = values
+            self._held += len(values)
+        while self._held > self.capacity and len(ids) > 1:
+            self._held -= len(ids.popitem(last=False)[1])
+        return result, encodings[:len(once)]
+
+
 def _cut(encoding, budget: int) -> tuple[list, bool]:
     """The encoding's ids cut to budget, after the last token that ends a line if one fits."""
     ids = encoding.ids
@@ -70,44 +106,53 @@ def _texts_of(chunk: Chunk) -> list[str]:
         _snippet_text(snippet) for snippet in chunk.context + chunk.spare_context]
 
 
-def _ids(values: list) -> bytes:
+def _ids(values) -> bytes:
     return array(ID_TYPE, values).tobytes()
 
 
-def _context(settings, layout: Layout, chunk: Chunk, encodings, truncations: Counter) -> list:
+@functools.lru_cache(maxsize=64)
+def _marker(ids: tuple) -> bytes:
+    return _ids(ids)
+
+
+def _joined(marker: list, ids: array) -> bytes:
+    """A marker's ids, then ids, as int32 bytes."""
+    return _marker(tuple(marker)) + ids.tobytes()
+
+
+def _context(settings, layout: Layout, chunk: Chunk, ids: list, truncations: Counter) -> list:
     """The chunk's snippets as pieces (marker + text ids), in priority order. A snippet
     over budget_context is left out, not cut: a cut one might not be valid Rust."""
     pieces = []
     snippets = chunk.context + chunk.spare_context
-    for number, (snippet, encoding) in enumerate(zip(snippets, encodings)):
-        if len(encoding.ids) > settings.budget_context:
+    for number, (snippet, snippet_ids) in enumerate(zip(snippets, ids)):
+        if len(snippet_ids) > settings.budget_context:
             truncations["context_over_budget"] += 1
             continue
         key = store.content_key([snippet.kind, snippet.path, snippet.name, snippet.text])
         pieces.append(ContextPiece(
             key=key, kind=snippet.kind, path=snippet.path, name=snippet.name,
             origin=snippet.origin, chars=len(snippet.text), spare=number >= len(chunk.context),
-            ids=_ids([*layout.context(snippet.kind), *encoding.ids])))
+            ids=_joined(layout.context(snippet.kind), snippet_ids)))
     return pieces
 
 
-def _segment(settings, layout: Layout, chunk: Chunk, encodings,
+def _segment(settings, layout: Layout, chunk: Chunk, ids: list,
              truncations: Counter) -> Segment | None:
-    """One chunk's tokens: file name, context pieces, old code and new code; the merge
-    joins them with the message (once per row) into examples. None when old or new code is
-    over its budget: cutting one side would teach lines the model never saw, or an end
-    that is not the change's."""
-    path, old, new = encodings[:3]
-    if len(old.ids) > settings.budget_old or len(new.ids) > settings.budget_new:
+    """One chunk's tokens (ids: those of its texts, as _texts_of lists them): file name,
+    context pieces, old code and new code; the merge joins them with the message (once per
+    row) into examples. None when old or new code is over its budget: cutting one side
+    would teach lines the model never saw, or an end that is not the change's."""
+    path, old, new = ids[:3]
+    if len(old) > settings.budget_old or len(new) > settings.budget_new:
         truncations["code_over_budget"] += 1
         return None
-    old_ids, new_ids = list(old.ids), list(new.ids)
-    return Segment(head=_ids([*layout.ids["file"], *path.ids[-PATH_TOKENS:]]),
-                   context=_context(settings, layout, chunk, encodings[3:], truncations),
-                   old=_ids([*layout.ids["before"], *old_ids]), new=_ids(new_ids),
+    return Segment(head=_joined(layout.ids["file"], path[-PATH_TOKENS:]),
+                   context=_context(settings, layout, chunk, ids[3:], truncations),
+                   old=_joined(layout.ids["before"], old), new=new.tobytes(),
                    path=chunk.path, item=chunk.qualname, kind=chunk.kind, change=chunk.change,
                    leak_keys=leak_keys(chunk), target_key=store.digest(chunk.new_code.encode()),
-                   field_tokens={"old_code": len(old_ids), "new_code": len(new_ids)})
+                   field_tokens={"old_code": len(old), "new_code": len(new)})
 
 
 def _normalised(text: str) -> str:
@@ -125,12 +170,12 @@ def leak_keys(chunk: Chunk) -> dict:
     return keys
 
 
-def _message(settings, tokenizer, encoding, truncations: Counter) -> bytes:
+def _message(settings, text_ids: TextIds, encoding, truncations: Counter) -> bytes:
     """The message's ids within budget_message; a cut one ends with a visible ` …`."""
     ids, cut = _cut(encoding, settings.budget_message - 4)
     if cut:
         truncations["message"] += 1
-        ids += tokenizer.encode(" …", add_special_tokens=False).ids
+        ids += text_ids.encode([" …"])[0][0]
     return _ids(ids)
 
 
@@ -139,19 +184,30 @@ def redact(message: str) -> str:
     return EMAIL.sub("<EMAIL>", message)
 
 
-def build_token_shard(settings: Settings, tokenizer, layout: Layout,
-                      shard: ChunkShard) -> TokenShard:
+def plain_token_shard(shard: TokenShard) -> dict:
+    """to_plain(shard), field for field, for the store: built directly, without checking
+    each of its many values for being a record (which cost a sixth of the stage)."""
+    segments = [{**vars(segment), "context": [dict(vars(piece)) for piece in segment.context]}
+                for segment in shard.segments]
+    return {**vars(shard), "segments": segments, "missing_objects": list(shard.missing_objects)}
+
+
+def build_token_shard(settings: Settings, tokenizer, layout: Layout, shard: ChunkShard,
+                      text_ids: TextIds | None = None) -> TokenShard:
     """The token shard of one commit's chunk shard: one segment per chunk (but those over
-    budget, counted)."""
+    budget, counted). text_ids: the process's remembered encodings of tokenizer (a Worker
+    keeps one across commits), else a new one for this shard."""
     started = time.perf_counter()
+    if text_ids is None:
+        text_ids = TextIds(tokenizer)
     per_chunk = [_texts_of(chunk) for chunk in shard.chunks]
-    flat = [redact(shard.message)] + [text for texts in per_chunk for text in texts]
-    # One batched call per commit: the Rust side encodes the batch on all cores.
-    encodings = tokenizer.encode_batch(flat, add_special_tokens=False)
-    truncations, segments, position = Counter(), [], 1
-    message = _message(settings, tokenizer, encodings[0], truncations)
+    # One batched call per commit for the message and the texts not remembered.
+    ids, (message_encoding,) = text_ids.encode(
+        [text for texts in per_chunk for text in texts], [redact(shard.message)])
+    truncations, segments, position = Counter(), [], 0
+    message = _message(settings, text_ids, message_encoding, truncations)
     for chunk, texts in zip(shard.chunks, per_chunk):
-        mine = encodings[position:position + len(texts)]
+        mine = ids[position:position + len(texts)]
         position += len(texts)
         segment = _segment(settings, layout, chunk, mine, truncations)
         if segment is not None:
