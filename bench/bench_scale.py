@@ -4,8 +4,10 @@
 
 For the 600-commit / ~360k-line synthetic history (or --repo PATH) it times, each as the
 median of --runs fresh runs: the full build from empty, a no-op `doit`, `doit` after 1 and
-after 10 new commits (the ref moved forward: HEAD~11 -> HEAD~10 -> HEAD), and the peak
-resident memory of the whole process tree. In the same run it measures two floors:
+after 10 new commits (the ref moved forward: HEAD~11 -> HEAD~10 -> HEAD), the peak
+resident memory of the whole process tree, its CPU use over the whole run and over the
+per-commit stages (from the chunks stage to the merge: are both cores busy?), and the
+seconds of each stage. In the same run it measures two floors:
 `git log -p` over the Rust files, and tree-sitter parsing every distinct changed Rust
 file version once. --long adds the no-op `doit` on a 20,000-commit history.
 """
@@ -32,6 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from synthetic_history import write_history  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _tree_rss(root: int) -> int:
@@ -55,9 +58,35 @@ def _tree_rss(root: int) -> int:
     return total
 
 
+def _tree_cpu(root: int) -> float:
+    """CPU seconds of root and its live descendants, with the children each has reaped."""
+    ticks, stack, children = 0, [root], {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append((int(entry), fields))
+            except (OSError, IndexError):
+                continue
+    try:
+        own = Path(f"/proc/{root}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    todo = [own]
+    while stack:
+        pid = stack.pop()
+        for child, fields in children.get(pid, []):
+            todo.append(fields)
+            stack.append(child)
+    for fields in todo:                      # utime, stime, cutime, cstime
+        ticks += sum(int(value) for value in fields[11:15])
+    return ticks / CLOCK_TICKS
+
+
 def run_doit(workdir: Path, *args: str) -> dict:
     """One `doit` run: wall seconds, peak MB of the process tree, CPU use (user + system
-    seconds of the whole tree over wall seconds) and the seconds per stage it printed."""
+    seconds of the whole tree over wall seconds, and over the per-commit stages alone:
+    from the first chunks line to the merge) and the seconds per stage it printed."""
     env = {**os.environ, "PIPELINE_CONFIG_DIR": str(workdir)}
     command = [sys.executable, "-m", "doit", "-f", str(ROOT / "dodo.py"), "-d", str(workdir),
                *args]
@@ -65,26 +94,50 @@ def run_doit(workdir: Path, *args: str) -> dict:
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
-    peak = [0]
+    peak, samples, marks, lines = [0], [], {}, []
 
     def sample():
         while process.poll() is None:
             peak[0] = max(peak[0], _tree_rss(process.pid))
+            samples.append((time.perf_counter(), _tree_cpu(process.pid)))
             time.sleep(0.05)
 
-    sampler = threading.Thread(target=sample)
+    def read_stderr():
+        lines.append(process.stderr.read())
+
+    sampler, errors = threading.Thread(target=sample), threading.Thread(target=read_stderr)
     sampler.start()
-    stdout, stderr = process.communicate()
+    errors.start()
+    output = []
+    for line in process.stdout:                # when the per-commit stages begin and end
+        text = line.decode(errors="replace")
+        output.append(text)
+        if "chunks:" in text:
+            marks.setdefault("stages", time.perf_counter())
+        if text.startswith(".  merge"):
+            marks.setdefault("merge", time.perf_counter())
+    process.wait()
     sampler.join()
+    errors.join()
     seconds = time.perf_counter() - started
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode != 0:
-        raise SystemExit(f"doit {' '.join(args)} failed:\n{stderr.decode()[-2000:]}")
+        raise SystemExit(f"doit {' '.join(args)} failed:\n{lines[0].decode()[-2000:]}")
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     stages = {name: float(value) for name, value in
-              re.findall(r"(chunks|tokens|merge) ([0-9.]+)s", stdout.decode())}
+              re.findall(r"(chunks|tokens|merge) ([0-9.]+)s", "".join(output))}
     return {"seconds": seconds, "peak_mb": peak[0] / 1e6, "cpu": cpu / seconds,
+            "stage_cpu": _window_cpu(samples, marks.get("stages"), marks.get("merge")),
             "stages": stages}
+
+
+def _window_cpu(samples: list, start: float | None, end: float | None) -> float | None:
+    """CPU use of the process tree between two moments, from the samples nearest them."""
+    inside = [(when, cpu) for when, cpu in samples
+              if start is not None and end is not None and start <= when <= end]
+    if len(inside) < 2 or inside[-1][0] - inside[0][0] < 1.0:
+        return None                              # too short to say
+    return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
 
 
 def git_log_floor(repo: Path) -> float:
@@ -139,6 +192,11 @@ def noop_round(repo: Path) -> float:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _percent(values: list) -> str:
+    known = [value for value in values if value is not None]
+    return f"{100 * statistics.median(known):.0f}" if known else "-"
+
+
 def synthetic(name: str, **shape) -> Path:
     path = Path(tempfile.gettempdir()) / f"bench-history-{name}"
     if not (path / ".git").is_dir():
@@ -163,7 +221,7 @@ def main() -> None:
     print(f"floor tree-sitter parse of {parses[0][1]} distinct versions "
           f"({parses[0][2] / 1e6:.0f} MB): {parse_seconds:.2f} s")
     print(f"{'measure':<14}{'median s':>10}{'min s':>8}{'max s':>8}{'peak MB':>9}"
-          f"{'CPU %':>7}{'/ parse floor':>15}  stages (s, median)")
+          f"{'CPU %':>7}{'stages CPU %':>14}{'/ parse floor':>15}  stages (s, median)")
     for measure in rounds[0]:
         runs = [r[measure] for r in rounds]
         seconds = [run["seconds"] for run in runs]
@@ -173,6 +231,7 @@ def main() -> None:
         print(f"{measure:<14}{median:>10.2f}{min(seconds):>8.2f}{max(seconds):>8.2f}"
               f"{max(run['peak_mb'] for run in runs):>9.0f}"
               f"{100 * statistics.median(run['cpu'] for run in runs):>7.0f}"
+              f"{_percent([run['stage_cpu'] for run in runs]):>14}"
               f"{median / parse_seconds:>15.2f}  "
               + ", ".join(f"{stage} {value:.1f}" for stage, value in stages.items()))
     if options.long:
