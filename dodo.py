@@ -18,6 +18,7 @@ from pathlib import Path
 from doit import create_after, doit_cmd
 from doit.exceptions import InvalidCommand
 
+from pipeline import store
 from pipeline.config import load_settings
 from pipeline.errors import PipelineError
 from pipeline.git.sample_repo import SAMPLE_VERSION
@@ -84,14 +85,14 @@ def task_chunks():
     """Per commit (in batches of 64): the changed Rust items, old/new code and context."""
     config = settings()
     try:
-        paths = SESSION.chunk_paths(config)
+        keys = SESSION.chunk_keys(config)
     except PipelineError:                  # `doit list` or `doit clean` before a build
-        paths = {}
-    shas = list(paths)
+        keys = {}
+    shas = list(keys)
     events.expect("chunks", len(shas))
     for name, batch in actions.batches(shas):
         yield {"name": name, "actions": [(actions.build_chunk_shards, [SESSION, config, batch])],
-               "targets": [str(paths[sha]) for sha in batch],
+               "targets": [store.record_file(config.cache, "chunks", keys[sha]) for sha in batch],
                "uptodate": [True]}
 
 
@@ -118,15 +119,16 @@ def task_tokens():
     """Per commit (in batches of 64): StarCoder commit-format token ids and loss spans."""
     config = settings()
     try:
-        paths = SESSION.token_paths(config)
+        keys = SESSION.token_keys(config)
     except PipelineError:                  # `doit list` before the first build
-        paths = {}
-    shas = list(paths)
+        keys = {}
+    shas = list(keys)
     events.expect("tokens", len(shas))
     for name, batch in actions.batches(shas):
         yield {"name": name, "actions": [(actions.build_token_shards, [SESSION, config, batch])],
                "task_dep": [f"chunks:{name}"], "uptodate": [True],
-               "targets": [str(paths[sha]) for sha in batch]}
+               "targets": [store.record_file(config.cache, "tokens", keys[sha])
+                           for sha in batch]}
 
 
 @create_after(executed="tokenizer")

@@ -153,15 +153,20 @@ def parse_floor(repo: Path) -> tuple[float, int, int]:
     raw = subprocess.run(["git", "-C", str(repo), "log", "--format=", "--raw", "--no-abbrev",
                           "-m", "--first-parent", "--", "*.rs"], capture_output=True,
                          text=True, check=True).stdout
-    blobs = sorted({line.split()[3] for line in raw.splitlines()
-                    if line.startswith(":") and line.split()[3] != "0" * 40})
+    blobs = sorted({line.split()[3] for line in raw.splitlines()   # no deletions, submodules
+                    if line.startswith(":") and line.split()[3] != "0" * 40
+                    and line.split()[1] != "160000"})
     batch = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch"],
                            input="\n".join(blobs).encode() + b"\n", capture_output=True,
                            check=True).stdout
     sources, position = [], 0
     while position < len(batch):
         header_end = batch.index(b"\n", position)
-        size = int(batch[position:header_end].split()[2])
+        header = batch[position:header_end].split()
+        if header[-1] == b"missing":                  # a pruned object: nothing to parse
+            position = header_end + 1
+            continue
+        size = int(header[2])
         sources.append(batch[header_end + 1:header_end + 1 + size])
         position = header_end + 1 + size + 1
     parser = get_parser()

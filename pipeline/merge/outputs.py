@@ -17,12 +17,12 @@ from pathlib import Path
 from pipeline import __version__, store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
-from pipeline.merge.commit_rows import commit_rows, rows_key
+from pipeline.merge.commit_rows import ROWS_VERSION, commit_rows, rows_key
 from pipeline.merge.messages import low_information
-from pipeline.merge.parts import part_name, write_part
+from pipeline.merge.parts import PART_VERSION, part_name, write_part
 from pipeline.merge.splits import SPLITS, kept_segments
 from pipeline.merge.stats import combined_measures, dataset_stats
-from pipeline.merge.summaries import load_summaries
+from pipeline.merge.summaries import SUMMARY_VERSION, load_summaries
 from pipeline.periods import split_bounds
 from pipeline.tokens.layout import layout_of
 from pipeline.tokens.segments import NAME_TOKENS
@@ -32,8 +32,10 @@ DATASET_VERSION = 5
 
 
 def merge_key(settings: Settings, token_keys: list, tokenizer_hash: str, name: str) -> str:
+    # The versions of the merge's cache records too: the report reads the part records.
     return store.content_key([token_keys, tokenizer_hash, name,
-                              settings.section_hash(settings.split_section()), DATASET_VERSION])
+                              settings.section_hash(settings.split_section()), DATASET_VERSION,
+                              SUMMARY_VERSION, ROWS_VERSION, PART_VERSION])
 
 
 def _write_json(path: Path, value) -> None:
@@ -44,9 +46,9 @@ def _iso(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
 
 
-def _commit_range(summaries: list) -> dict | None:
+def _commit_range(summaries: list) -> dict:
     if not summaries:
-        return None
+        return {}
     return {"commits": len(summaries), "first_commit": summaries[0].sha,
             "last_commit": summaries[-1].sha, "first_date": _iso(summaries[0].time),
             "last_date": _iso(summaries[-1].time)}
@@ -66,7 +68,7 @@ def _manifest(settings, listing, key, tokenizer_info, tokenizer, layout, summari
                       "layout": layout.describe(), "added_tokens": {
                           token: tokenizer.token_to_id(token)
                           for token in tokenizer_info["added_tokens"]}},
-        "splits": {split: {**(_commit_range(summaries_by_split[split]) or {}),
+        "splits": {split: {**_commit_range(summaries_by_split[split]),
                            "parts": [part["name"] for part in parts[split]],
                            "part_keys": [part["key"] for part in parts[split]]}
                    for split in SPLITS},

@@ -8,6 +8,7 @@ TaskFailed whose message the progress reporter prints as a paragraph, without a 
 from __future__ import annotations
 
 import functools
+import os
 import importlib
 import shutil
 import time
@@ -71,7 +72,7 @@ def batches(shas: list) -> list:
 
 def current_merge_key(session: RunSession, settings: Settings) -> str:
     tokenizer_hash = current_tokenizer_info(settings)["hash"]
-    token_keys = [path.stem for path in session.token_paths(settings).values()]
+    token_keys = list(session.token_keys(settings).values())
     return merge_key(settings, token_keys, tokenizer_hash,
                      session.commit_list(settings)["name"])
 
@@ -102,7 +103,7 @@ def _build_missing(session: RunSession, stage: str, settings: Settings, shas: li
                    path_of) -> None:
     """Build the shards of shas not yet in the cache, using every core when there are many."""
     started = time.perf_counter()
-    missing = [sha for sha in shas if not path_of(sha).exists()]
+    missing = [sha for sha in shas if not os.path.exists(path_of(sha))]
     events.commits_up_to_date(stage, len(shas) - len(missing))
     if missing:
         events.processes_used(stage, processes_for(settings, len(missing)))
@@ -113,7 +114,9 @@ def _build_missing(session: RunSession, stage: str, settings: Settings, shas: li
 
 @user_errors_fail_the_task
 def build_chunk_shards(session: RunSession, settings: Settings, shas: list) -> None:
-    _build_missing(session, "chunks", settings, shas, session.chunk_paths(settings).__getitem__)
+    keys = session.chunk_keys(settings)
+    _build_missing(session, "chunks", settings, shas,
+                   lambda sha: store.record_file(settings.cache, "chunks", keys[sha]))
 
 
 @user_errors_fail_the_task
@@ -130,8 +133,9 @@ def retrain_tokenizer(settings: Settings) -> None:
 
 @user_errors_fail_the_task
 def build_token_shards(session: RunSession, settings: Settings, shas: list) -> None:
-    paths = session.token_paths(settings)
-    _build_missing(session, "tokens", settings, shas, paths.__getitem__)
+    keys = session.token_keys(settings)
+    _build_missing(session, "tokens", settings, shas,
+                   lambda sha: store.record_file(settings.cache, "tokens", keys[sha]))
 
 
 @user_errors_fail_the_task
@@ -143,7 +147,7 @@ def merge_dataset(session: RunSession, settings: Settings) -> None:
     worker = session.worker(settings)
     info, tokenizer, _ = worker.tokenizer()
     shas = ordered_shas(session, settings)
-    token_keys = [path.stem for path in session.token_paths(settings).values()]
+    token_keys = list(session.token_keys(settings).values())
     stats = merge(settings, session.commit_list(settings), token_keys,
                   lambda position: worker.shard("tokens", shas[position]), info, tokenizer,
                   current_merge_key(session, settings))

@@ -13,7 +13,6 @@ import fcntl
 import os
 from pathlib import Path
 
-from pipeline import store
 from pipeline.chunks.shard import shard_key
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
@@ -31,8 +30,8 @@ class RunSession:
         self._pool: Pool | None = None
         self._pool_for: tuple = ()          # (stage, settings, size)
         self._listing: tuple = (None, None, None)  # (pointer, commit list, sha -> position)
-        self._chunk_paths: tuple = (None, None)  # ((list, settings), sha -> path)
-        self._token_paths: tuple = (None, None)  # ((list, tokenizer, settings), sha -> path)
+        self._chunk_keys: tuple = (None, None)   # ((list, settings), sha -> key)
+        self._token_keys: tuple = (None, None)   # ((list, tokenizer, settings), sha -> key)
 
     def lock(self, root: Path) -> None:
         """One build at a time per cache: a second `doit` on the same cache stops with a
@@ -72,28 +71,25 @@ class RunSession:
                                                 in enumerate(listing["commits"])})
         return self._listing[1]
 
-    def chunk_paths(self, settings: Settings) -> dict:
-        """sha -> chunk shard path of the run's commits in order, computed once per commit
+    def chunk_keys(self, settings: Settings) -> dict:
+        """sha -> chunk shard key of the run's commits in order, computed once per commit
         list: the chunks and tokens tasks, the merge key and the merge all need them."""
         wanted = (current_pointer(settings)["list"], settings)
-        if self._chunk_paths[0] != wanted:
-            self._chunk_paths = (wanted, {
-                commit["sha"]: store.record_path(settings.cache, "chunks",
-                                                 shard_key(settings, commit["sha"]))
-                for commit in self.commit_list(settings)["commits"]})
-        return self._chunk_paths[1]
+        if self._chunk_keys[0] != wanted:
+            self._chunk_keys = (wanted, {commit["sha"]: shard_key(settings, commit["sha"])
+                                         for commit in self.commit_list(settings)["commits"]})
+        return self._chunk_keys[1]
 
-    def token_paths(self, settings: Settings) -> dict:
-        """sha -> token shard path of the run's commits in order, computed once per commit
+    def token_keys(self, settings: Settings) -> dict:
+        """sha -> token shard key of the run's commits in order, computed once per commit
         list and tokenizer."""
         tokenizer_hash = current_tokenizer_info(settings)["hash"]
         wanted = (current_pointer(settings)["list"], tokenizer_hash, settings)
-        if self._token_paths[0] != wanted:
-            self._token_paths = (wanted, {
-                sha: store.record_path(settings.cache, "tokens",
-                                       token_shard_key(settings, path.stem, tokenizer_hash))
-                for sha, path in self.chunk_paths(settings).items()})
-        return self._token_paths[1]
+        if self._token_keys[0] != wanted:
+            self._token_keys = (wanted, {
+                sha: token_shard_key(settings, key, tokenizer_hash)
+                for sha, key in self.chunk_keys(settings).items()})
+        return self._token_keys[1]
 
     def build(self, stage: str, settings: Settings, shas: list):
         """Write the stage's shards of shas, on every core when there are many (or when the
@@ -146,7 +142,7 @@ class RunSession:
             self.close_worker()
         finally:
             self._listing = (None, None, None)
-            self._chunk_paths = self._token_paths = (None, None)
+            self._chunk_keys = self._token_keys = (None, None)
             if self._lock_file is not None:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
                 self._lock_file.close()
