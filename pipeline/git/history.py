@@ -14,7 +14,7 @@ from pathlib import Path
 import git
 
 from pipeline.errors import PipelineError
-from pipeline.git.command import network_limits, run_git
+from pipeline.git.command import memory_limits, network_limits, run_git
 from pipeline.records import Commit, FileChange
 from pipeline.text import decode
 
@@ -42,7 +42,8 @@ def open_repository(path: str) -> git.Repo:
         raise _repository_error(path, "is not a git repository") from None
     except git.GitError as error:
         raise _repository_error(path, f"could not be opened by git ({error})") from None
-    repo.git.update_environment(**network_limits())    # for the fetches of a partial clone
+    # network limits for the fetches of a partial clone; memory limits for cat-file
+    repo.git.update_environment(**network_limits(), **memory_limits())
     return repo
 
 
