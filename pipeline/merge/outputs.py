@@ -139,6 +139,7 @@ def _merge(settings: Settings, listing: dict, token_keys: list, token_shard,
     kept, drops = kept_segments(settings, summaries_by_split,
                                 uninformative if settings.message_filter == "drop" else set())
     name_ids = tokenizer.encode(listing["name"], add_special_tokens=False).ids[:NAME_TOKENS]
+
     def rows_of(wanted):
         return commit_rows(settings, layout, tokenizer, name_ids, wanted, token_shard)
 
