@@ -12,6 +12,7 @@ damaged) is made again from its token shard.
 from __future__ import annotations
 
 from array import array
+from pathlib import Path
 from typing import NamedTuple
 
 from pipeline import store
@@ -68,8 +69,8 @@ def _summary(stored: list) -> Summary:
                    missing, counts)
 
 
-def _index_path(settings: Settings):
-    return store.pointer_path(settings.cache, "merge").with_name("summaries.msgpack")
+def _index_path(settings: Settings) -> Path:
+    return settings.cache / "merge" / "summaries.msgpack"
 
 
 def load_summaries(settings: Settings, token_keys: list, token_shard) -> list:

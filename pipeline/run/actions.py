@@ -8,8 +8,8 @@ TaskFailed whose message the progress reporter prints as a paragraph, without a 
 from __future__ import annotations
 
 import functools
-import os
 import importlib
+import os
 import shutil
 import time
 from pathlib import Path
@@ -57,10 +57,6 @@ def user_errors_fail_the_task(action):
     return run
 
 
-def ordered_shas(session: RunSession, settings: Settings) -> list[str]:
-    return [commit["sha"] for commit in session.commit_list(settings)["commits"]]
-
-
 def batches(shas: list) -> list:
     """(name, shas) of consecutive commits, by position: new commits only extend the last."""
     found = []
@@ -99,11 +95,11 @@ def list_commits(session: RunSession, settings: Settings) -> None:
                     "the clone's remote reachable, then run `doit clean` and `doit`.")
 
 
-def _build_missing(session: RunSession, stage: str, settings: Settings, shas: list,
-                   path_of) -> None:
+def _build_missing(session: RunSession, stage: str, settings: Settings, shas: list) -> None:
     """Build the shards of shas not yet in the cache, using every core when there are many."""
     started = time.perf_counter()
-    missing = [sha for sha in shas if not os.path.exists(path_of(sha))]
+    missing = [sha for sha in shas
+               if not os.path.exists(session.shard_file(stage, settings, sha))]
     events.commits_up_to_date(stage, len(shas) - len(missing))
     if missing:
         events.processes_used(stage, processes_for(settings, len(missing)))
@@ -114,9 +110,7 @@ def _build_missing(session: RunSession, stage: str, settings: Settings, shas: li
 
 @user_errors_fail_the_task
 def build_chunk_shards(session: RunSession, settings: Settings, shas: list) -> None:
-    keys = session.chunk_keys(settings)
-    _build_missing(session, "chunks", settings, shas,
-                   lambda sha: store.record_file(settings.cache, "chunks", keys[sha]))
+    _build_missing(session, "chunks", settings, shas)
 
 
 @user_errors_fail_the_task
@@ -133,9 +127,7 @@ def retrain_tokenizer(settings: Settings) -> None:
 
 @user_errors_fail_the_task
 def build_token_shards(session: RunSession, settings: Settings, shas: list) -> None:
-    keys = session.token_keys(settings)
-    _build_missing(session, "tokens", settings, shas,
-                   lambda sha: store.record_file(settings.cache, "tokens", keys[sha]))
+    _build_missing(session, "tokens", settings, shas)
 
 
 @user_errors_fail_the_task
@@ -146,9 +138,9 @@ def merge_dataset(session: RunSession, settings: Settings) -> None:
     interrupts.check()
     worker = session.worker(settings)
     info, tokenizer, _ = worker.tokenizer()
-    shas = ordered_shas(session, settings)
-    token_keys = list(session.token_keys(settings).values())
-    stats = merge(settings, session.commit_list(settings), token_keys,
+    keys = session.token_keys(settings)                   # sha -> key, in commit order
+    shas = list(keys)
+    stats = merge(settings, session.commit_list(settings), list(keys.values()),
                   lambda position: worker.shard("tokens", shas[position]), info, tokenizer,
                   current_merge_key(session, settings))
     events.add_stage_time("merge", time.perf_counter() - started)

@@ -13,6 +13,7 @@ import fcntl
 import os
 from pathlib import Path
 
+from pipeline import store
 from pipeline.chunks.shard import shard_key
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
@@ -91,6 +92,11 @@ class RunSession:
                 for sha, key in self.chunk_keys(settings).items()})
         return self._token_keys[1]
 
+    def shard_file(self, stage: str, settings: Settings, sha: str) -> str:
+        """Where the stage's shard of one of the run's commits is stored."""
+        keys = self.chunk_keys(settings) if stage == "chunks" else self.token_keys(settings)
+        return store.record_file(settings.cache, stage, keys[sha])
+
     def build(self, stage: str, settings: Settings, shas: list):
         """Write the stage's shards of shas, on every core when there are many (or when the
         stage's pool is up: it may be building them already); yields each sha once its
@@ -110,12 +116,12 @@ class RunSession:
     def _missing_after(self, stage: str, settings: Settings, last: str, count: int) -> list:
         """Up to count commits after last, in the run's order, whose shards of stage are not
         stored: the next task's, which the pool starts on ahead."""
-        worker, found = self.worker(settings), []
+        found = []
         commits = self.commit_list(settings)["commits"]
         for commit in commits[self._listing[2][last] + 1:]:
             if len(found) == count:
                 break
-            if not worker.path(stage, commit["sha"]).exists():
+            if not os.path.exists(self.shard_file(stage, settings, commit["sha"])):
                 found.append(commit["sha"])
         return found
 
