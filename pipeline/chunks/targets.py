@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import xxhash
+
 from pipeline.config import Settings
 from pipeline.records import Chunk
 from pipeline.rust.parsing import LANGUAGE, get_parser
@@ -48,10 +50,10 @@ def code_tokens(text: str) -> tuple[list, list]:
 
 
 def _joined(tokens: list) -> tuple[int, bytes]:
-    """The tokens as their count and their bytes joined by 0xFF, a byte that UTF-8 (what
-    the texts are encoded in) never holds: equal exactly when the lists are, and much
-    smaller to keep."""
-    return len(tokens), b"\xff".join(tokens)
+    """The tokens as their count and the digest of their bytes joined by 0xFF, a byte that
+    UTF-8 (what the texts are encoded in) never holds: equal when the lists are, and 16
+    bytes to keep however long the text (the memo holds thousands)."""
+    return len(tokens), xxhash.xxh3_128_digest(b"\xff".join(tokens))
 
 
 @lru_cache(maxsize=_TOKEN_MEMO_SIZE)

@@ -117,10 +117,10 @@ def _add_item(node, item_node, start, source, scope, owner, parent, out):
         "body_start": _body_start(item_node), "parent": parent,
     })
     if item_node.type == "use_declaration":
-        argument = item_node.child_by_field_name("argument")
-        _flatten_use(argument, "", out["imports"])
+        first = len(out["imports"])
+        _flatten_use(item_node.child_by_field_name("argument"), "", out["imports"])
         if parent < 0:            # the file's own scope (not an inline `mod tests`)
-            _flatten_use(argument, "", out["module_imports"])
+            out["module_imports"].extend(out["imports"][first:])
     body = item_node.child_by_field_name("body")
     if item_node.type in _ITEM_CONTAINERS and body is not None:
         if item_node.type == "mod_item":
