@@ -2,6 +2,7 @@
 
     doit                      build from the configured repository (or the generated sample)
     doit repo=PATH ref=REF    build from another repository (any setting: name=value)
+    doit repos=PATH,PATH      one dataset from several repositories
     doit clean                remove cache/ and dataset/
     doit list                 the tasks
 
@@ -63,7 +64,7 @@ def settings():
 def task_sample_repo():
     """Generate the sample Rust repository (only when no repo= is configured)."""
     config = settings()
-    if config.repo:
+    if config.repo or config.repos:
         return {"actions": None, "uptodate": [True]}
     events.note("This was the generated sample repository; build yours with "
                   "`doit repo=PATH` or set repo in pipeline.toml (README.md).")
@@ -84,16 +85,22 @@ def task_commits():
 def task_chunks():
     """Per commit (in batches of 64): the changed Rust items, old/new code and context."""
     config = settings()
-    try:
-        keys = SESSION.chunk_keys(config)
-    except PipelineError:                  # `doit list` or `doit clean` before a build
-        keys = {}
-    shas = list(keys)
-    events.expect("chunks", len(shas))
-    for name, batch in actions.batches(shas):
-        yield {"name": name, "actions": [(actions.build_chunk_shards, [SESSION, config, batch])],
-               "targets": [store.record_file(config.cache, "chunks", keys[sha]) for sha in batch],
-               "uptodate": [True]}
+    tasks, expected = [], 0
+    for each, prefix in actions.repository_prefixes(config):
+        try:
+            keys = SESSION.chunk_keys(each)
+        except PipelineError:              # `doit list` or `doit clean` before a build
+            keys = {}
+        shas = list(keys)
+        expected += len(shas)
+        for name, batch in actions.batches(shas, prefix):
+            tasks.append({
+                "name": name, "actions": [(actions.build_chunk_shards, [SESSION, each, batch])],
+                "targets": [store.record_file(config.cache, "chunks", keys[sha])
+                            for sha in batch],
+                "uptodate": [True]})
+    events.expect("chunks", expected)
+    yield from tasks
 
 
 @create_after(executed="commits")
@@ -118,17 +125,22 @@ def task_retrain_tokenizer():
 def task_tokens():
     """Per commit (in batches of 64): StarCoder commit-format token ids and loss spans."""
     config = settings()
-    try:
-        keys = SESSION.token_keys(config)
-    except PipelineError:                  # `doit list` before the first build
-        keys = {}
-    shas = list(keys)
-    events.expect("tokens", len(shas))
-    for name, batch in actions.batches(shas):
-        yield {"name": name, "actions": [(actions.build_token_shards, [SESSION, config, batch])],
-               "task_dep": [f"chunks:{name}"], "uptodate": [True],
-               "targets": [store.record_file(config.cache, "tokens", keys[sha])
-                           for sha in batch]}
+    tasks, expected = [], 0
+    for each, prefix in actions.repository_prefixes(config):
+        try:
+            keys = SESSION.token_keys(each)
+        except PipelineError:              # `doit list` before the first build
+            keys = {}
+        shas = list(keys)
+        expected += len(shas)
+        for name, batch in actions.batches(shas, prefix):
+            tasks.append({
+                "name": name, "actions": [(actions.build_token_shards, [SESSION, each, batch])],
+                "task_dep": [f"chunks:{name}"], "uptodate": [True],
+                "targets": [store.record_file(config.cache, "tokens", keys[sha])
+                            for sha in batch]})
+    events.expect("tokens", expected)
+    yield from tasks
 
 
 @create_after(executed="tokenizer")

@@ -7,6 +7,7 @@ ones before.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import tomllib
 from dataclasses import dataclass, fields
@@ -25,6 +26,9 @@ HEADER_TOKENS = 72
 class Settings:
     # Where the history comes from; an empty repo means the generated sample repository.
     repo: str = ""
+    # Several repositories into one dataset: their paths, comma-separated (repo= is the
+    # one-repository form). Each is read at ref; rows name their repository.
+    repos: str = ""
     ref: str = "HEAD"
     # The name rows carry (empty: the origin remote's owner/name, else the directory's).
     repo_name: str = ""
@@ -104,6 +108,20 @@ class Settings:
                 "leakage_guard": self.leakage_guard, "example_mode": self.example_mode,
                 "keep_duplicates": self.keep_duplicates, "message_filter": self.message_filter,
                 "commits_per_part": self.commits_per_part}
+
+    def repository_paths(self) -> list:
+        """The repos= paths, in the order given (~ expanded)."""
+        return [str(Path(path.strip()).expanduser()) for path in self.repos.split(",")
+                if path.strip()]
+
+    def repository_settings(self) -> list:
+        """One Settings per repository the run reads, each with its repo= set: this one for
+        repo= (or the sample), else one per repos= path. The per-commit stages run on each;
+        the tokenizer and the merge take them all."""
+        if not self.repos:
+            return [self]
+        return [dataclasses.replace(self, repo=path, repos="")
+                for path in self.repository_paths()]
 
     def exclude_globs(self) -> list:
         return [glob.strip() for glob in self.exclude.split(",") if glob.strip()]
@@ -200,7 +218,26 @@ def load_settings(command_line: dict | None = None, root: Path | str = ".") -> S
     return settings
 
 
+def _check_repositories(settings: Settings) -> None:
+    paths = settings.repository_paths()
+    if settings.repos and settings.repo:
+        raise PipelineError("give either repo= (one repository) or repos= (several, "
+                            "comma-separated), not both.")
+    if settings.repos and not paths:
+        raise PipelineError(f"repos={settings.repos!r} names no repository; give paths "
+                            "separated by commas.")
+    resolved = [Path(path).resolve() for path in paths]
+    if len(set(resolved)) != len(resolved):
+        raise PipelineError(f"repos={settings.repos} names a repository twice.")
+    if len(paths) > 1 and (settings.repo_name or settings.tokenizer_commit):
+        raise PipelineError(
+            "repo_name= and tokenizer_commit= each name one repository's value; with several "
+            "repos= leave them unset (each repository is named by its origin remote or "
+            "directory, and the tokenizer trains on every repository's train period).")
+
+
 def _check_ranges(settings: Settings) -> None:
+    _check_repositories(settings)
     if not (0 <= settings.val_ratio < 1 and 0 <= settings.test_ratio < 1
             and settings.val_ratio + settings.test_ratio < 1):
         raise PipelineError(

@@ -69,7 +69,7 @@ def describe_row(dataset: Path, split: str, row: int) -> str:
     when = datetime.fromtimestamp(int(tensors["commit_time"][within]), timezone.utc).isoformat()
     lines = [f"{split} row {row} of {count}: {length} tokens, "
              f"{sum(t != IGNORE_INDEX for t in labels)} with loss",
-             f"commit {tensors['commit_sha'][within]}  {when}"]
+             f"{tensors['repository'][within]}  commit {tensors['commit_sha'][within]}  {when}"]
     if "path" in tensors:
         lines += [f"  {path}  {item}" for path, item in zip(tensors["path"][within],
                                                             tensors["item"][within])]

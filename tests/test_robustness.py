@@ -84,7 +84,7 @@ def test_a_shallow_clone_says_where_history_starts_and_builds(workdir, sample_te
     assert f"history starts at {boundary[0]}" in result.stdout
     assert "git fetch --unshallow" in result.stdout
     manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
-    assert manifest["shallow_boundary"] == boundary
+    assert manifest["repositories"][0]["shallow_boundary"] == boundary
     assert sum(split["commits"] for split in manifest["splits"].values()) == 6
 
 

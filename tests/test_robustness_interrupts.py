@@ -176,13 +176,13 @@ def test_a_repository_that_changes_during_a_build_gives_the_listed_history_then_
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, out + err
     manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
-    assert manifest["head"] == listed_head
+    assert manifest["repositories"][0]["head"] == listed_head
     assert outputs(workdir) == expected
 
     result = doit(workdir, f"repo={repo}")
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
-    assert manifest["head"] == git(repo, "rev-parse", "HEAD").strip()
+    assert manifest["repositories"][0]["head"] == git(repo, "rev-parse", "HEAD").strip()
     assert "built 3 chunk and 3 token shards of 72 commits" in result.stdout
 
 

@@ -60,7 +60,7 @@ def test_new_commits_build_exactly_their_shards_then_merge(workdir, sample_repo)
     assert len(built(record, "chunks")) == 3 and len(built(record, "tokens")) == 3
     assert "merge" in record.executed
     manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
-    assert manifest["head"] == git(sample_repo, "rev-parse", "HEAD").strip()
+    assert manifest["repositories"][0]["head"] == git(sample_repo, "rev-parse", "HEAD").strip()
 
 
 def test_changing_a_token_setting_rebuilds_token_shards_but_no_chunk_shards(workdir, sample_repo):

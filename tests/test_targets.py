@@ -120,7 +120,7 @@ def test_the_repository_name_comes_from_the_origin_remote(workdir, sample_repo):
                     "git@github.com:garden/planner.git"], check=True)
     assert run_doit(f"repo={sample_repo}")[0] == 0
     manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
-    assert manifest["repository_name"] == "garden/planner"
+    assert manifest["repositories"][0]["name"] == "garden/planner"
     row = json.loads(next(jsonl_lines(workdir / "dataset", "train")))
     assert row["text"].startswith("<reponame>garden/planner<filename>")
     assert run_doit(f"repo={sample_repo}", "repo_name=acme/garden")[0] == 0

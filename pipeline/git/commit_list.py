@@ -37,6 +37,13 @@ def list_path(settings: Settings, head: str) -> Path:
     return store.record_path(settings.cache, "commits", key)
 
 
+def pointer_path(settings: Settings) -> Path:
+    """The record naming the repository's current commit list: one per repository, so
+    that the repositories of one dataset (repos=) share a cache."""
+    key = store.content_key(["current list", settings.repository])
+    return settings.cache / "commits" / f"current-{key}.msgpack"
+
+
 def shallow_boundary(repo) -> list:
     """The commits a shallow clone's history starts at (git lists them in .git/shallow)."""
     shallow = Path(repo.common_dir) / "shallow"       # a linked worktree's is the main one's
@@ -65,8 +72,7 @@ def build_commit_list(settings: Settings, repo) -> dict:
                   "commits": [commit.as_dict() for commit in commits]}
         store.write_record(path, stored)
     name = repository_name(settings, repo)
-    store.write_record(store.pointer_path(settings.cache, "commits"),
-                       {"list": str(path), "head": head, "name": name})
+    store.write_record(pointer_path(settings), {"list": str(path), "head": head, "name": name})
     return {**stored, "name": name}
 
 
@@ -110,7 +116,7 @@ def repository_name(settings: Settings, repo) -> str:
 
 def current_pointer(settings: Settings) -> dict:
     """What the last commits task pointed the run at: the list's path, head and name."""
-    pointer = store.read_record(store.pointer_path(settings.cache, "commits"))
+    pointer = store.read_record(pointer_path(settings))
     if pointer is None or "name" not in pointer:
         raise PipelineError("the commit list is missing; run `doit` (it lists commits first).")
     return pointer

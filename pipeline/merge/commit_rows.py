@@ -2,7 +2,7 @@
 jsonl lines and what stats.json counts of them, cached by content.
 
 A commit's rows depend only on its token shard, which of its segments the merge keeps and
-the repository name; so they are a cache record keyed by exactly those, and a merge
+its repository's name; so they are a cache record keyed by exactly those, and a merge
 after `git pull` packs and decodes only the commits it has not seen with that key.
 """
 
@@ -16,15 +16,15 @@ from pipeline.config import Settings
 from pipeline.merge.export import jsonl_lines
 from pipeline.merge.packing import pack_examples
 from pipeline.tokens.layout import Layout
-from pipeline.tokens.segments import ID_TYPE
+from pipeline.tokens.segments import ID_TYPE, NAME_TOKENS
 
 # Bump when rows, their lines or their measures change.
-ROWS_VERSION = 2
+ROWS_VERSION = 3
 COMMITS_PER_DECODE = 64    # commits packed, then decoded in one batch
 
 
-def rows_key(token_key: str, kept: list, name_ids: list) -> str:
-    return store.content_key([token_key, kept, name_ids, ROWS_VERSION])
+def rows_key(token_key: str, kept: list, name: str) -> str:
+    return store.content_key([token_key, kept, name, ROWS_VERSION])
 
 
 def _tokens(ids: bytes) -> int:
@@ -62,21 +62,26 @@ def _measures(examples: list, packing: Counter, time: int) -> dict:
             "origins": dict(origins)}
 
 
-def _build(settings: Settings, layout: Layout, tokenizer, name_ids: list, work: list) -> list:
-    """work: (token shard, kept positions) of several commits; their records, in order.
-    Decoding the texts of several commits at once keeps the tokenizer's threads busy."""
-    packed = []
-    for shard, kept in work:
+def _build(settings: Settings, layout: Layout, tokenizer, work: list) -> list:
+    """work: (token shard, kept positions, repository name) of several commits; their
+    records, in order. Decoding the texts of several commits at once keeps the tokenizer's
+    threads busy."""
+    packed, name_ids = [], {}
+    for shard, kept, name in work:
+        if name not in name_ids:
+            name_ids[name] = tokenizer.encode(name, add_special_tokens=False).ids[:NAME_TOKENS]
         packing = Counter()
         segments = [shard.segments[position] for position in kept]
-        examples = pack_examples(settings, layout, name_ids, shard.message, segments, packing)
-        packed.append((shard, examples, packing))
-    lines = jsonl_lines(tokenizer, layout, [(example, shard) for shard, examples, _ in packed
+        examples = pack_examples(settings, layout, name_ids[name], shard.message, segments,
+                                 packing)
+        packed.append((shard, name, examples, packing))
+    lines = jsonl_lines(tokenizer, layout, [(example, shard, name)
+                                            for shard, name, examples, _ in packed
                                             for example in examples])
     records = []
-    for shard, examples, packing in packed:
+    for shard, name, examples, packing in packed:
         records.append({
-            "sha": shard.sha, "time": shard.committer_time,
+            "sha": shard.sha, "time": shard.committer_time, "repository": name,
             "rows": [{"ids": example.input_ids.tobytes(), "spans": example.loss_spans,
                       "paths": example.paths, "items": example.items} for example in examples],
             "lines": [next(lines) for _ in examples],
@@ -84,17 +89,18 @@ def _build(settings: Settings, layout: Layout, tokenizer, name_ids: list, work: 
     return records
 
 
-def commit_rows(settings: Settings, layout: Layout, tokenizer, name_ids: list,
-                wanted: list, token_shard) -> list:
-    """wanted: (rows key, history position, kept positions) per commit; their records, in
-    order, from the cache or packed now (token_shard(position) gives a commit's shard)."""
-    paths = [store.record_path(settings.cache, "rows", key) for key, _, _ in wanted]
+def commit_rows(settings: Settings, layout: Layout, tokenizer, wanted: list,
+                token_shard) -> list:
+    """wanted: (rows key, history position, kept positions, repository name) per commit;
+    their records, in order, from the cache or packed now (token_shard(position) gives a
+    commit's shard)."""
+    paths = [store.record_path(settings.cache, "rows", key) for key, *_ in wanted]
     records = [store.read_record(path) for path in paths]
     missing = [i for i, record in enumerate(records) if record is None]
     for start in range(0, len(missing), COMMITS_PER_DECODE):
         batch = missing[start:start + COMMITS_PER_DECODE]
-        work = [(token_shard(wanted[i][1]), wanted[i][2]) for i in batch]
-        for i, record in zip(batch, _build(settings, layout, tokenizer, name_ids, work)):
+        work = [(token_shard(wanted[i][1]), wanted[i][2], wanted[i][3]) for i in batch]
+        for i, record in zip(batch, _build(settings, layout, tokenizer, work)):
             store.write_record(paths[i], record)
             records[i] = record
     return records

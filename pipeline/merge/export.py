@@ -1,7 +1,7 @@
 """Packed examples and the tokenizer in, one JSON line per example out (dataset/*.jsonl).
 
 Everything the tensors hold is also here as text, so anyone can audit the data or load it
-with another trainer: the commit, its time, each segment's path, item, kind, change, old
+with another trainer: the repository, the commit, its time, each segment's path, item, kind, change, old
 code, message (as shown: with the row's first segment), new code and context snippets
 (kind, source path, name, origin, text), and the example's full text, which is exactly
 what its token ids decode to.
@@ -33,7 +33,7 @@ def _texts_wanted(layout: Layout, example, shard) -> list:
     return wanted
 
 
-def _record(example, shard, texts: iter) -> dict:
+def _record(example, shard, repository: str, texts: iter) -> dict:
     text, message = next(texts), next(texts)
     segments = []
     for segment, pieces, with_message in example.parts:
@@ -44,17 +44,20 @@ def _record(example, shard, texts: iter) -> dict:
             "message": message if with_message else "", "new_code": new,
             "context": [{"kind": piece.kind, "path": piece.path, "name": piece.name,
                          "origin": piece.origin, "text": next(texts)} for piece in pieces]})
-    return {"commit": shard.sha, "time": shard.committer_time, "message": message,
+    return {"repository": repository, "commit": shard.sha, "time": shard.committer_time,
+            "message": message,
             "segments": segments, "text": text}
 
 
 def jsonl_lines(tokenizer, layout: Layout, rows: list):
-    """rows: (example, token shard) in tensor order; yields each one's line of the split's
-    jsonl file. Decoded a batch of rows at a time, so memory stays bounded."""
+    """rows: (example, token shard, repository name) in tensor order; yields each one's
+    line of the split's jsonl file. Decoded a batch of rows at a time, so memory stays
+    bounded."""
     for start in range(0, len(rows), BATCH_ROWS):
         batch = rows[start:start + BATCH_ROWS]
-        wanted = [ids for example, shard in batch
+        wanted = [ids for example, shard, _ in batch
                   for ids in _texts_wanted(layout, example, shard)]
         texts = iter(tokenizer.decode_batch(wanted, skip_special_tokens=False))
-        for example, shard in batch:
-            yield json.dumps(_record(example, shard, texts), ensure_ascii=False) + "\n"
+        for example, shard, repository in batch:
+            yield json.dumps(_record(example, shard, repository, texts),
+                             ensure_ascii=False) + "\n"

@@ -1,5 +1,6 @@
-"""Token shards of the commit list in, the parts of dataset/{train,val,test} (NAME.pt and
-NAME.jsonl), tokenizer.json, stats.json and manifest.json out.
+"""Token shards of the timeline's commits (of one repository or several) in, the parts of
+dataset/{train,val,test} (NAME.pt and NAME.jsonl), tokenizer.json, stats.json and
+manifest.json out.
 
 The manifest is removed first and written last: a merge cut short never leaves outputs
 that look complete.
@@ -21,19 +22,20 @@ from pipeline.merge.commit_rows import ROWS_VERSION, commit_rows, rows_key
 from pipeline.merge.messages import low_information
 from pipeline.merge.parts import PART_VERSION, part_name, write_part
 from pipeline.merge.splits import SPLITS, kept_segments
-from pipeline.merge.stats import combined_measures, dataset_stats
+from pipeline.merge.stats import combined_measures, dataset_stats, repository_stats
 from pipeline.merge.summaries import SUMMARY_VERSION, load_summaries
 from pipeline.periods import split_bounds
+from pipeline.timeline import Timeline
 from pipeline.tokens.layout import layout_of
-from pipeline.tokens.segments import NAME_TOKENS
 
 # Bump when the output files change: part of the merge key.
-DATASET_VERSION = 5
+DATASET_VERSION = 6
 
 
-def merge_key(settings: Settings, token_keys: list, tokenizer_hash: str, name: str) -> str:
+def merge_key(settings: Settings, token_keys: list, tokenizer_hash: str, names) -> str:
+    """names: the repository's name, or with several the names and each commit's source."""
     # The versions of the merge's cache records too: the report reads the part records.
-    return store.content_key([token_keys, tokenizer_hash, name,
+    return store.content_key([token_keys, tokenizer_hash, names,
                               settings.section_hash(settings.split_section()), DATASET_VERSION,
                               SUMMARY_VERSION, ROWS_VERSION, PART_VERSION])
 
@@ -54,15 +56,21 @@ def _commit_range(summaries: list) -> dict:
             "last_date": _iso(summaries[-1].time)}
 
 
-def _manifest(settings, listing, key, tokenizer_info, tokenizer, layout, summaries_by_split,
-              parts: dict, files: dict) -> dict:
+def _repository_entry(listing: dict, per_split: dict) -> dict:
+    return {"name": listing["name"], "path": listing["repo"], "ref": listing["ref"],
+            "head": listing["head"], "shallow_boundary": listing.get("shallow", []),
+            "commits": per_split}
+
+
+def _manifest(settings, timeline, key, tokenizer_info, tokenizer, layout, summaries_by_split,
+              parts: dict, files: dict, repository_stats: dict) -> dict:
     """Everything needed to know what the outputs are and to reproduce them."""
     return {
         "pipeline_version": __version__, "merge_key": key,
         "settings": dataclasses.asdict(settings),
-        "repository": listing["repo"], "repository_name": listing["name"],
-        "ref": listing["ref"], "head": listing["head"],
-        "shallow_boundary": listing.get("shallow", []),
+        "repositories": [_repository_entry(listing, {
+            split: repository_stats[listing["name"]][split]["commits"] for split in SPLITS})
+            for listing in timeline.listings],
         "tokenizer": {"hash": tokenizer_info["hash"], "source": tokenizer_info["source"],
                       "trained_on_commit": tokenizer_info["trained_on_commit"],
                       "layout": layout.describe(), "added_tokens": {
@@ -112,18 +120,18 @@ def _remove_other_parts(out: Path, names: set) -> None:
                 path.unlink(missing_ok=True)
 
 
-def merge(settings: Settings, listing: dict, token_keys: list, token_shard,
+def merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard,
           tokenizer_info: dict, tokenizer, key: str) -> dict:
     """Write the split parts (tensors and texts), stats and manifest from the token shards
-    of the history in commit order (token_shard(position) reads one); returns the stats.
-    The garbage collector waits: the merge holds a summary per commit and makes no cycles,
-    and its passes over them would cost a 20,000-commit merge a second."""
+    of the timeline's commits (token_keys and token_shard(position) in its order); returns
+    the stats. The garbage collector waits: the merge holds a summary per commit and makes
+    no cycles, and its passes over them would cost a 20,000-commit merge a second."""
     with store.collection_paused():
-        return _merge(settings, listing, token_keys, token_shard, tokenizer_info, tokenizer,
+        return _merge(settings, timeline, token_keys, token_shard, tokenizer_info, tokenizer,
                       key)
 
 
-def _merge(settings: Settings, listing: dict, token_keys: list, token_shard,
+def _merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard,
            tokenizer_info: dict, tokenizer, key: str) -> dict:
     out = settings.dataset
     out.mkdir(parents=True, exist_ok=True)
@@ -135,24 +143,27 @@ def _merge(settings: Settings, listing: dict, token_keys: list, token_shard,
     bounds = dict(zip(SPLITS, ((0, val_start), (val_start, test_start),
                                (test_start, len(summaries)))))
     summaries_by_split = {split: summaries[start:end] for split, (start, end) in bounds.items()}
-    uninformative = low_information(listing["commits"])
+    uninformative = low_information(timeline.commits)
     kept, drops = kept_segments(settings, summaries_by_split,
                                 uninformative if settings.message_filter == "drop" else set())
-    name_ids = tokenizer.encode(listing["name"], add_special_tokens=False).ids[:NAME_TOKENS]
+    names = timeline.names
 
     def rows_of(wanted):
-        return commit_rows(settings, layout, tokenizer, name_ids, wanted, token_shard)
+        return commit_rows(settings, layout, tokenizer, wanted, token_shard)
 
     files, parts, measures = {}, {}, {}
     for split, (start, end) in bounds.items():
         parts[split], split_measures = [], []
         for number, first, last in _part_ranges(start, end, settings.commits_per_part):
             name = part_name(split, number)
-            # (rows key, history position, kept segments) of each of the part's commits
-            wanted = [(rows_key(token_keys[position], kept[split][position - start], name_ids),
-                       position, kept[split][position - start])
-                      for position in range(first, last)]
-            part_key, part = write_part(settings, out, name, [k for k, _, _ in wanted],
+            # (rows key, history position, kept segments, repository) of each commit
+            wanted = []
+            for position in range(first, last):
+                segments, repository = kept[split][position - start], \
+                    names[timeline.sources[position]]
+                wanted.append((rows_key(token_keys[position], segments, repository),
+                               position, segments, repository))
+            part_key, part = write_part(settings, out, name, [w[0] for w in wanted],
                                         lambda wanted=wanted: rows_of(wanted),
                                         layout.pad_id, written.get(name))
             parts[split].append({"name": name, "key": part_key})
@@ -166,10 +177,12 @@ def _merge(settings: Settings, listing: dict, token_keys: list, token_shard,
     stats["low_information_messages"] = {
         split: sum(s.sha in uninformative for s in summaries_by_split[split])
         for split in SPLITS}
+    stats["repositories"] = repository_stats(names, timeline.sources, bounds,
+                                             summaries_by_split, kept)
     _write_json(out / "stats.json", stats)
     files["stats.json"] = _file_entry(out / "stats.json")
-    manifest = _manifest(settings, listing, key, tokenizer_info, tokenizer, layout,
-                         summaries_by_split, parts, files)
+    manifest = _manifest(settings, timeline, key, tokenizer_info, tokenizer, layout,
+                         summaries_by_split, parts, files, stats["repositories"])
     _write_json(out / "manifest.json", manifest)
     return stats
 

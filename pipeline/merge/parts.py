@@ -13,6 +13,7 @@ written again.
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 from pipeline import store
@@ -82,7 +83,10 @@ def _write_file(path: Path, fill) -> dict:
 def _write_files(settings: Settings, out: Path, name: str, records: list, pad_id: int) -> dict:
     import torch  # here, not at the top: importing torch costs a no-op `doit` a second
 
-    rows = [(row, record["sha"], record["time"]) for record in records for row in record["rows"]]
+    # Interned: pickle writes a string shared by several rows once and refers back to it,
+    # so a name must be one object whether its records were just built or read back.
+    rows = [(row, record["sha"], record["time"], sys.intern(record["repository"]))
+            for record in records for row in record["rows"]]
     to_tensors = sequential_tensors if settings.example_mode == "sequential" else commit_tensors
     tensors = to_tensors(rows, settings.max_length, pad_id)
 

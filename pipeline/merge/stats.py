@@ -88,3 +88,21 @@ def dataset_stats(summaries_by_split: dict, kept: dict, measures_by_split: dict,
         "build_seconds_per_stage": {stage: round(seconds, 2) for stage, seconds in
                                     _summed(summaries, "seconds").items()},
     }
+
+
+def repository_stats(names: list, sources: list, bounds: dict, summaries_by_split: dict,
+                     kept: dict) -> dict:
+    """Per repository and split: commits, the chunks kept as targets and their new-code
+    tokens (the loss, before packing cuts any), from the summaries, in repos= order."""
+    found = {name: {split: Counter() for split in SPLITS} for name in names}
+    for split, (start, _) in bounds.items():
+        for offset, (summary, positions) in enumerate(zip(summaries_by_split[split],
+                                                          kept[split])):
+            counts = found[names[sources[start + offset]]][split]
+            counts["commits"] += 1
+            counts["chunks"] += len(positions)
+            counts["new_code_tokens"] += sum(summary.segments[p].new_tokens for p in positions)
+    return {name: {split: {field: counts[field] for field in
+                           ("commits", "chunks", "new_code_tokens")}
+                   for split, counts in splits.items()}
+            for name, splits in found.items()}

@@ -25,24 +25,26 @@ def _labels(ids: array, spans: list) -> array:
 
 
 def commit_tensors(rows: list, max_length: int, pad_id: int) -> dict:
-    """Commit mode: one padded row per example. rows: (row, sha, time) in order."""
+    """Commit mode: one padded row per example. rows: (row, sha, time, repository name)
+    in order."""
     import torch  # here, not at the top: importing torch costs a no-op `doit` a second
 
     count = len(rows)
     input_ids = torch.full((count, max_length), pad_id, dtype=torch.int32)
     labels = torch.full((count, max_length), IGNORE_INDEX, dtype=torch.int32)
     attention = torch.zeros((count, max_length), dtype=torch.int8)
-    for number, (row, _, _) in enumerate(rows):
+    for number, (row, *_) in enumerate(rows):
         ids = _ids(row)
         input_ids[number, :len(ids)] = torch.frombuffer(ids, dtype=torch.int32)
         labels[number, :len(ids)] = torch.frombuffer(_labels(ids, row["spans"]),
                                                      dtype=torch.int32)
         attention[number, :len(ids)] = 1
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels,
-            "commit_time": torch.tensor([time for _, _, time in rows], dtype=torch.int64),
-            "commit_sha": [sha for _, sha, _ in rows],
-            "path": [row["paths"] for row, _, _ in rows],
-            "item": [row["items"] for row, _, _ in rows]}
+            "commit_time": torch.tensor([time for _, _, time, _ in rows], dtype=torch.int64),
+            "commit_sha": [sha for _, sha, _, _ in rows],
+            "repository": [repository for *_, repository in rows],
+            "path": [row["paths"] for row, *_ in rows],
+            "item": [row["items"] for row, *_ in rows]}
 
 
 def sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
@@ -52,9 +54,9 @@ def sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
     import torch
 
     stream, label_stream, segment_stream, starts = array("i"), array("i"), array("i"), []
-    for number, (row, sha, time) in enumerate(rows):
+    for number, (row, sha, time, repository) in enumerate(rows):
         ids = _ids(row)
-        starts.append((len(stream), sha))
+        starts.append((len(stream), sha, repository))
         stream += ids
         label_stream += _labels(ids, row["spans"])
         segment_stream += array("i", [number]) * len(ids)
@@ -75,10 +77,12 @@ def sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
     first = segments[:, :1].clamp(min=0)
     segments = torch.where(segments >= 0, segments - first, segments)
     window_commits = [[] for _ in range(windows)]
-    for offset, sha in starts:
+    window_repositories = [[] for _ in range(windows)]
+    for offset, sha, repository in starts:
         window_commits[offset // max_length].append(sha)
+        window_repositories[offset // max_length].append(repository)
     return {"input_ids": input_ids, "attention_mask": (segments >= 0).to(torch.int8),
             "labels": labels, "segment_ids": segments,
             "commit_time": torch.tensor([rows[segment_stream[w * max_length]][2]
                                          for w in range(windows)], dtype=torch.int64),
-            "commit_sha": window_commits}
+            "commit_sha": window_commits, "repository": window_repositories}

@@ -57,20 +57,40 @@ def user_errors_fail_the_task(action):
     return run
 
 
-def batches(shas: list) -> list:
-    """(name, shas) of consecutive commits, by position: new commits only extend the last."""
+def batches(shas: list, prefix: str = "") -> list:
+    """(name, shas) of consecutive commits, by position: new commits only extend the last.
+    prefix tells apart the batches of the repositories of one run."""
     found = []
     for start in range(0, len(shas), BATCH):
         batch = shas[start:start + BATCH]
-        found.append((f"{start + 1}-{start + len(batch)}", batch))
+        found.append((f"{prefix}{start + 1}-{start + len(batch)}", batch))
     return found
+
+
+def repository_prefixes(settings: Settings) -> list:
+    """(repository settings, task name prefix) of each repository of the run: none for one
+    repository, its position in repos= and directory name for several."""
+    each = settings.repository_settings()
+    if len(each) == 1:
+        return [(each[0], "")]
+    return [(one, f"{number}.{Path(one.repo).name}@") for number, one in enumerate(each, 1)]
+
+
+def timeline_token_keys(session: RunSession, settings: Settings, timeline) -> list:
+    """The token shard key of each commit of the timeline, in its order."""
+    keys = [session.token_keys(each) for each in settings.repository_settings()]
+    return [keys[source][commit["sha"]]
+            for commit, source in zip(timeline.commits, timeline.sources)]
 
 
 def current_merge_key(session: RunSession, settings: Settings) -> str:
     tokenizer_hash = current_tokenizer_info(settings)["hash"]
-    token_keys = list(session.token_keys(settings).values())
-    return merge_key(settings, token_keys, tokenizer_hash,
-                     session.commit_list(settings)["name"])
+    timeline = session.timeline(settings)
+    names = timeline.names
+    # One repository: its name; several: each commit's, as the order interleaves them.
+    named = names[0] if len(names) == 1 else [names, timeline.sources]
+    return merge_key(settings, timeline_token_keys(session, settings, timeline),
+                     tokenizer_hash, named)
 
 
 @user_errors_fail_the_task
@@ -82,6 +102,12 @@ def make_sample_repository(settings: Settings, stamp: Path) -> None:
 @user_errors_fail_the_task
 def list_commits(session: RunSession, settings: Settings) -> None:
     session.lock(settings.cache)
+    for each in settings.repository_settings():
+        _list_repository_commits(session, each)
+    session.timeline(settings)       # two repositories of one name stop the run here
+
+
+def _list_repository_commits(session: RunSession, settings: Settings) -> None:
     listing = build_commit_list(settings, session.worker(settings).repo)
     if listing.get("shallow"):
         events.warn(f"history starts at {', '.join(listing['shallow'])}: the repository is "
@@ -115,9 +141,12 @@ def build_chunk_shards(session: RunSession, settings: Settings, shas: list) -> N
 
 @user_errors_fail_the_task
 def build_tokenizer(session: RunSession, settings: Settings) -> None:
-    worker = session.worker(settings)
-    worker.listing()              # a partial clone's reader learns which blobs it lacks
-    prepare_tokenizer(settings, worker.repo, worker.reader)
+    sources = []
+    for each in settings.repository_settings():
+        worker = session.worker(each)
+        worker.listing()          # a partial clone's reader learns which blobs it lacks
+        sources.append((each, worker.repo, worker.reader))
+    prepare_tokenizer(settings, sources, session.timeline(settings))
 
 
 @user_errors_fail_the_task
@@ -136,12 +165,17 @@ def merge_dataset(session: RunSession, settings: Settings) -> None:
     started = time.perf_counter()
     importlib.import_module("torch")    # first: a Ctrl-C its import loses is seen here
     interrupts.check()
-    worker = session.worker(settings)
-    info, tokenizer, _ = worker.tokenizer()
-    keys = session.token_keys(settings)                   # sha -> key, in commit order
-    shas = list(keys)
-    stats = merge(settings, session.commit_list(settings), list(keys.values()),
-                  lambda position: worker.shard("tokens", shas[position]), info, tokenizer,
+    repositories = settings.repository_settings()
+    info, tokenizer, _ = session.worker(repositories[0]).tokenizer()
+    timeline = session.timeline(settings)
+    token_keys = timeline_token_keys(session, settings, timeline)
+
+    def token_shard(position):
+        # The commit's own repository's worker: a damaged shard is rebuilt from its commit.
+        worker = session.worker(repositories[timeline.sources[position]])
+        return worker.shard("tokens", timeline.commits[position]["sha"])
+
+    stats = merge(settings, timeline, token_keys, token_shard, info, tokenizer,
                   current_merge_key(session, settings))
     events.add_stage_time("merge", time.perf_counter() - started)
     events.record_outcome(stats)
@@ -156,7 +190,8 @@ def make_report(settings: Settings) -> None:
 def collect_garbage(session: RunSession, settings: Settings) -> None:
     session.lock(settings.cache)            # a build's files must not vanish under it
     info = current_tokenizer_info(settings)
-    keep = housekeeping.referenced_records(settings, session.commit_list(settings), info)
+    keep = set().union(*(housekeeping.referenced_records(each, session.commit_list(each), info)
+                         for each in settings.repository_settings()))
     removed, freed = housekeeping.collect_garbage(settings, keep, info)
     print(f"removed {removed} unused cache files ({freed / 1e6:.1f} MB)")
 

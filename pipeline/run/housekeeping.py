@@ -19,14 +19,14 @@ from pathlib import Path
 from pipeline import store
 from pipeline.chunks.shard import chunk_shard_path
 from pipeline.config import Settings
-from pipeline.git.commit_list import list_path
+from pipeline.git.commit_list import list_path, pointer_path
 from pipeline.tokens.segments import token_shard_path
 
 
 def referenced_records(settings: Settings, listing: dict, tokenizer_info: dict) -> set:
     """The cache records the commit list and settings of the last build use."""
     keep = {Path(list_path(settings, listing["head"])),
-            store.pointer_path(settings.cache, "commits")}
+            pointer_path(settings)}
     for commit in listing["commits"]:
         keep.add(chunk_shard_path(settings, commit["sha"]))
         keep.add(token_shard_path(settings, commit["sha"], tokenizer_info["hash"]))

@@ -20,6 +20,7 @@ from pipeline.errors import PipelineError
 from pipeline.git.commit_list import current_pointer, read_commit_list
 from pipeline.run.pool import Pool, processes_for
 from pipeline.run.worker import Worker
+from pipeline.timeline import Timeline, make_timeline
 from pipeline.tokens.segments import token_shard_key
 from pipeline.tokens.tokenizer import current_tokenizer_info
 
@@ -27,12 +28,13 @@ from pipeline.tokens.tokenizer import current_tokenizer_info
 class RunSession:
     def __init__(self):
         self._lock_file = None
-        self._worker: Worker | None = None
+        self._workers: dict = {}            # repository settings -> its Worker
         self._pool: Pool | None = None
         self._pool_for: tuple = ()          # (stage, settings, size)
-        self._listing: tuple = (None, None, None)  # (pointer, commit list, sha -> position)
-        self._chunk_keys: tuple = (None, None)   # ((list, settings), sha -> key)
-        self._token_keys: tuple = (None, None)   # ((list, tokenizer, settings), sha -> key)
+        # Per repository settings (see Settings.repository_settings):
+        self._listings: dict = {}           # -> (pointer, commit list, sha -> position)
+        self._chunk_keys: dict = {}         # -> ((list, settings), sha -> key)
+        self._token_keys: dict = {}         # -> ((list, tokenizer, settings), sha -> key)
 
     def lock(self, root: Path) -> None:
         """One build at a time per cache: a second `doit` on the same cache stops with a
@@ -57,40 +59,49 @@ class RunSession:
         self._lock_file = handle
 
     def worker(self, settings: Settings) -> Worker:
-        """This process's Worker for settings (a new one if the settings changed)."""
-        if self._worker is None or self._worker.settings != settings:
-            self.close_worker()
-            self._worker = Worker(settings, lambda: self.commit_list(settings))
-        return self._worker
+        """This process's Worker of one repository's settings."""
+        if settings not in self._workers:
+            self._workers[settings] = Worker(settings, lambda: self.commit_list(settings))
+        return self._workers[settings]
 
     def commit_list(self, settings: Settings) -> dict:
-        """The current run's commit list, read once per list."""
+        """One repository's commit list of the current run, read once per list."""
         pointer = current_pointer(settings)
-        if self._listing[0] != pointer:
+        known = self._listings.get(settings)
+        if known is None or known[0] != pointer:
             listing = read_commit_list(pointer)
-            self._listing = (pointer, listing, {commit["sha"]: position for position, commit
-                                                in enumerate(listing["commits"])})
-        return self._listing[1]
+            known = (pointer, listing, {commit["sha"]: position for position, commit
+                                        in enumerate(listing["commits"])})
+            self._listings[settings] = known
+        return known[1]
+
+    def timeline(self, settings: Settings) -> Timeline:
+        """The run's commits of every repository in temporal order."""
+        return make_timeline([self.commit_list(each)
+                              for each in settings.repository_settings()])
 
     def chunk_keys(self, settings: Settings) -> dict:
-        """sha -> chunk shard key of the run's commits in order, computed once per commit
-        list: the chunks and tokens tasks, the merge key and the merge all need them."""
+        """sha -> chunk shard key of one repository's commits in order, computed once per
+        commit list: the chunks and tokens tasks, the merge key and the merge all need them."""
         wanted = (current_pointer(settings)["list"], settings)
-        if self._chunk_keys[0] != wanted:
-            self._chunk_keys = (wanted, {commit["sha"]: shard_key(settings, commit["sha"])
-                                         for commit in self.commit_list(settings)["commits"]})
-        return self._chunk_keys[1]
+        known = self._chunk_keys.get(settings)
+        if known is None or known[0] != wanted:
+            known = (wanted, {commit["sha"]: shard_key(settings, commit["sha"])
+                              for commit in self.commit_list(settings)["commits"]})
+            self._chunk_keys[settings] = known
+        return known[1]
 
     def token_keys(self, settings: Settings) -> dict:
-        """sha -> token shard key of the run's commits in order, computed once per commit
-        list and tokenizer."""
+        """sha -> token shard key of one repository's commits in order, computed once per
+        commit list and tokenizer."""
         tokenizer_hash = current_tokenizer_info(settings)["hash"]
         wanted = (current_pointer(settings)["list"], tokenizer_hash, settings)
-        if self._token_keys[0] != wanted:
-            self._token_keys = (wanted, {
-                sha: token_shard_key(settings, key, tokenizer_hash)
-                for sha, key in self.chunk_keys(settings).items()})
-        return self._token_keys[1]
+        known = self._token_keys.get(settings)
+        if known is None or known[0] != wanted:
+            known = (wanted, {sha: token_shard_key(settings, key, tokenizer_hash)
+                              for sha, key in self.chunk_keys(settings).items()})
+            self._token_keys[settings] = known
+        return known[1]
 
     def shard_file(self, stage: str, settings: Settings, sha: str) -> str:
         """Where the stage's shard of one of the run's commits is stored."""
@@ -118,7 +129,7 @@ class RunSession:
         stored: the next task's, which the pool starts on ahead."""
         found = []
         commits = self.commit_list(settings)["commits"]
-        for commit in commits[self._listing[2][last] + 1:]:
+        for commit in commits[self._listings[settings][2][last] + 1:]:
             if len(found) == count:
                 break
             if not os.path.exists(self.shard_file(stage, settings, commit["sha"])):
@@ -134,10 +145,10 @@ class RunSession:
                 self._pool.shutdown()
             self._pool, self._pool_for = None, ()
 
-    def close_worker(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
+    def close_workers(self) -> None:
+        workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
+            worker.close()
 
     def close(self) -> None:
         """End the run: workers stopped, git processes ended, lock released. At a normal end
@@ -145,10 +156,9 @@ class RunSession:
         and no one waits for what they build."""
         try:
             self.stop_pool(now=True)
-            self.close_worker()
+            self.close_workers()
         finally:
-            self._listing = (None, None, None)
-            self._chunk_keys = self._token_keys = (None, None)
+            self._listings, self._chunk_keys, self._token_keys = {}, {}, {}
             if self._lock_file is not None:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
                 self._lock_file.close()

@@ -1,15 +1,16 @@
 """Settings in, the run's tokenizer out (trained, or loaded from tokenizer=PATH).
 
 The trained tokenizer must not move as history grows, or incremental builds could not equal
-clean ones: it is trained on the Rust files of one pinned commit's tree. The pin is
-`tokenizer_commit` when set, otherwise the last commit of the train period at the first
-build (so that no val or test commit shapes the vocabulary), remembered in the cache and
-recorded in the manifest, so a clean build can reproduce it. A given tokenizer is used as
+clean ones: it is trained on the Rust files of one pinned commit's tree (per repository,
+with repos=). The pin is `tokenizer_commit` when set, otherwise the last commit of the
+train period at the first build (so that no val or test commit shapes the vocabulary),
+remembered in the cache and recorded in the manifest, so a clean build can reproduce it. A given tokenizer is used as
 it is (pipeline.tokens.layout); add_marker_tokens=true adds the markers it lacks.
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -17,11 +18,11 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from pipeline import store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
-from pipeline.git.commit_list import current_commit_list
 from pipeline.git.history import list_tree, resolve_ref
 from pipeline.periods import split_bounds
 from pipeline.rust.files import path_skip_reason, skip_reason
 from pipeline.text import decode
+from pipeline.timeline import Timeline
 from pipeline.tokens.layout import END_OF_TEXT, MARKER_TOKENS
 
 # Bump when training changes (corpus choice, trainer options): part of the trained key.
@@ -30,22 +31,28 @@ TRAINER_VERSION = 4
 # and BPE training time grows with the square of a word's length.
 MAX_TRAINING_LINE = 1000
 def _pin_path(settings: Settings) -> Path:
-    key = store.content_key(["pin", settings.repository, "train period"])
+    # One repository keeps the key it had before repos= existed, and so its remembered pin.
+    paths = [each.repository for each in settings.repository_settings()]
+    key = store.content_key(["pin", paths[0] if len(paths) == 1 else paths, "train period"])
     return settings.cache / "tokenizer" / f"pin-{key}.msgpack"
 
 
-def pinned_commit(settings: Settings, repo) -> str:
-    """The commit whose tree trains the tokenizer: the setting, else the remembered pin,
-    else (the first build) the last commit of the train period, remembered."""
+def pinned_commits(settings: Settings, sources: list, timeline: Timeline) -> list:
+    """Per repository (sources: (settings, repo, reader) in repos= order), the commit whose
+    tree trains the tokenizer, or None for one without commits in the train period: the
+    setting, else the remembered pin, else (the first build) each one's last commit
+    before val begins, the train period being cut across all repositories at once."""
     if settings.tokenizer_commit:
-        return resolve_ref(repo, settings.tokenizer_commit)
+        return [resolve_ref(sources[0][1], settings.tokenizer_commit)]
     pin = store.read_record(_pin_path(settings))
     if pin is None:
-        commits = current_commit_list(settings)["commits"]
-        val_start, _ = split_bounds([c["committer_time"] for c in commits], settings)
-        pin = {"commit": commits[max(val_start - 1, 0)]["sha"]}
+        val_start, _ = split_bounds([c["committer_time"] for c in timeline.commits], settings)
+        last = {}
+        for commit, source in zip(timeline.commits[:max(val_start, 1)], timeline.sources):
+            last[source] = commit["sha"]
+        pin = {"commits": [last.get(source) for source in range(len(sources))]}
         store.write_record(_pin_path(settings), pin)
-    return pin["commit"]
+    return pin["commits"] if "commits" in pin else [pin["commit"]]   # or an earlier version's
 
 
 def forget_pin(settings: Settings) -> None:
@@ -102,16 +109,22 @@ def _load_given(path: Path) -> Tokenizer:
             "Give the path of a tokenizer.json file, or leave tokenizer unset.") from None
 
 
-def _tokenizer_key(settings: Settings, repo) -> str:
+def _pins_value(pins: list):
+    """One repository's pin as the single commit it always was (its key stays), several as
+    their list."""
+    return pins[0] if len(pins) == 1 else pins
+
+
+def _tokenizer_key(settings: Settings, sources: list, timeline: Timeline) -> str:
     if settings.tokenizer:
         source = store.digest(_given_path(settings).read_bytes())
         return store.content_key(["file", source, settings.add_marker_tokens and MARKER_TOKENS])
-    return store.content_key(["trained", pinned_commit(settings, repo), settings.vocab_size,
-                              settings.max_file_bytes, settings.exclude, TRAINER_VERSION,
-                              MARKER_TOKENS])
+    return store.content_key(["trained", _pins_value(pinned_commits(settings, sources, timeline)),
+                              settings.vocab_size, settings.max_file_bytes, settings.exclude,
+                              TRAINER_VERSION, MARKER_TOKENS])
 
 
-def _build(settings: Settings, repo, reader) -> tuple[Tokenizer, dict]:
+def _build(settings: Settings, sources: list, timeline: Timeline) -> tuple[Tokenizer, dict]:
     """The tokenizer, and where it came from and which special tokens were added to it."""
     if settings.tokenizer:
         path = _given_path(settings)
@@ -124,20 +137,28 @@ def _build(settings: Settings, repo, reader) -> tuple[Tokenizer, dict]:
         added = add_missing_markers(tokenizer) if settings.add_marker_tokens else []
         return tokenizer, {"source": f"file:{path}", "added_tokens": added,
                            "trained_on_commit": None}
-    commit = pinned_commit(settings, repo)
-    tokenizer = train_tokenizer(_rust_files_at(settings, repo, reader, commit),
-                                settings.vocab_size)
-    return tokenizer, {"source": f"trained:{commit}", "added_tokens": [],
-                       "trained_on_commit": commit}
+    pins = pinned_commits(settings, sources, timeline)
+    corpus = itertools.chain.from_iterable(
+        _rust_files_at(each, repo, reader, commit)
+        for (each, repo, reader), commit in zip(sources, pins) if commit is not None)
+    tokenizer = train_tokenizer(corpus, settings.vocab_size)
+    if len(pins) == 1:
+        return tokenizer, {"source": f"trained:{pins[0]}", "added_tokens": [],
+                           "trained_on_commit": pins[0]}
+    named = {name: commit for name, commit in zip(timeline.names, pins)}
+    return tokenizer, {"source": "trained:" + ",".join(f"{name}@{commit}" for name, commit
+                                                       in named.items()),
+                       "added_tokens": [], "trained_on_commit": named}
 
 
-def prepare_tokenizer(settings: Settings, repo, reader) -> dict:
-    """Make sure the run's tokenizer is in the cache; point the run at it and return its info."""
-    key = _tokenizer_key(settings, repo)
+def prepare_tokenizer(settings: Settings, sources: list, timeline: Timeline) -> dict:
+    """Make sure the run's tokenizer is in the cache; point the run at it and return its info.
+    sources: (settings, repo, blob reader) of each repository, in the timeline's order."""
+    key = _tokenizer_key(settings, sources, timeline)
     info_path = settings.cache / "tokenizer" / f"{key}.msgpack"
     info = store.read_record(info_path)
     if info is None or not Path(info["path"]).is_file():
-        tokenizer, origin = _build(settings, repo, reader)
+        tokenizer, origin = _build(settings, sources, timeline)
         text = tokenizer.to_str().encode()
         json_path = settings.cache / "tokenizer" / f"{key}.json"
         store.write_atomic(json_path, text)

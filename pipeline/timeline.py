@@ -1,0 +1,45 @@
+"""The commit lists of the run's repositories in, one history in temporal order out.
+
+Several repositories make one dataset (repos=): their commits are merged by commit time,
+each repository's own order kept, so that one cut splits them all at the same date and no
+repository's later code trains a model that is evaluated on another's earlier code. The
+timeline of one repository is its commit list as it is.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import NamedTuple
+
+from pipeline.errors import PipelineError
+
+
+class Timeline(NamedTuple):
+    commits: list      # commit dicts, in temporal order across the repositories
+    sources: list      # per commit, the index of its repository in listings
+    listings: list     # each repository's commit list (with its "name"), in repos= order
+
+    @property
+    def names(self) -> list:
+        return [listing["name"] for listing in self.listings]
+
+
+def make_timeline(listings: list) -> Timeline:
+    names = [listing["name"] for listing in listings]
+    for name in set(names):
+        if names.count(name) > 1:
+            paths = ", ".join(listing["repo"] for listing in listings if listing["name"] == name)
+            raise PipelineError(
+                f"the repositories {paths} are all named {name!r} (from their origin remote or "
+                "directory name), and rows and stats tell repositories apart by name. Give "
+                "one of them another directory name or origin remote.")
+    if len(listings) == 1:
+        commits = listings[0]["commits"]
+        return Timeline(commits, [0] * len(commits), listings)
+    # heapq.merge takes ties from the earlier list first, and never reorders a list.
+    merged = list(heapq.merge(*[[(commit["committer_time"], index, commit)
+                                 for commit in listing["commits"]]
+                                for index, listing in enumerate(listings)],
+                              key=lambda entry: entry[0]))
+    return Timeline([commit for _, _, commit in merged], [index for _, index, _ in merged],
+                    listings)
