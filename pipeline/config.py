@@ -87,6 +87,10 @@ class Settings:
     # Worker processes for the chunks and tokens stages (0: one per core). Outputs do not
     # depend on it, so it is in no stage's section.
     jobs: int = 0
+    # Where those stages run: local (a process pool) or ray (Ray tasks on a local instance
+    # started for the run, or on the cluster at ray_address). Outputs do not depend on it.
+    executor: str = "local"
+    ray_address: str = ""
 
     def chunk_section(self) -> dict:
         return {"include_merges": self.include_merges, "max_file_bytes": self.max_file_bytes,
@@ -260,6 +264,8 @@ def _check_ranges(settings: Settings) -> None:
                             "whitespace or off.")
     if settings.message_filter not in ("keep", "drop"):
         raise PipelineError(f"message_filter={settings.message_filter!r} must be keep or drop.")
+    if settings.executor not in ("local", "ray"):
+        raise PipelineError(f"executor={settings.executor!r} must be local or ray.")
     if settings.example_mode not in ("commit", "sequential"):
         raise PipelineError(f"example_mode={settings.example_mode!r} must be commit or sequential.")
     fixed = settings.budget_message + settings.budget_old + settings.budget_new + HEADER_TOKENS

@@ -161,7 +161,7 @@ def build_token_shards(session: RunSession, settings: Settings, shas: list) -> N
 
 @user_errors_fail_the_task
 def merge_dataset(session: RunSession, settings: Settings) -> None:
-    session.stop_pool()               # the workers' memory is the merge's now
+    session.end_executor()            # the workers' memory is the merge's now
     started = time.perf_counter()
     importlib.import_module("torch")    # first: a Ctrl-C its import loses is seen here
     interrupts.check()

@@ -18,6 +18,7 @@ from pipeline.chunks.shard import shard_key
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
 from pipeline.git.commit_list import current_pointer, read_commit_list
+from pipeline.run import ray_pool
 from pipeline.run.pool import Pool, processes_for
 from pipeline.run.worker import Worker
 from pipeline.timeline import Timeline, make_timeline
@@ -109,9 +110,9 @@ class RunSession:
         return store.record_file(settings.cache, stage, keys[sha])
 
     def build(self, stage: str, settings: Settings, shas: list):
-        """Write the stage's shards of shas, on every core when there are many (or when the
-        stage's pool is up: it may be building them already); yields each sha once its
-        shard is written."""
+        """Write the stage's shards of shas, on every core (or Ray) when there are many (or
+        when the stage's pool is up: it may be building them already); yields each sha once
+        its shard is written. A few commits never pay for starting a pool or Ray."""
         size = processes_for(settings, len(shas))
         if self._pool_for[:2] == (stage, settings):
             size = self._pool_for[2]
@@ -120,7 +121,8 @@ class RunSession:
             return
         if self._pool_for != (stage, settings, size):
             self.stop_pool()
-            self._pool, self._pool_for = Pool(settings, size), (stage, settings, size)
+            pool = ray_pool.RayPool if settings.executor == "ray" else Pool
+            self._pool, self._pool_for = pool(settings, size), (stage, settings, size)
         after = self._missing_after(stage, settings, shas[-1], self._pool.lookahead(stage))
         yield from self._pool.build(stage, shas, after)
 
@@ -135,6 +137,12 @@ class RunSession:
             if not os.path.exists(self.shard_file(stage, settings, commit["sha"])):
                 found.append(commit["sha"])
         return found
+
+    def end_executor(self) -> None:
+        """Stop the workers, and leave Ray (a local instance ends): the merge needs the
+        memory their Workers hold."""
+        self.stop_pool()
+        ray_pool.disconnect()
 
     def stop_pool(self, now: bool = False) -> None:
         """Stop the workers: once idle (a new stage, the merge) or now (the end of the run)."""
@@ -156,6 +164,7 @@ class RunSession:
         and no one waits for what they build."""
         try:
             self.stop_pool(now=True)
+            ray_pool.disconnect()           # with executor=ray: Ray lives as long as the run
             self.close_workers()
         finally:
             self._listings, self._chunk_keys, self._token_keys = {}, {}, {}
