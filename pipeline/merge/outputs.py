@@ -159,8 +159,8 @@ def _merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard
             # (rows key, history position, kept segments, repository) of each commit
             wanted = []
             for position in range(first, last):
-                segments, repository = kept[split][position - start], \
-                    names[timeline.sources[position]]
+                segments = kept[split][position - start]
+                repository = names[timeline.sources[position]]
                 wanted.append((rows_key(token_keys[position], segments, repository),
                                position, segments, repository))
             part_key, part = write_part(settings, out, name, [w[0] for w in wanted],

@@ -4,8 +4,9 @@ The trained tokenizer must not move as history grows, or incremental builds coul
 clean ones: it is trained on the Rust files of one pinned commit's tree (per repository,
 with repos=). The pin is `tokenizer_commit` when set, otherwise the last commit of the
 train period at the first build (so that no val or test commit shapes the vocabulary),
-remembered in the cache and recorded in the manifest, so a clean build can reproduce it. A given tokenizer is used as
-it is (pipeline.tokens.layout); add_marker_tokens=true adds the markers it lacks.
+remembered in the cache and recorded in the manifest, so a clean build can reproduce it.
+A given tokenizer is used as it is (pipeline.tokens.layout); add_marker_tokens=true adds
+the markers it lacks.
 """
 
 from __future__ import annotations
