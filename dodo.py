@@ -85,22 +85,14 @@ def task_commits():
 def task_chunks():
     """Per commit (in batches of 64): the changed Rust items, old/new code and context."""
     config = settings()
-    tasks, expected = [], 0
-    for each, prefix in actions.repository_prefixes(config):
-        try:
-            keys = SESSION.chunk_keys(each)
-        except PipelineError:              # `doit list` or `doit clean` before a build
-            keys = {}
-        shas = list(keys)
-        expected += len(shas)
-        for name, batch in actions.batches(shas, prefix):
-            tasks.append({
-                "name": name, "actions": [(actions.build_chunk_shards, [SESSION, each, batch])],
-                "targets": [store.record_file(config.cache, "chunks", keys[sha])
-                            for sha in batch],
-                "uptodate": [True]})
-    events.expect("chunks", expected)
-    yield from tasks
+    tasks = actions.stage_tasks(SESSION, config)
+    events.expect("chunks", sum(len(batch) for _, _, batch in tasks))
+    for each, name, batch in tasks:
+        keys = SESSION.chunk_keys(each)
+        yield {"name": name, "actions": [(actions.build_chunk_shards, [SESSION, each, batch])],
+               "targets": [store.record_file(config.cache, "chunks", keys[sha])
+                           for sha in batch],
+               "uptodate": [True]}
 
 
 @create_after(executed="commits")
@@ -125,22 +117,18 @@ def task_retrain_tokenizer():
 def task_tokens():
     """Per commit (in batches of 64): StarCoder commit-format token ids and loss spans."""
     config = settings()
-    tasks, expected = [], 0
-    for each, prefix in actions.repository_prefixes(config):
-        try:
-            keys = SESSION.token_keys(each)
-        except PipelineError:              # `doit list` before the first build
-            keys = {}
-        shas = list(keys)
-        expected += len(shas)
-        for name, batch in actions.batches(shas, prefix):
-            tasks.append({
-                "name": name, "actions": [(actions.build_token_shards, [SESSION, each, batch])],
-                "task_dep": [f"chunks:{name}"], "uptodate": [True],
-                "targets": [store.record_file(config.cache, "tokens", keys[sha])
-                            for sha in batch]})
-    events.expect("tokens", expected)
-    yield from tasks
+    tasks = actions.stage_tasks(SESSION, config)
+    try:
+        keys_of = {each: SESSION.token_keys(each) for each, _, _ in tasks}
+    except PipelineError:                  # `doit list` before the first build
+        tasks = []
+    events.expect("tokens", sum(len(batch) for _, _, batch in tasks))
+    for each, name, batch in tasks:
+        keys = keys_of[each]
+        yield {"name": name, "actions": [(actions.build_token_shards, [SESSION, each, batch])],
+               "task_dep": [f"chunks:{name}"], "uptodate": [True],
+               "targets": [store.record_file(config.cache, "tokens", keys[sha])
+                           for sha in batch]}
 
 
 @create_after(executed="tokenizer")

@@ -114,8 +114,9 @@ class Settings:
                 "commits_per_part": self.commits_per_part}
 
     def repository_paths(self) -> list:
-        """The repos= paths, in the order given (~ expanded)."""
-        return [str(Path(path.strip()).expanduser()) for path in self.repos.split(",")
+        """The repos= paths, in the order given, absolute: each keys its repository's
+        cache entries, which `~/a` and `/home/me/a` must share."""
+        return [str(Path(path.strip()).expanduser().resolve()) for path in self.repos.split(",")
                 if path.strip()]
 
     def repository_settings(self) -> list:
@@ -230,8 +231,7 @@ def _check_repositories(settings: Settings) -> None:
     if settings.repos and not paths:
         raise PipelineError(f"repos={settings.repos!r} names no repository; give paths "
                             "separated by commas.")
-    resolved = [Path(path).resolve() for path in paths]
-    if len(set(resolved)) != len(resolved):
+    if len(set(paths)) != len(paths):
         raise PipelineError(f"repos={settings.repos} names a repository twice.")
     if len(paths) > 1 and (settings.repo_name or settings.tokenizer_commit):
         raise PipelineError(

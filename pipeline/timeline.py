@@ -2,8 +2,9 @@
 
 Several repositories make one dataset (repos=): their commits are merged by commit time,
 each repository's own order kept, so that one cut splits them all at the same date and no
-repository's later code trains a model that is evaluated on another's earlier code. The
-timeline of one repository is its commit list as it is.
+repository's later code trains a model that is evaluated on another's earlier code. A
+commit that several repositories have (a fork and its upstream) is taken once, as the
+first one's in repos= order. The timeline of one repository is its commit list as it is.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class Timeline(NamedTuple):
     commits: list      # commit dicts, in temporal order across the repositories
     sources: list      # per commit, the index of its repository in listings
     listings: list     # each repository's commit list (with its "name"), in repos= order
+    shared: list       # per repository, its commits that an earlier one has (left out)
 
     @property
     def names(self) -> list:
@@ -35,11 +37,31 @@ def make_timeline(listings: list) -> Timeline:
                 "one of them another directory name or origin remote.")
     if len(listings) == 1:
         commits = listings[0]["commits"]
-        return Timeline(commits, [0] * len(commits), listings)
+        return Timeline(commits, [0] * len(commits), listings, [0])
     # heapq.merge takes ties from the earlier list first, and never reorders a list.
-    merged = list(heapq.merge(*[[(commit["committer_time"], index, commit)
-                                 for commit in listing["commits"]]
-                                for index, listing in enumerate(listings)],
-                              key=lambda entry: entry[0]))
-    return Timeline([commit for _, _, commit in merged], [index for _, index, _ in merged],
-                    listings)
+    merged = heapq.merge(*[[(commit["committer_time"], index, commit)
+                            for commit in listing["commits"]]
+                           for index, listing in enumerate(listings)],
+                         key=lambda entry: entry[0])
+    commits, sources, shared, seen = [], [], [0] * len(listings), set()
+    for _, index, commit in merged:
+        # A fork or clone shares its history with another repository: each shared commit
+        # is the first repository's (its copies have the same time, so it comes first).
+        if commit["sha"] in seen:
+            shared[index] += 1
+            continue
+        seen.add(commit["sha"])
+        commits.append(commit)
+        sources.append(index)
+    return Timeline(commits, sources, listings, shared)
+
+
+def first_owners(listings: list) -> list:
+    """Per repository, its commits' shas in its order, less those an earlier repository of
+    repos= has: the commits its tasks build (as the timeline counts them)."""
+    seen, owned = set(), []
+    for listing in listings:
+        shas = [commit["sha"] for commit in listing["commits"] if commit["sha"] not in seen]
+        seen.update(shas)
+        owned.append(shas)
+    return owned

@@ -38,7 +38,7 @@ def test_a_bad_repo_gets_a_clear_error(workdir, make_repo, expected):
     result = doit(workdir, f"repo={make_repo(workdir)}")
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert expected in output and "Point repo= at" in output
+    assert expected in output and "Point repo= (or its entry in repos=) at" in output
     assert "Traceback" not in output
     assert not (workdir / "dataset" / "manifest.json").exists()
 

@@ -9,6 +9,7 @@ import shutil
 import torch
 
 from conftest import RustRepo, run_doit, split_outputs
+from pipeline.git.sample_repo import git
 from pipeline.loading import jsonl_lines, load_tensors
 from test_cli import doit
 
@@ -132,3 +133,24 @@ def test_repository_settings_mistakes_get_a_clear_error(workdir):
     assert missing.returncode != 0 and "does not exist" in missing.stdout
     for result in (both, same_name, missing):
         assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_fork_and_its_upstream_share_their_common_commits_once(workdir):
+    alpha, _ = two_repositories(workdir)
+    fork = RustRepo.__new__(RustRepo)        # a clone, then commits of its own
+    fork.path, fork.time = workdir / "fork", alpha.time
+    git(workdir, "clone", "-q", str(alpha.path), str(fork.path))
+    for number in range(30, 33):
+        steps = (fork.path / "src/steps.rs").read_text()
+        fork.commit(f"Add fork step {number}", {"src/steps.rs": steps + _step("fork", number)})
+    code, record = run_doit(f"repos={alpha.path},{fork.path}")
+    assert code == 0
+    shared = alpha.git("rev-list", "HEAD").split()
+    assert record.built["chunks"] == len(shared) + 3      # each shared commit built once
+    manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
+    upstream, forked = manifest["repositories"]
+    assert forked["commits_shared_with_an_earlier_repository"] == len(shared)
+    assert upstream["commits_shared_with_an_earlier_repository"] == 0
+    assert sum(split["commits"] for split in manifest["splits"].values()) == len(shared) + 3
+    rows = [row for split_rows in _rows(workdir / "dataset").values() for row in split_rows]
+    assert {row["repository"] for row in rows if row["commit"] in shared} == {"alpha"}

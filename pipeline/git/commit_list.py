@@ -62,9 +62,9 @@ def build_commit_list(settings: Settings, repo) -> dict:
             commits = list_commits(repo, head, missing)
         if not any(commit.changes for commit in commits):
             raise PipelineError(
-                f"repo={settings.repository} has no Rust (.rs) file changes in the "
-                f"history of {settings.ref}. Point repo= at a repository with Rust code, or "
-                "ref= at a branch that has some.")
+                f"the repository {settings.repository} has no Rust (.rs) file changes in the "
+                f"history of {settings.ref}. Point repo= (or its entry in repos=) at a "
+                "repository with Rust code, or ref= at a branch that has some.")
         stored = {"repo": settings.repository, "ref": settings.ref, "head": head,
                   "shallow": shallow_boundary(repo),
                   "partial": missing is not None, "missing": sorted(missing or ()),
@@ -120,11 +120,6 @@ def current_pointer(settings: Settings) -> dict:
     if pointer is None or "name" not in pointer:
         raise PipelineError("the commit list is missing; run `doit` (it lists commits first).")
     return pointer
-
-
-def current_list_path(settings: Settings) -> Path:
-    """Where the commit list of the last commits task is stored."""
-    return Path(current_pointer(settings)["list"])
 
 
 def read_commit_list(pointer: dict) -> dict:

@@ -24,9 +24,10 @@ _LOG_FORMAT = "%x01%H%x00%P%x00%at%x00%ct%x00%an%x00%B%x00"
 
 def _repository_error(path: str, why: str) -> PipelineError:
     return PipelineError(
-        f"repo={path} {why}. Point repo= at the working tree of a git repository that holds "
-        "Rust (.rs) files, e.g. `doit repo=~/projects/the-block`, or set repo in pipeline.toml "
-        "(see README.md); leave repo unset to build the generated sample repository.")
+        f"the repository {path} {why}. Point repo= (or its entry in repos=) at the working "
+        "tree of a git repository that holds Rust (.rs) files, e.g. `doit "
+        "repo=~/projects/the-block`, or set repo in pipeline.toml (see README.md); leave repo "
+        "unset to build the generated sample repository.")
 
 
 def open_repository(path: str) -> git.Repo:

@@ -56,10 +56,11 @@ def _commit_range(summaries: list) -> dict:
             "last_date": _iso(summaries[-1].time)}
 
 
-def _repository_entry(listing: dict, per_split: dict) -> dict:
+def _repository_entry(listing: dict, per_split: dict, shared: int) -> dict:
+    """shared: the repository's commits an earlier one has, counted there (a fork's)."""
     return {"name": listing["name"], "path": listing["repo"], "ref": listing["ref"],
             "head": listing["head"], "shallow_boundary": listing.get("shallow", []),
-            "commits": per_split}
+            "commits": per_split, "commits_shared_with_an_earlier_repository": shared}
 
 
 def _manifest(settings, timeline, key, tokenizer_info, tokenizer, layout, summaries_by_split,
@@ -69,8 +70,8 @@ def _manifest(settings, timeline, key, tokenizer_info, tokenizer, layout, summar
         "pipeline_version": __version__, "merge_key": key,
         "settings": dataclasses.asdict(settings),
         "repositories": [_repository_entry(listing, {
-            split: repository_stats[listing["name"]][split]["commits"] for split in SPLITS})
-            for listing in timeline.listings],
+            split: repository_stats[listing["name"]][split]["commits"] for split in SPLITS},
+            shared) for listing, shared in zip(timeline.listings, timeline.shared)],
         "tokenizer": {"hash": tokenizer_info["hash"], "source": tokenizer_info["source"],
                       "trained_on_commit": tokenizer_info["trained_on_commit"],
                       "layout": layout.describe(), "added_tokens": {

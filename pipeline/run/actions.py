@@ -26,6 +26,7 @@ from pipeline.merge.report import write_report
 from pipeline.run import events, housekeeping, interrupts
 from pipeline.run.pool import processes_for
 from pipeline.run.session import RunSession
+from pipeline.timeline import first_owners
 from pipeline.tokens.tokenizer import current_tokenizer_info, forget_pin, prepare_tokenizer
 
 BATCH = 64   # commits per chunks/tokens task: 20,000 per-commit tasks would cost doit seconds
@@ -67,13 +68,21 @@ def batches(shas: list, prefix: str = "") -> list:
     return found
 
 
-def repository_prefixes(settings: Settings) -> list:
-    """(repository settings, task name prefix) of each repository of the run: none for one
-    repository, its position in repos= and directory name for several."""
-    each = settings.repository_settings()
-    if len(each) == 1:
-        return [(each[0], "")]
-    return [(one, f"{number}.{Path(one.repo).name}@") for number, one in enumerate(each, 1)]
+def stage_tasks(session: RunSession, settings: Settings) -> list:
+    """(repository settings, task name, shas) of a stage's tasks: each repository's commits
+    in batches, named with its position in repos= and directory name when there are
+    several, each commit in one task (one that an earlier repository also has, in a fork,
+    is that one's). None before the first commit list."""
+    repositories = settings.repository_settings()
+    try:
+        owned = first_owners([session.commit_list(each) for each in repositories])
+    except PipelineError:                  # `doit list` or `doit clean` before a build
+        return []
+    tasks = []
+    for number, (each, shas) in enumerate(zip(repositories, owned), 1):
+        prefix = f"{number}.{Path(each.repo).name}@" if len(repositories) > 1 else ""
+        tasks += [(each, name, batch) for name, batch in batches(shas, prefix)]
+    return tasks
 
 
 def timeline_token_keys(session: RunSession, settings: Settings, timeline) -> list:
@@ -114,7 +123,7 @@ def _list_repository_commits(session: RunSession, settings: Settings) -> None:
                     "shallow; `git fetch --unshallow` for full history.")
     if listing.get("missing"):
         why = listing.get("fetch_error") or "the remote did not send them"
-        events.warn(f"repo={settings.repository} is a partial clone that lacks "
+        events.warn(f"the repository {settings.repository} is a partial clone that lacks "
                     f"{len(listing['missing'])} Rust or Cargo.toml file versions of its history, "
                     f"and fetching them failed ({why}). Files whose blobs are missing are "
                     "skipped and listed in stats.json (missing_objects). To include them, make "

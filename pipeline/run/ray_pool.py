@@ -55,7 +55,8 @@ def build_block(settings: Settings, cwd: str, stage: str, shas: list) -> list:
         os.chdir(cwd)
     worker = _WORKERS.get(settings)
     if worker is None:
-        # A run has one Settings: a Worker for others is stale, close its git process.
+        # Blocks come one repository and stage at a time (repos= has a Settings per
+        # repository): a Worker for other settings is done, close its git process.
         for stale in _WORKERS.values():
             stale.close()
         _WORKERS.clear()

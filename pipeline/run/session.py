@@ -139,10 +139,12 @@ class RunSession:
         return found
 
     def end_executor(self) -> None:
-        """Stop the workers, and leave Ray (a local instance ends): the merge needs the
-        memory their Workers hold."""
+        """Stop the workers, leave Ray (a local instance ends) and close this process's
+        Workers: the merge needs the memory their symbol indexes hold (it opens a Worker
+        again for the tokenizer, and to rebuild a damaged shard)."""
         self.stop_pool()
         ray_pool.disconnect()
+        self.close_workers()
 
     def stop_pool(self, now: bool = False) -> None:
         """Stop the workers: once idle (a new stage, the merge) or now (the end of the run)."""

@@ -110,17 +110,18 @@ def _load_given(path: Path) -> Tokenizer:
             "Give the path of a tokenizer.json file, or leave tokenizer unset.") from None
 
 
-def _pins_value(pins: list):
-    """One repository's pin as the single commit it always was (its key stays), several as
-    their list."""
-    return pins[0] if len(pins) == 1 else pins
+def _pins_value(pins: list, names: list):
+    """One repository's pin as the single commit it always was (its key stays); several's
+    with their names, which the tokenizer's info records."""
+    return pins[0] if len(pins) == 1 else [[name, pin] for name, pin in zip(names, pins)]
 
 
 def _tokenizer_key(settings: Settings, sources: list, timeline: Timeline) -> str:
     if settings.tokenizer:
         source = store.digest(_given_path(settings).read_bytes())
         return store.content_key(["file", source, settings.add_marker_tokens and MARKER_TOKENS])
-    return store.content_key(["trained", _pins_value(pinned_commits(settings, sources, timeline)),
+    pins = pinned_commits(settings, sources, timeline)
+    return store.content_key(["trained", _pins_value(pins, timeline.names),
                               settings.vocab_size, settings.max_file_bytes, settings.exclude,
                               TRAINER_VERSION, MARKER_TOKENS])
 
@@ -154,7 +155,7 @@ def _build(settings: Settings, sources: list, timeline: Timeline) -> tuple[Token
 
 def prepare_tokenizer(settings: Settings, sources: list, timeline: Timeline) -> dict:
     """Make sure the run's tokenizer is in the cache; point the run at it and return its info.
-    sources: (settings, repo, blob reader) of each repository, in the timeline's order."""
+    sources: (settings, repo, blob reader) of each repository, in repos= order."""
     key = _tokenizer_key(settings, sources, timeline)
     info_path = settings.cache / "tokenizer" / f"{key}.msgpack"
     info = store.read_record(info_path)
