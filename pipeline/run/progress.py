@@ -125,7 +125,7 @@ class ProgressReporter(ConsoleReporter):
             return                      # the interrupt's own line says what to do
         if "commits" not in _run().executed:
             return                      # not a build (doit gc, retrain_tokenizer, ...)
-        if not _run().failed:
+        if not _run().failed and not self.runtime_errors:   # doit aborted the run itself
             self._summary()
         elif _run().notes:
             self._line("\n".join(_run().notes))
