@@ -72,7 +72,7 @@ def stage_tasks(session: RunSession, settings: Settings) -> list:
     """(repository settings, task name, shas) of a stage's tasks: each repository's commits
     in batches, named with its position in repos= and directory name when there are
     several, each commit in one task (one that an earlier repository also has, in a fork,
-    is that one's). None before the first commit list."""
+    is that one's). No tasks before the first commit list."""
     repositories = settings.repository_settings()
     try:
         owned = first_owners([session.commit_list(each) for each in repositories])
