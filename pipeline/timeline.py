@@ -25,6 +25,12 @@ class Timeline(NamedTuple):
     def names(self) -> list:
         return [listing["name"] for listing in self.listings]
 
+    def shas_of(self, source: int) -> list:
+        """The shas of one repository's commits here, in its own order: its commits less
+        those an earlier repository has (the ones its tasks build)."""
+        return [commit["sha"] for commit, index in zip(self.commits, self.sources)
+                if index == source]
+
 
 def make_timeline(listings: list) -> Timeline:
     names = [listing["name"] for listing in listings]
@@ -55,13 +61,3 @@ def make_timeline(listings: list) -> Timeline:
         sources.append(index)
     return Timeline(commits, sources, listings, shared)
 
-
-def first_owners(listings: list) -> list:
-    """Per repository, its commits' shas in its order, less those an earlier repository of
-    repos= has: the commits its tasks build (as the timeline counts them)."""
-    seen, owned = set(), []
-    for listing in listings:
-        shas = [commit["sha"] for commit in listing["commits"] if commit["sha"] not in seen]
-        seen.update(shas)
-        owned.append(shas)
-    return owned

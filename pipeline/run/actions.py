@@ -26,7 +26,6 @@ from pipeline.merge.report import write_report
 from pipeline.run import events, housekeeping, interrupts
 from pipeline.run.pool import processes_for
 from pipeline.run.session import RunSession
-from pipeline.timeline import first_owners
 from pipeline.tokens.tokenizer import current_tokenizer_info, forget_pin, prepare_tokenizer
 
 BATCH = 64   # commits per chunks/tokens task: 20,000 per-commit tasks would cost doit seconds
@@ -75,13 +74,14 @@ def stage_tasks(session: RunSession, settings: Settings) -> list:
     is that one's). No tasks before the first commit list."""
     repositories = settings.repository_settings()
     try:
-        owned = first_owners([session.commit_list(each) for each in repositories])
+        timeline = session.timeline(settings)
     except PipelineError:                  # `doit list` or `doit clean` before a build
         return []
     tasks = []
-    for number, (each, shas) in enumerate(zip(repositories, owned), 1):
-        prefix = f"{number}.{Path(each.repo).name}@" if len(repositories) > 1 else ""
-        tasks += [(each, name, batch) for name, batch in batches(shas, prefix)]
+    for index, each in enumerate(repositories):
+        prefix = f"{index + 1}.{Path(each.repo).name}@" if len(repositories) > 1 else ""
+        tasks += [(each, name, batch)
+                  for name, batch in batches(timeline.shas_of(index), prefix)]
     return tasks
 
 

@@ -27,6 +27,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from typing import NamedTuple
 
 from pipeline import store
 from pipeline.config import Settings
@@ -58,6 +59,23 @@ def blocks(stage: str, shas: list, finishing: int = 0) -> list:
     split = max(len(shas) - finishing * size, 0)
     return [shas[i:min(i + size, split)] for i in range(0, split, size)] + [
         [sha] for sha in shas[split:]]
+
+
+class Plan(NamedTuple):
+    mine: dict        # sha -> the handle of the block built ahead that holds it
+    own: list         # blocks of the task's other commits, to build now
+    later: list       # blocks of the next tasks' commits, to build ahead
+
+
+def plan(stage: str, shas: list, after: list, ahead: dict, workers: int) -> Plan:
+    """How a task's commits are built, by either pool: those built ahead are taken (popped)
+    from ahead (sha -> handle); the rest go in blocks, the stage's last ones a commit at a
+    time when no task follows (after is empty); after's commits not under way yet go in
+    blocks to build ahead."""
+    mine = {sha: ahead.pop(sha) for sha in shas if sha in ahead}
+    later = [sha for sha in after if sha not in ahead and sha not in mine]
+    own = [sha for sha in shas if sha not in mine]
+    return Plan(mine, blocks(stage, own, 0 if after else workers), blocks(stage, later))
 
 
 def _start_worker(parent: int, settings: Settings) -> None:
@@ -124,13 +142,10 @@ class Pool:
         """Write the stage's shards of shas; yields each sha as its shard is stored. after:
         up to lookahead(stage) commits of the stage that the next tasks build, in order: those
         not under way yet are built ahead, behind shas."""
-        mine = {sha: self.ahead.pop(sha) for sha in shas if sha in self.ahead}
-        later = [sha for sha in after if sha not in self.ahead and sha not in mine]
-        own = [sha for sha in shas if sha not in mine]
+        mine, own, later = plan(stage, shas, after, self.ahead, self.size)
         with _signals_held():             # submit starts the worker processes
-            futures = [self.executor.submit(_build_block, stage, block)
-                       for block in blocks(stage, own, 0 if after else self.size)]
-            for block in blocks(stage, later):
+            futures = [self.executor.submit(_build_block, stage, block) for block in own]
+            for block in later:
                 future = self.executor.submit(_build_block_unstored, stage, block)
                 self.ahead.update(dict.fromkeys(block, future))
         # The futures are not cancelled here when the build stops early: the run session

@@ -32,7 +32,7 @@ import pipeline
 from pipeline import store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
-from pipeline.run.pool import BLOCK, blocks
+from pipeline.run.pool import BLOCK, plan
 from pipeline.run.worker import Worker
 
 # A block whose worker process died is run again this many times (each try starts over:
@@ -175,12 +175,9 @@ class RayPool:
         """Write the stage's shards of shas; yields each sha as its shard is stored. after:
         up to lookahead(stage) commits of the stage that the next tasks build, in order: those
         not under way yet are built ahead, behind shas."""
-        mine = {sha: self.ahead.pop(sha) for sha in shas if sha in self.ahead}
-        later = [sha for sha in after if sha not in self.ahead and sha not in mine]
-        own = [sha for sha in shas if sha not in mine]
-        pending = [self._submit(stage, block)
-                   for block in blocks(stage, own, 0 if after else self.size)]
-        for block in blocks(stage, later):
+        mine, own, later = plan(stage, shas, after, self.ahead, self.size)
+        pending = [self._submit(stage, block) for block in own]
+        for block in later:
             self.ahead.update(dict.fromkeys(block, self._submit(stage, block)))
         pending += list(dict.fromkeys(mine.values()))
         wanted = set(shas)                  # a block built ahead may hold later tasks' commits

@@ -32,10 +32,21 @@ class RunSession:
         self._workers: dict = {}            # repository settings -> its Worker
         self._pool: Pool | None = None
         self._pool_for: tuple = ()          # (stage, settings, size)
-        # Per repository settings (see Settings.repository_settings):
-        self._listings: dict = {}           # -> (pointer, commit list, sha -> position)
-        self._chunk_keys: dict = {}         # -> ((list, settings), sha -> key)
-        self._token_keys: dict = {}         # -> ((list, tokenizer, settings), sha -> key)
+        # Per repository settings (see Settings.repository_settings), each value kept with
+        # what it was made from (see _memo):
+        self._listings: dict = {}           # -> (commit list, sha -> position)
+        self._chunk_keys: dict = {}         # -> sha -> key
+        self._token_keys: dict = {}         # -> sha -> key
+        self._timelines: dict = {}          # the run's settings -> its Timeline
+
+    @staticmethod
+    def _memo(memo: dict, settings: Settings, source, make):
+        """memo's value for settings, made again by make() when source (what it is made
+        from: a commit list, a tokenizer) is not the one it was made from."""
+        known = memo.get(settings)
+        if known is None or known[0] != source:
+            known = memo[settings] = (source, make())
+        return known[1]
 
     def lock(self, root: Path) -> None:
         """One build at a time per cache: a second `doit` on the same cache stops with a
@@ -67,42 +78,41 @@ class RunSession:
 
     def commit_list(self, settings: Settings) -> dict:
         """One repository's commit list of the current run, read once per list."""
+        return self._listing(settings)[0]
+
+    def _listing(self, settings: Settings) -> tuple:
+        """(commit list, sha -> position) of one repository."""
         pointer = current_pointer(settings)
-        known = self._listings.get(settings)
-        if known is None or known[0] != pointer:
+
+        def read():
             listing = read_commit_list(pointer)
-            known = (pointer, listing, {commit["sha"]: position for position, commit
-                                        in enumerate(listing["commits"])})
-            self._listings[settings] = known
-        return known[1]
+            return listing, {commit["sha"]: position
+                             for position, commit in enumerate(listing["commits"])}
+        return self._memo(self._listings, settings, pointer, read)
 
     def timeline(self, settings: Settings) -> Timeline:
-        """The run's commits of every repository in temporal order."""
-        return make_timeline([self.commit_list(each)
-                              for each in settings.repository_settings()])
+        """The run's commits of every repository in temporal order, made once per lists."""
+        repositories = settings.repository_settings()
+        return self._memo(self._timelines, settings,
+                          [current_pointer(each) for each in repositories],
+                          lambda: make_timeline([self.commit_list(each)
+                                                 for each in repositories]))
 
     def chunk_keys(self, settings: Settings) -> dict:
         """sha -> chunk shard key of one repository's commits in order, computed once per
         commit list: the chunks and tokens tasks, the merge key and the merge all need them."""
-        wanted = (current_pointer(settings)["list"], settings)
-        known = self._chunk_keys.get(settings)
-        if known is None or known[0] != wanted:
-            known = (wanted, {commit["sha"]: shard_key(settings, commit["sha"])
-                              for commit in self.commit_list(settings)["commits"]})
-            self._chunk_keys[settings] = known
-        return known[1]
+        return self._memo(self._chunk_keys, settings, current_pointer(settings)["list"],
+                          lambda: {commit["sha"]: shard_key(settings, commit["sha"])
+                                   for commit in self.commit_list(settings)["commits"]})
 
     def token_keys(self, settings: Settings) -> dict:
         """sha -> token shard key of one repository's commits in order, computed once per
         commit list and tokenizer."""
         tokenizer_hash = current_tokenizer_info(settings)["hash"]
-        wanted = (current_pointer(settings)["list"], tokenizer_hash, settings)
-        known = self._token_keys.get(settings)
-        if known is None or known[0] != wanted:
-            known = (wanted, {sha: token_shard_key(settings, key, tokenizer_hash)
-                              for sha, key in self.chunk_keys(settings).items()})
-            self._token_keys[settings] = known
-        return known[1]
+        return self._memo(self._token_keys, settings,
+                          (current_pointer(settings)["list"], tokenizer_hash),
+                          lambda: {sha: token_shard_key(settings, key, tokenizer_hash)
+                                   for sha, key in self.chunk_keys(settings).items()})
 
     def shard_file(self, stage: str, settings: Settings, sha: str) -> str:
         """Where the stage's shard of one of the run's commits is stored."""
@@ -130,8 +140,8 @@ class RunSession:
         """Up to count commits after last, in the run's order, whose shards of stage are not
         stored: the next task's, which the pool starts on ahead."""
         found = []
-        commits = self.commit_list(settings)["commits"]
-        for commit in commits[self._listings[settings][2][last] + 1:]:
+        listing, positions = self._listing(settings)
+        for commit in listing["commits"][positions[last] + 1:]:
             if len(found) == count:
                 break
             if not os.path.exists(self.shard_file(stage, settings, commit["sha"])):
@@ -170,6 +180,7 @@ class RunSession:
             self.close_workers()
         finally:
             self._listings, self._chunk_keys, self._token_keys = {}, {}, {}
+            self._timelines = {}
             if self._lock_file is not None:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
                 self._lock_file.close()
