@@ -89,10 +89,11 @@ def task_chunks():
     events.expect("chunks", sum(len(batch) for _, _, batch in tasks))
     for each, name, batch in tasks:
         keys = SESSION.chunk_keys(each)
-        yield {"name": name, "actions": [(actions.build_chunk_shards, [SESSION, each, batch])],
+        yield {"name": name,
+               "actions": [(actions.build_chunk_shards, [SESSION, config, each, batch])],
                "targets": [store.record_file(config.cache, "chunks", keys[sha])
                            for sha in batch],
-               "uptodate": [True]}
+               "uptodate": [(SESSION.none_built_ahead, ["chunks", each, batch])]}
 
 
 @create_after(executed="commits")
@@ -126,7 +127,8 @@ def task_tokens():
     for each, name, batch in tasks:
         keys = keys_of[each]
         yield {"name": name, "actions": [(actions.build_token_shards, [SESSION, each, batch])],
-               "task_dep": [f"chunks:{name}"], "uptodate": [True],
+               "task_dep": [f"chunks:{name}"],
+               "uptodate": [(SESSION.none_built_ahead, ["tokens", each, batch])],
                "targets": [store.record_file(config.cache, "tokens", keys[sha])
                            for sha in batch]}
 

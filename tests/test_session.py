@@ -16,7 +16,7 @@ import pytest
 from conftest import chdir, run_doit, split_outputs
 from pipeline.git.sample_repo import commit_count, extend_sample_repository, git
 from pipeline.run import events
-from pipeline.run.pool import BLOCK, blocks
+from pipeline.run.pool import BLOCK, blocks, plan
 from test_robustness import children, doit_command, tensors
 
 
@@ -117,6 +117,24 @@ def test_blocks_hold_each_commit_once_in_order_and_end_one_at_a_time_when_asked(
                 singles = min(count, finishing * size)
                 assert all(len(block) == 1 for block in found[len(found) - singles:])
             assert blocks(stage, shas) == [shas[i:i + size] for i in range(0, count, size)]
+
+
+def test_a_plan_takes_what_was_built_ahead_and_ends_the_stage_one_commit_at_a_time():
+    shas = [f"{number:040x}" for number in range(200)]
+    task, rest = shas[:64], shas[64:]
+    size = BLOCK["chunks"]
+    for after, ends in ((rest[:100], False), (rest[:99], True), ([], True)):
+        ahead = {sha: "a block" for sha in task[:3] + rest[:5]}
+        mine, own, later = plan("chunks", task, after, dict(ahead), 2, 100)
+        assert mine == dict.fromkeys(task[:3], "a block")
+        assert [sha for block in own for sha in block] == task[3:]
+        assert [sha for block in later for sha in block] == after[5:]
+        # The stage's last 2 * size commits (2 workers) go one at a time, wherever they are.
+        last = later if after else own
+        singles = [block for block in last if len(block) == 1]
+        assert len(singles) == (2 * size if ends else 0)
+        if after:                          # a task that others follow: whole blocks
+            assert [len(block) for block in own] == [size] * 7 + [61 - 7 * size]
 
 
 def test_a_pool_builds_each_commit_once_with_the_next_task_built_ahead(workdir, sample_repo):

@@ -64,6 +64,16 @@ def _token_keys(text: str) -> tuple[tuple, tuple]:
     return _joined(tokens), _joined(code)
 
 
+def _surely_differ_in_code(old: str, new: str) -> bool:
+    """Whether the texts differ in code, known without parsing them (most changed items): a
+    whitespace change leaves the other characters as they were, so different ones mean a
+    code change unless a comment could hold them, and neither text has a comment marker.
+    (Texts that have one, or that look alike, are told apart by their tokens.)"""
+    if any(marker in text for text in (old, new) for marker in ("//", "/*")):
+        return False
+    return "".join(old.split()) != "".join(new.split())
+
+
 def chunk_skip_reason(chunk: Chunk, settings: Settings) -> str | None:
     """Why a chunk is not a target (None: it is)."""
     if chunk.truncated:
@@ -71,6 +81,8 @@ def chunk_skip_reason(chunk: Chunk, settings: Settings) -> str | None:
     if not chunk.new_code.strip() and not settings.keep_deletions:
         return "deletion"
     if settings.keep_whitespace_changes and settings.keep_comment_changes:
+        return None
+    if _surely_differ_in_code(chunk.old_code, chunk.new_code):
         return None
     old_tokens, old_code = _token_keys(chunk.old_code)
     new_tokens, new_code = _token_keys(chunk.new_code)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
 import shutil
 import time
 from pathlib import Path
@@ -130,26 +129,35 @@ def _list_repository_commits(session: RunSession, settings: Settings) -> None:
                     "the clone's remote reachable, then run `doit clean` and `doit`.")
 
 
-def _build_missing(session: RunSession, stage: str, settings: Settings, shas: list) -> None:
-    """Build the shards of shas not yet in the cache, using every core when there are many."""
+def _build_missing(session: RunSession, stage: str, settings: Settings, shas: list,
+                   meanwhile=None) -> None:
+    """Build the shards of shas not yet in the cache, using every core when there are many
+    (and then calling meanwhile() first, if given)."""
     started = time.perf_counter()
-    missing = [sha for sha in shas
-               if not os.path.exists(session.shard_file(stage, settings, sha))]
+    missing = session.missing(stage, settings, shas)
     events.commits_up_to_date(stage, len(shas) - len(missing))
     if missing:
-        events.processes_used(stage, processes_for(settings, len(missing)))
+        processes = processes_for(settings, len(missing))
+        events.processes_used(stage, processes)
+        if processes > 1 and meanwhile is not None:
+            meanwhile()
     for sha in session.build(stage, settings, missing):
         events.commit_built(stage, sha)
     events.add_stage_time(stage, time.perf_counter() - started)
 
 
 @user_errors_fail_the_task
-def build_chunk_shards(session: RunSession, settings: Settings, shas: list) -> None:
-    _build_missing(session, "chunks", settings, shas)
+def build_chunk_shards(session: RunSession, run_settings: Settings, settings: Settings,
+                       shas: list) -> None:
+    """One repository's (settings) chunk shards of shas. While the workers build many, the
+    doit process trains the run's tokenizer."""
+    _build_missing(session, "chunks", settings, shas,
+                   lambda: session.train_tokenizer_meanwhile(run_settings))
 
 
 @user_errors_fail_the_task
 def build_tokenizer(session: RunSession, settings: Settings) -> None:
+    session.wait_for_tokenizer()
     sources = []
     for each in settings.repository_settings():
         worker = session.worker(each)

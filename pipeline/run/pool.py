@@ -7,11 +7,12 @@ stage of one `doit` run (the run session starts it, and stops it at a new stage,
 merge and at the end of the run, so no idle worker holds on to its memory).
 
 A stage runs as tasks of consecutive commits, one after the other. So that no worker sits
-idle while the others finish a task's last blocks, each task also queues the first blocks
-of the commits after it ("ahead"). Their shards are not stored when built: the workers
-hand them back and the doit process stores them when the task they belong to runs (and
-counts them as built there), so a task is still up to date exactly when its shards exist,
-and a run that stops early leaves none of them behind.
+idle while the others finish a task's last blocks, or while one builds a commit that
+takes seconds alone (a root commit that adds a whole code base), the workers go on with
+the blocks of the next tasks' commits ("ahead", up to lookahead() commits past the task),
+kept fed a block or two at a time. The local pool's workers store those shards as they
+build them (a valid shard of a later task is simply up to date when that task runs, in
+this run or the next); the run session counts them as built when their task runs.
 
 Ctrl-C is the doit process's alone: workers start with it blocked and then ignore it, so
 none prints a traceback; the run session kills them when the run ends early.
@@ -25,11 +26,10 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import NamedTuple
 
-from pipeline import store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
 from pipeline.run.worker import Worker
@@ -61,21 +61,74 @@ def blocks(stage: str, shas: list, finishing: int = 0) -> list:
         [sha] for sha in shas[split:]]
 
 
+# How far past its task a stage's commits are started on, in blocks per worker: enough for
+# the other workers to keep busy while one builds a commit that takes as long as this many
+# blocks.
+AHEAD_BLOCKS = 16
+
+
 class Plan(NamedTuple):
     mine: dict        # sha -> the handle of the block built ahead that holds it
     own: list         # blocks of the task's other commits, to build now
     later: list       # blocks of the next tasks' commits, to build ahead
 
 
-def plan(stage: str, shas: list, after: list, ahead: dict, workers: int) -> Plan:
+def plan(stage: str, shas: list, after: list, ahead: dict, workers: int,
+         lookahead: int) -> Plan:
     """How a task's commits are built, by either pool: those built ahead are taken (popped)
-    from ahead (sha -> handle); the rest go in blocks, the stage's last ones a commit at a
-    time when no task follows (after is empty); after's commits not under way yet go in
-    blocks to build ahead."""
+    from ahead (sha -> handle); the rest go in blocks; after's commits not under way yet go
+    in blocks to build ahead. after holds up to lookahead commits: fewer when it reaches the
+    end of the stage, whose last commits then go a commit at a time."""
     mine = {sha: ahead.pop(sha) for sha in shas if sha in ahead}
     later = [sha for sha in after if sha not in ahead and sha not in mine]
     own = [sha for sha in shas if sha not in mine]
-    return Plan(mine, blocks(stage, own, 0 if after else workers), blocks(stage, later))
+    ends = len(after) < lookahead
+    return Plan(mine, blocks(stage, own, workers if ends and not after else 0),
+                blocks(stage, later, workers if ends else 0))
+
+
+class BlockPool:
+    """What both pools share: a task's build, its blocks and those of the next tasks kept
+    flowing to the workers. A pool names its running blocks by handles (a future, a Ray
+    object ref): it starts a block, waits for any of some handles, and takes a finished
+    block's commits of a task."""
+
+    size: int
+
+    def __init__(self):
+        # sha -> the handle of its block, started ahead of its task and not yet taken.
+        self.ahead: dict = {}
+        self._running: set = set()      # handles of blocks not finished
+
+    def lookahead(self, stage: str) -> int:
+        """How many commits past a task the session lists for it to build ahead."""
+        return AHEAD_BLOCKS * self.size * BLOCK[stage]
+
+    def build(self, stage: str, shas: list, after: list = ()):
+        """Write the stage's shards of shas; yields each sha as its shard is stored. after:
+        up to lookahead(stage) commits of the stage that the next tasks build, in order, not
+        yet stored: those not under way yet are built ahead, behind shas, while a worker
+        would otherwise wait."""
+        mine, own, later = plan(stage, shas, after, self.ahead, self.size,
+                                self.lookahead(stage))
+        waiting = set(mine.values()) | {self._start(stage, block) for block in own}
+        later.reverse()                    # popped from the end: in order
+        wanted = set(shas)
+        while waiting:
+            # Two blocks per worker under way: one to build, one ready to start.
+            while later and len(self._running) < 2 * self.size:
+                block = later.pop()
+                self.ahead.update(dict.fromkeys(block, self._start(stage, block)))
+            for handle in self._finished(self._running | waiting):
+                self._running.discard(handle)
+                if handle in waiting:
+                    waiting.discard(handle)
+                    yield from self._take(stage, handle, wanted)
+
+    def _start(self, stage: str, block: list):
+        handle = self._submit(stage, block)
+        self._running.add(handle)
+        return handle
 
 
 def _start_worker(parent: int, settings: Settings) -> None:
@@ -102,10 +155,6 @@ def _build_block(stage: str, shas: list) -> list:
     return _worker.build_block(stage, shas)
 
 
-def _build_block_unstored(stage: str, shas: list) -> list:
-    return _worker.build_block_unstored(stage, shas)
-
-
 @contextlib.contextmanager
 def _signals_held():
     """Hold Ctrl-C and SIGTERM while workers start. The doit process is then never stopped
@@ -120,47 +169,32 @@ def _signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-class Pool:
+class Pool(BlockPool):
     """Worker processes for one stage of a run."""
 
     def __init__(self, settings: Settings, size: int):
+        super().__init__()
         # spawn, not fork: the doit process holds a sqlite connection, git pipes and
         # torch's threads, none of which a child may share.
         self.executor = ProcessPoolExecutor(
             max_workers=size, initializer=_start_worker, initargs=(os.getpid(), settings),
             mp_context=multiprocessing.get_context("spawn"))
         self.size = size
-        # sha -> the future of its block, built ahead and not yet stored (see above).
-        self.ahead: dict = {}
 
-    def lookahead(self, stage: str) -> int:
-        """How many commits to build ahead of their task: a block per worker, to keep it
-        busy until the next task gives more."""
-        return self.size * BLOCK[stage]
-
-    def build(self, stage: str, shas: list, after: list = ()):
-        """Write the stage's shards of shas; yields each sha as its shard is stored. after:
-        up to lookahead(stage) commits of the stage that the next tasks build, in order: those
-        not under way yet are built ahead, behind shas."""
-        mine, own, later = plan(stage, shas, after, self.ahead, self.size)
+    def _submit(self, stage: str, block: list):
+        # The futures are not cancelled when the build stops early: the run session then
+        # kills the workers, and in Python 3.11 a future cancelled before its pool breaks
+        # makes the executor's thread fail with a traceback.
         with _signals_held():             # submit starts the worker processes
-            futures = [self.executor.submit(_build_block, stage, block) for block in own]
-            for block in later:
-                future = self.executor.submit(_build_block_unstored, stage, block)
-                self.ahead.update(dict.fromkeys(block, future))
-        # The futures are not cancelled here when the build stops early: the run session
-        # then kills the workers, and in Python 3.11 a future cancelled before its pool
-        # breaks makes the executor's thread fail with a traceback.
+            return self.executor.submit(_build_block, stage, block)
+
+    def _finished(self, futures: set) -> set:
+        return wait(futures, return_when=FIRST_COMPLETED).done
+
+    def _take(self, stage: str, future, wanted: set) -> list:
+        """The commits of wanted the block stored (it may hold those of another task)."""
         try:
-            stored_by_workers = set(futures)
-            for future in as_completed(futures + list(dict.fromkeys(mine.values()))):
-                if future in stored_by_workers:
-                    yield from future.result()
-                    continue
-                for sha, path, record in future.result():
-                    if sha in mine:       # its block may hold commits of a later task
-                        store.write_record(path, record)
-                        yield sha
+            return [sha for sha in future.result() if sha in wanted]
         except BrokenProcessPool:
             raise PipelineError(
                 "a worker process of the build ended abruptly (killed, or out of memory). Run "
@@ -169,7 +203,8 @@ class Pool:
 
     def shutdown(self) -> None:
         """Stop once the blocks being built are done (the stage is over: there are none,
-        unless some were built ahead for tasks that did not run; those are dropped)."""
+        unless some were started ahead for tasks that did not run; those not started yet
+        are dropped)."""
         self.executor.shutdown(wait=True, cancel_futures=True)
 
     def terminate(self) -> None:

@@ -1,10 +1,10 @@
 """Commit shas in, their shards built as Ray tasks (this machine or a cluster) out: `executor=ray`.
 
-RayPool has the interface of pool.Pool and the same plan: blocks of consecutive commits,
-the next task's first blocks built ahead. Each block is one Ray task that returns its
-records; the doit process stores them, as it does the local pool's blocks built ahead, so
-a task is still up to date exactly when its shards exist, and a task whose worker process
-dies (killed, out of memory) is simply run again by Ray (max_retries): it wrote nothing.
+RayPool is a pool.BlockPool, as the local pool is: blocks of consecutive commits, those of
+the next tasks built ahead while a worker would wait. Each block is one Ray task that
+returns its records; the doit process stores those of a task when it runs (a block built
+ahead waits in Ray's object store), so a task whose worker process dies (killed, out of
+memory) is simply run again by Ray (max_retries): it wrote nothing.
 
 A Ray worker process keeps its pipeline Worker (repository, `git cat-file` reader, symbol
 index, recent parses, tokenizer) from one block to the next, in `_WORKERS`, so
@@ -32,7 +32,7 @@ import pipeline
 from pipeline import store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
-from pipeline.run.pool import BLOCK, plan
+from pipeline.run.pool import BlockPool
 from pipeline.run.worker import Worker
 
 # A block whose worker process died is run again this many times (each try starts over:
@@ -149,47 +149,31 @@ def disconnect() -> None:
         ray.shutdown()
 
 
-class RayPool:
+class RayPool(BlockPool):
     """Ray tasks for one stage of a run (Ray itself lives as long as the run)."""
 
     def __init__(self, settings: Settings, size: int):
         """size: CPUs of a local instance; a cluster has its own."""
+        super().__init__()
         self.ray = connect(settings, size)
         self.size = max(int(self.ray.cluster_resources().get("CPU", size)), 1)
         self._settings = self.ray.put(settings)
         self._cwd = os.getcwd()
-        # sha -> the ref of its block, built ahead and not yet stored (pool.Pool's "ahead").
-        self.ahead: dict = {}
-        self._running: set = set()      # refs whose results are not yet taken
-
-    def lookahead(self, stage: str) -> int:
-        """How many commits to build ahead of their task: a block per CPU."""
-        return self.size * BLOCK[stage]
 
     def _submit(self, stage: str, block: list):
-        ref = _connection["remote"].remote(self._settings, self._cwd, stage, block)
-        self._running.add(ref)
-        return ref
+        return _connection["remote"].remote(self._settings, self._cwd, stage, block)
 
-    def build(self, stage: str, shas: list, after: list = ()):
-        """Write the stage's shards of shas; yields each sha as its shard is stored. after:
-        up to lookahead(stage) commits of the stage that the next tasks build, in order: those
-        not under way yet are built ahead, behind shas."""
-        mine, own, later = plan(stage, shas, after, self.ahead, self.size)
-        pending = [self._submit(stage, block) for block in own]
-        for block in later:
-            self.ahead.update(dict.fromkeys(block, self._submit(stage, block)))
-        pending += list(dict.fromkeys(mine.values()))
-        wanted = set(shas)                  # a block built ahead may hold later tasks' commits
-        while pending:
-            done, pending = self.ray.wait(pending, num_returns=1, timeout=WAIT_SECONDS)
-            for ref in done:
-                for sha, path, record in self._result(ref):
-                    if sha in wanted:
-                        store.write_record(path, record)
-                        yield sha
-                if ref not in self.ahead.values():
-                    self._running.discard(ref)
+    def _finished(self, refs: set) -> set:
+        return set(self.ray.wait(list(refs), num_returns=1, timeout=WAIT_SECONDS)[0])
+
+    def _take(self, stage: str, ref, wanted: set) -> list:
+        """Store the block's records of wanted (it may hold those of another task)."""
+        taken = []
+        for sha, path, record in self._result(ref):
+            if sha in wanted:
+                store.write_record(path, record)
+                taken.append(sha)
+        return taken
 
     def _result(self, ref) -> list:
         """A block's records, or the error a user can act on."""

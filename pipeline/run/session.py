@@ -9,8 +9,10 @@ releases the lock.
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import os
+import threading
 from pathlib import Path
 
 from pipeline import store
@@ -23,7 +25,7 @@ from pipeline.run.pool import Pool, processes_for
 from pipeline.run.worker import Worker
 from pipeline.timeline import Timeline, make_timeline
 from pipeline.tokens.segments import token_shard_key
-from pipeline.tokens.tokenizer import current_tokenizer_info
+from pipeline.tokens.tokenizer import cached_tokenizer, current_tokenizer_info
 
 
 class RunSession:
@@ -38,13 +40,17 @@ class RunSession:
         self._chunk_keys: dict = {}         # -> sha -> key
         self._token_keys: dict = {}         # -> sha -> key
         self._timelines: dict = {}          # the run's settings -> its Timeline
+        # stage -> settings -> positions of the commits whose shards were not stored when
+        # the stage's pool started (see _missing_after)
+        self._unbuilt: dict = {"chunks": {}, "tokens": {}}
+        self._tokenizer_thread: threading.Thread | None = None
 
     @staticmethod
     def _memo(memo: dict, settings: Settings, source, make):
         """memo's value for settings, made again by make() when source (what it is made
         from: a commit list, a tokenizer) is not the one it was made from."""
         known = memo.get(settings)
-        if known is None or known[0] != source:
+        if known is None or (known[0] is not source and known[0] != source):
             known = memo[settings] = (source, make())
         return known[1]
 
@@ -136,17 +142,54 @@ class RunSession:
         after = self._missing_after(stage, settings, shas[-1], self._pool.lookahead(stage))
         yield from self._pool.build(stage, shas, after)
 
+    def _built_ahead(self, stage: str, settings: Settings) -> dict:
+        """sha -> block of the commits the stage's pool started ahead of their tasks."""
+        return self._pool.ahead if self._pool_for[:2] == (stage, settings) else {}
+
+    def none_built_ahead(self, stage: str, settings: Settings, shas: list) -> bool:
+        """A task whose shards exist is up to date unless this run's pool built some of them
+        ahead of it (its workers store them): the task then runs, takes them and counts
+        them as built."""
+        ahead = self._built_ahead(stage, settings)
+        return not any(sha in ahead for sha in shas)
+
+    def missing(self, stage: str, settings: Settings, shas: list) -> list:
+        """Those of shas whose shards of stage this run builds: not stored, or built ahead
+        of their task by the stage's pool."""
+        ahead = self._built_ahead(stage, settings)
+        return [sha for sha in shas if sha in ahead
+                or not os.path.exists(self.shard_file(stage, settings, sha))]
+
     def _missing_after(self, stage: str, settings: Settings, last: str, count: int) -> list:
-        """Up to count commits after last, in the run's order, whose shards of stage are not
-        stored: the next task's, which the pool starts on ahead."""
-        found = []
+        """Up to count commits after last, in the run's order, whose shards of stage were not
+        stored when the stage's pool started: the next tasks', which the pool starts on
+        ahead (it skips those it has under way). The cache is looked at once per stage:
+        only this run's pool stores these shards meanwhile."""
         listing, positions = self._listing(settings)
-        for commit in listing["commits"][positions[last] + 1:]:
-            if len(found) == count:
-                break
-            if not os.path.exists(self.shard_file(stage, settings, commit["sha"])):
-                found.append(commit["sha"])
-        return found
+        keys = self.chunk_keys(settings) if stage == "chunks" else self.token_keys(settings)
+        unbuilt = self._memo(
+            self._unbuilt[stage], settings, keys,
+            lambda: [position for position, sha in enumerate(keys)
+                     if not os.path.exists(store.record_file(settings.cache, stage, keys[sha]))])
+        start = bisect.bisect_right(unbuilt, positions[last])
+        return [listing["commits"][position]["sha"] for position in unbuilt[start:start + count]]
+
+    def train_tokenizer_meanwhile(self, settings: Settings) -> None:
+        """Train the run's tokenizer (once per run) in a thread of the doit process, which
+        only waits while the chunks stage's workers build: the tokenizer task, which runs
+        after that stage, then finds it in the cache instead of training while every other
+        core waits. A given tokenizer=PATH is only read; the task does that."""
+        if self._tokenizer_thread is None and not settings.tokenizer:
+            repositories = settings.repository_settings()
+            listings = [self.commit_list(each) for each in repositories]
+            self._tokenizer_thread = threading.Thread(
+                target=_train_tokenizer, daemon=True,   # a Ctrl-C does not wait for it
+                args=(settings, repositories, listings, self.timeline(settings)))
+            self._tokenizer_thread.start()
+
+    def wait_for_tokenizer(self) -> None:
+        if self._tokenizer_thread is not None:
+            self._tokenizer_thread.join()
 
     def end_executor(self) -> None:
         """Stop the workers, leave Ray (a local instance ends) and close this process's
@@ -185,3 +228,21 @@ class RunSession:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
                 self._lock_file.close()
                 self._lock_file = None
+
+
+def _train_tokenizer(settings: Settings, repositories: list, listings: list,
+                     timeline: Timeline) -> None:
+    """Put the run's trained tokenizer in the cache, with a Worker (git reader) per
+    repository of its own: the doit process's are the main thread's."""
+    workers = [Worker(each, lambda listing=listing: listing)
+               for each, listing in zip(repositories, listings)]
+    try:
+        for worker in workers:
+            worker.listing()        # a partial clone's reader learns which blobs it lacks
+        cached_tokenizer(settings, [(worker.settings, worker.repo, worker.reader)
+                                    for worker in workers], timeline)
+    except Exception:               # noqa: BLE001 - the tokenizer task trains it again and
+        pass                        # reports what fails, where the user expects it
+    finally:
+        for worker in workers:
+            worker.close()

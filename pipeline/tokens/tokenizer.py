@@ -156,6 +156,13 @@ def _build(settings: Settings, sources: list, timeline: Timeline) -> tuple[Token
 def prepare_tokenizer(settings: Settings, sources: list, timeline: Timeline) -> dict:
     """Make sure the run's tokenizer is in the cache; point the run at it and return its info.
     sources: (settings, repo, blob reader) of each repository, in repos= order."""
+    info = cached_tokenizer(settings, sources, timeline)
+    store.write_record(store.pointer_path(settings.cache, "tokenizer"), info)
+    return info
+
+
+def cached_tokenizer(settings: Settings, sources: list, timeline: Timeline) -> dict:
+    """The info of the run's tokenizer, built and stored in the cache if it is not there."""
     key = _tokenizer_key(settings, sources, timeline)
     info_path = settings.cache / "tokenizer" / f"{key}.msgpack"
     info = store.read_record(info_path)
@@ -166,7 +173,6 @@ def prepare_tokenizer(settings: Settings, sources: list, timeline: Timeline) -> 
         store.write_atomic(json_path, text)
         info = {"path": str(json_path), "hash": store.digest(text), **origin}
         store.write_record(info_path, info)
-    store.write_record(store.pointer_path(settings.cache, "tokenizer"), info)
     return info
 
 
