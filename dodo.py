@@ -146,6 +146,6 @@ def task_merge():
 def task_report():
     """Plot dataset/report.png: tokens per row and rows per month, per split."""
     config = settings()
-    return {"actions": [(actions.make_report, [config])], "task_dep": ["merge"],
+    return {"actions": [(actions.make_report, [SESSION, config])], "task_dep": ["merge"],
             "file_dep": [str(config.dataset / "manifest.json")],
             "targets": [str(config.dataset / "report.png")]}

@@ -3,14 +3,20 @@ parts its commits change."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from array import array
 
+import pytest
 import torch
 
 from conftest import run_doit, split_outputs
+from pipeline.config import Settings
 from pipeline.git.sample_repo import extend_sample_repository
 from pipeline.loading import jsonl_lines, load_split, load_tensors
+from pipeline.merge.part_writer import PartWriter
+from pipeline.tokens.segments import ID_TYPE
 
 
 def manifest(workdir) -> dict:
@@ -61,3 +67,29 @@ def test_a_pull_rewrites_only_the_parts_it_changes_and_equals_a_clean_build(
     shutil.rmtree(workdir / "dataset")
     assert run_doit(*args, f"tokenizer_commit={pinned}")[0] == 0
     assert split_outputs(workdir / "dataset") == incremental
+
+
+def test_the_part_writer_writes_in_its_own_process_and_brings_its_errors_back(tmp_path):
+    """The .pt a PartWriter writes loads with torch and has the rows; a write that fails
+    raises the OSError (with the path) in the caller; told the merge is done, the process
+    ends by itself."""
+    settings = Settings(max_length=8)
+    row = {"ids": array(ID_TYPE, [5, 6, 7]).tobytes(), "spans": [[1, 3]],
+           "paths": ["src/lib.rs"], "items": ["f"]}
+    rows = [(row, "a" * 40, 1_700_000_000, "garden/planner")]
+    writer = PartWriter()
+    entry = writer.write_tensors(settings, tmp_path, "train-00000", rows, 0)()
+    written = (tmp_path / "train-00000.pt").read_bytes()
+    assert entry == {"sha256": hashlib.sha256(written).hexdigest(), "bytes": len(written)}
+    tensors = torch.load(tmp_path / "train-00000.pt", weights_only=True)
+    assert tensors["input_ids"][0].tolist() == [5, 6, 7, 0, 0, 0, 0, 0]
+    assert tensors["labels"][0].tolist()[:3] == [-100, 6, 7]
+    assert tensors["repository"] == ["garden/planner"]
+
+    with pytest.raises(OSError) as failed:
+        writer.write_tensors(settings, tmp_path / "absent", "val-00000", rows, 0)()
+    assert failed.value.filename.startswith(str(tmp_path / "absent"))
+    process = writer._process
+    writer.close()
+    process.join(timeout=30)
+    assert process.exitcode == 0 and not list(tmp_path.glob(".*.tmp"))

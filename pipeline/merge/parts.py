@@ -12,6 +12,7 @@ written again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
 from pathlib import Path
@@ -80,22 +81,31 @@ def _write_file(path: Path, fill) -> dict:
     return {"sha256": writer.sha256.hexdigest(), "bytes": writer.size}
 
 
-def _write_files(settings: Settings, out: Path, name: str, records: list, pad_id: int) -> dict:
+def tensor_rows(records: list) -> list:
+    """(row, sha, time, repository name) of each row of the part's commits' records, in
+    order: what its tensors are made of."""
+    return [(row, record["sha"], record["time"], record["repository"])
+            for record in records for row in record["rows"]]
+
+
+def write_tensors(settings: Settings, out: Path, name: str, rows: list, pad_id: int) -> dict:
+    """Write the part's NAME.pt from tensor_rows; returns its hash and size. (A merge runs
+    this in its PartWriter's process; the doit process writes NAME.jsonl meanwhile.)"""
     import torch  # here, not at the top: importing torch costs a no-op `doit` a second
 
     # Interned: pickle writes a string shared by several rows once and refers back to it,
     # so a name must be one object whether its records were just built or read back.
-    rows = [(row, record["sha"], record["time"], sys.intern(record["repository"]))
-            for record in records for row in record["rows"]]
+    rows = [(row, sha, time, sys.intern(repository)) for row, sha, time, repository in rows]
     to_tensors = sequential_tensors if settings.example_mode == "sequential" else commit_tensors
     tensors = to_tensors(rows, settings.max_length, pad_id)
+    return _write_file(out / f"{name}.pt", lambda writer: torch.save(tensors, writer))
 
+
+def _write_lines(out: Path, name: str, records: list) -> dict:
     def lines(writer):
         for record in records:
             writer.write("".join(record["lines"]).encode())
-
-    return {".pt": _write_file(out / f"{name}.pt", lambda writer: torch.save(tensors, writer)),
-            ".jsonl": _write_file(out / f"{name}.jsonl", lines)}
+    return _write_file(out / f"{name}.jsonl", lines)
 
 
 def _in_place(out: Path, name: str, record: dict | None) -> bool:
@@ -109,17 +119,28 @@ def _in_place(out: Path, name: str, record: dict | None) -> bool:
 
 
 def write_part(settings: Settings, out: Path, name: str, rows_keys: list, records_of,
-               pad_id: int, written_key: str | None) -> tuple[str, dict]:
+               pad_id: int, written_key: str | None, write_tensors) -> tuple[str, dict]:
     """The part's key and record (its files' hashes and sizes, its rows' measures and
     keys). Its files are written unless the last complete merge wrote them with this key
-    (written_key) and they are in place. records_of() gives its commits' rows."""
+    (written_key) and they are in place: NAME.pt by write_tensors (a PartWriter's: it
+    gives back a function that waits for the file's entry), NAME.jsonl here meanwhile.
+    records_of() gives its commits' rows."""
     key = part_key(settings, rows_keys, pad_id)
     path = store.record_path(settings.cache, "parts", key)
     record = store.read_record(path)
     if key == written_key and _in_place(out, name, record):
         return key, record
     records = records_of()
-    record = {"files": _write_files(settings, out, name, records, pad_id),
+    tensors_written = write_tensors(settings, out, name, tensor_rows(records), pad_id)
+    try:
+        lines_entry = _write_lines(out, name, records)
+    except Exception:
+        # The .pt being written ends (or fails and removes its temporary file: on a full
+        # disk, its space is what the next run needs) before the error is shown.
+        with contextlib.suppress(Exception):
+            tensors_written()
+        raise
+    record = {"files": {".pt": tensors_written(), ".jsonl": lines_entry},
               "measures": combined_measures([r["measures"] for r in records]),
               "rows_keys": rows_keys}
     store.write_record(path, record)

@@ -1,11 +1,24 @@
 """The rows' lengths and times per split in, dataset/report.png out: tokens per row and
-rows per month."""
+rows per month.
+
+Importing matplotlib takes half a second, as long as drawing. A merge therefore starts a
+drawer process (start_drawer) that imports it while the merge works; the report task hands
+it the measures (finish_drawing). `python -m pipeline.merge.report` is that process.
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
+
+import msgpack
+
+from pipeline.errors import PipelineError
 
 SPLIT_COLOURS = {"train": "#4C72B0", "val": "#DD8452", "test": "#55A868"}
 
@@ -71,3 +84,35 @@ def write_report(measures_by_split: dict, output: Path) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)     # a full disk needs its space back
         raise
+
+
+def start_drawer() -> subprocess.Popen:
+    """A process that imports matplotlib now and draws the report once given its measures
+    (or ends, drawing nothing, when its input closes empty)."""
+    root = str(Path(__file__).resolve().parents[2])       # where `pipeline` is imported from
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    return subprocess.Popen([sys.executable, "-m", "pipeline.merge.report"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path})
+
+
+def finish_drawing(drawer: subprocess.Popen, measures_by_split: dict, output: Path) -> None:
+    """Have the drawer write the report; its error, if any, is raised here."""
+    request = msgpack.packb({"measures": measures_by_split, "output": str(output)})
+    _, errors = drawer.communicate(request)
+    if drawer.returncode != 0:
+        lines = errors.decode(errors="replace").strip().splitlines() or ["no message"]
+        raise PipelineError(f"drawing {output} failed: {lines[-1]}")
+
+
+def _draw_on_request() -> None:
+    for module in ("matplotlib.figure", "matplotlib.backends.backend_agg"):
+        importlib.import_module(module)        # now, while the merge runs
+    request = sys.stdin.buffer.read()
+    if request:
+        request = msgpack.unpackb(request)
+        write_report(request["measures"], Path(request["output"]))
+
+
+if __name__ == "__main__":
+    _draw_on_request()

@@ -8,7 +8,6 @@ TaskFailed whose message the progress reporter prints as a paragraph, without a 
 from __future__ import annotations
 
 import functools
-import importlib
 import shutil
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pipeline.errors import PipelineError
 from pipeline.git.commit_list import build_commit_list
 from pipeline.git.sample_repo import generate_sample_repository
 from pipeline.merge.outputs import is_current, merge, merge_key, row_measures
-from pipeline.merge.report import write_report
+from pipeline.merge.report import finish_drawing, write_report
 from pipeline.run import events, housekeeping, interrupts
 from pipeline.run.pool import processes_for
 from pipeline.run.session import RunSession
@@ -141,6 +140,10 @@ def _build_missing(session: RunSession, stage: str, settings: Settings, shas: li
         events.processes_used(stage, processes)
         if processes > 1 and meanwhile is not None:
             meanwhile()
+        elif processes == 1:
+            # A few commits (a pull): the merge follows in a second or two, and its part
+            # writer takes longer than that to import torch.
+            session.start_part_writer()
     for sha in session.build(stage, settings, missing):
         events.commit_built(stage, sha)
     events.add_stage_time(stage, time.perf_counter() - started)
@@ -180,8 +183,8 @@ def build_token_shards(session: RunSession, settings: Settings, shas: list) -> N
 def merge_dataset(session: RunSession, settings: Settings) -> None:
     session.end_executor()            # the workers' memory is the merge's now
     started = time.perf_counter()
-    importlib.import_module("torch")    # first: a Ctrl-C its import loses is seen here
-    interrupts.check()
+    session.start_report_drawer()     # the report task follows: its imports meanwhile
+    writer = session.start_part_writer()  # torch's import meanwhile, in its own process
     repositories = settings.repository_settings()
     info, tokenizer, _ = session.worker(repositories[0]).tokenizer()
     timeline = session.timeline(settings)
@@ -193,14 +196,22 @@ def merge_dataset(session: RunSession, settings: Settings) -> None:
         return worker.shard("tokens", timeline.commits[position]["sha"])
 
     stats = merge(settings, timeline, token_keys, token_shard, info, tokenizer,
-                  current_merge_key(session, settings))
+                  current_merge_key(session, settings), writer.write_tensors)
+    session.end_part_writer()
     events.add_stage_time("merge", time.perf_counter() - started)
     events.record_outcome(stats)
 
 
 @user_errors_fail_the_task
-def make_report(settings: Settings) -> None:
-    write_report(row_measures(settings), settings.dataset / "report.png")
+def make_report(session: RunSession, settings: Settings) -> None:
+    """Draw the report, with the drawer the merge started if it did (`doit report` alone
+    after a merge of an earlier run: here)."""
+    measures, output = row_measures(settings), settings.dataset / "report.png"
+    drawer = session.take_report_drawer()
+    if drawer is None:
+        write_report(measures, output)
+    else:
+        finish_drawing(drawer, measures, output)
 
 
 @user_errors_fail_the_task

@@ -14,6 +14,7 @@ action, before each task, after each commit built.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ import threading
 
 MESSAGE = ("interrupted: the shards written so far are kept and nothing half-written is used; "
            "run `doit` again to resume where it stopped.")
+_HELD = {signal.SIGINT, signal.SIGTERM}   # the signals held while child processes start
 # The signals that stopped the current run, if any did.
 _received: list = []
 # The hooks that were there before: they still show every other exception.
@@ -80,3 +82,25 @@ def _report(kind, value, trace) -> None:
         _previous_hook(kind, value, trace)
     elif not _received:                    # a Ctrl-C that came before the handler was set
         sys.stderr.write(f"\n{MESSAGE}\n")
+
+
+@contextlib.contextmanager
+def held():
+    """Hold Ctrl-C and SIGTERM while child processes (workers, the part writer) start. The
+    doit process is then never stopped halfway through starting one (the new process would
+    print a traceback when its start-up data ends early), and each begins with them
+    blocked, since a signal mask survives exec: a Ctrl-C while it imports its modules,
+    before it ignores SIGINT (leave_to_parent), would print its traceback too. Held signals
+    arrive when this ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def leave_to_parent() -> None:
+    """In a child process started under held(): Ctrl-C is the doit process's to handle (it
+    stops its children); a Ctrl-C pending since the start is dropped."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)

@@ -20,10 +20,8 @@ none prints a traceback; the run session kills them when the run ends early.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
-import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -32,6 +30,7 @@ from typing import NamedTuple
 
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
+from pipeline.run import interrupts
 from pipeline.run.worker import Worker
 
 # Consecutive commits a worker takes at a time, by stage: a chunks block takes seconds; a
@@ -39,7 +38,6 @@ from pipeline.run.worker import Worker
 # cost as much as building them (and its workers' encodings are reused more).
 BLOCK = {"chunks": 8, "tokens": 16}
 POOL_FROM_COMMITS = 32   # fewer commits than this are built in the doit process
-_HELD = {signal.SIGINT, signal.SIGTERM}   # the signals held while workers start
 # The one Worker of a pool process, built by its initializer.
 _worker: Worker | None = None
 
@@ -136,8 +134,7 @@ def _start_worker(parent: int, settings: Settings) -> None:
     pool. If the doit process dies without doing so (killed), the worker ends too instead
     of waiting forever."""
     global _worker
-    signal.signal(signal.SIGINT, signal.SIG_IGN)     # a Ctrl-C pending since spawn is dropped
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+    interrupts.leave_to_parent()
     # One process per core already: the tokenizer's own threads would only contend with
     # the other workers (and spin, burning CPU). Its output is the same either way.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -153,20 +150,6 @@ def _start_worker(parent: int, settings: Settings) -> None:
 
 def _build_block(stage: str, shas: list) -> list:
     return _worker.build_block(stage, shas)
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """Hold Ctrl-C and SIGTERM while workers start. The doit process is then never stopped
-    halfway through starting one (the new process would print a traceback when its start-up
-    data ends early), and each worker begins with them blocked, since a signal mask
-    survives exec: a Ctrl-C while it imports its modules, before it ignores SIGINT, would
-    print its traceback too. Held signals arrive when this ends."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class Pool(BlockPool):
@@ -185,7 +168,7 @@ class Pool(BlockPool):
         # The futures are not cancelled when the build stops early: the run session then
         # kills the workers, and in Python 3.11 a future cancelled before its pool breaks
         # makes the executor's thread fail with a traceback.
-        with _signals_held():             # submit starts the worker processes
+        with interrupts.held():             # submit starts the worker processes
             return self.executor.submit(_build_block, stage, block)
 
     def _finished(self, futures: set) -> set:

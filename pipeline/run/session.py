@@ -20,6 +20,8 @@ from pipeline.chunks.shard import shard_key
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
 from pipeline.git.commit_list import current_pointer, read_commit_list
+from pipeline.merge.part_writer import PartWriter
+from pipeline.merge.report import start_drawer
 from pipeline.run import ray_pool
 from pipeline.run.pool import Pool, processes_for
 from pipeline.run.worker import Worker
@@ -44,6 +46,8 @@ class RunSession:
         # the stage's pool started (see _missing_after)
         self._unbuilt: dict = {"chunks": {}, "tokens": {}}
         self._tokenizer_thread: threading.Thread | None = None
+        self._report_drawer = None          # see merge.report.start_drawer
+        self._part_writer: PartWriter | None = None
 
     @staticmethod
     def _memo(memo: dict, settings: Settings, source, make):
@@ -191,6 +195,25 @@ class RunSession:
         if self._tokenizer_thread is not None:
             self._tokenizer_thread.join()
 
+    def start_part_writer(self) -> PartWriter:
+        if self._part_writer is None:
+            self._part_writer = PartWriter()
+        return self._part_writer
+
+    def end_part_writer(self) -> None:
+        """The merge is done: the writer ends by itself."""
+        writer, self._part_writer = self._part_writer, None
+        if writer is not None:
+            writer.close()
+
+    def start_report_drawer(self) -> None:
+        if self._report_drawer is None:
+            self._report_drawer = start_drawer()
+
+    def take_report_drawer(self):
+        drawer, self._report_drawer = self._report_drawer, None
+        return drawer
+
     def end_executor(self) -> None:
         """Stop the workers, leave Ray (a local instance ends) and close this process's
         Workers: the merge needs the memory their symbol indexes hold (it opens a Worker
@@ -221,6 +244,14 @@ class RunSession:
             self.stop_pool(now=True)
             ray_pool.disconnect()           # with executor=ray: Ray lives as long as the run
             self.close_workers()
+            # The merge failed or was stopped: nothing more to write or draw.
+            writer, self._part_writer = self._part_writer, None
+            if writer is not None:
+                writer.kill()
+            drawer = self.take_report_drawer()
+            if drawer is not None:
+                drawer.kill()
+                drawer.communicate()
         finally:
             self._listings, self._chunk_keys, self._token_keys = {}, {}, {}
             self._timelines = {}

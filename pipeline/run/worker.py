@@ -13,7 +13,7 @@ from pathlib import Path
 from pipeline import store
 from pipeline.chunks.shard import build_chunk_shard, chunk_shard_path
 from pipeline.config import Settings
-from pipeline.git.commit_list import commits_by_sha, current_pointer, read_commit_list
+from pipeline.git.commit_list import current_pointer, read_commit_list
 from pipeline.git.history import BlobReader, open_repository
 from pipeline.records import ChunkShard, Commit, TokenShard, to_plain
 from pipeline.rust.parsing import RecentParses
@@ -55,9 +55,9 @@ class Worker:
         return self._listing
 
     def commit(self, sha: str) -> Commit:
-        if self._by_sha is None:
-            self._by_sha = commits_by_sha(self.listing())
-        return self._by_sha[sha]
+        if self._by_sha is None:         # plain: only the commits built become Commits
+            self._by_sha = {commit["sha"]: commit for commit in self.listing()["commits"]}
+        return Commit.from_plain(self._by_sha[sha])
 
     def tokenizer(self) -> tuple:
         """(info, tokenizer, layout) of the run's tokenizer, loaded at first use."""

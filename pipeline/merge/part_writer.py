@@ -1,0 +1,98 @@
+"""Parts' rows in, their .pt files written by a process of their own out.
+
+torch writes the .pt files. Importing it takes a process a second, and a process that has
+imported it takes half a second more to exit. So this process is started before a merge
+(as it begins, or when a pull's few commits are built): it imports torch while the doit
+process prepares the rows, writes each part's .pt while the doit process writes its
+.jsonl, and ends without Python's teardown (os._exit) once told the merge is done. The
+doit process never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import signal
+import threading
+from pathlib import Path
+
+from pipeline.config import Settings
+from pipeline.errors import PipelineError
+from pipeline.merge.parts import write_tensors
+from pipeline.run import interrupts
+
+
+class PartWriter:
+    def __init__(self):
+        context = multiprocessing.get_context("spawn")
+        self._connection, theirs = context.Pipe()
+        self._process = context.Process(target=_serve, args=(theirs,), daemon=True,
+                                        name="pipeline part writer")
+        with interrupts.held():           # it starts with Ctrl-C blocked, then ignores it
+            self._process.start()
+        theirs.close()
+
+    def write_tensors(self, settings: Settings, out: Path, name: str, rows: list,
+                      pad_id: int):
+        """Start parts.write_tensors in the writer process; returns a function that waits
+        for the file's entry (its error is raised there). One part at a time."""
+        self._connection.send((settings, out, name, rows, pad_id))
+        return self._entry
+
+    def _entry(self) -> dict:
+        try:
+            succeeded, value = self._connection.recv()
+        except EOFError:
+            raise PipelineError("the process writing the dataset's .pt files ended abruptly "
+                                "(killed, or out of memory); run `doit` again.") from None
+        if not succeeded:
+            raise value
+        return value
+
+    def close(self) -> None:
+        """The merge is done: the process ends by itself, without waiting on it."""
+        try:
+            self._connection.send(None)
+        except OSError:
+            pass                          # it has ended already
+        self._connection.close()
+
+    def kill(self) -> None:
+        """The run stopped (Ctrl-C, a failed task): end it now. SIGTERM, so that a .pt it is
+        writing is removed, not left half-written."""
+        self._process.terminate()
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._connection.close()
+
+
+def _serve(connection) -> None:
+    interrupts.leave_to_parent()
+    signal.signal(signal.SIGTERM, _stop)
+    # torch now, while the doit process prepares the rows; in a thread, so that a part's
+    # rows are taken as soon as they are sent (the doit process writes its .jsonl meanwhile)
+    threading.Thread(target=importlib.import_module, args=("torch",), daemon=True).start()
+    try:
+        while True:
+            try:
+                request = connection.recv()
+            except EOFError:              # the doit process is gone
+                break
+            if request is None:
+                break
+            try:
+                connection.send((True, write_tensors(*request)))
+            except Exception as error:   # noqa: BLE001 - raised again in the doit process
+                connection.send((False, error))
+    except SystemExit:
+        pass                              # stopped by kill(): a temporary file is removed
+    finally:
+        connection.close()
+        os._exit(0)      # what it wrote is closed and renamed: skip torch's slow teardown
+
+
+def _stop(signum, frame):
+    raise SystemExit(1)
