@@ -15,7 +15,7 @@ from conftest import run_doit, split_outputs
 from pipeline.config import Settings
 from pipeline.git.sample_repo import extend_sample_repository
 from pipeline.loading import jsonl_lines, load_split, load_tensors
-from pipeline.merge.part_writer import PartWriter
+from pipeline.run.part_writer import PartWriter
 from pipeline.tokens.segments import ID_TYPE
 
 

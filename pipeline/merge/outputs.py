@@ -122,19 +122,19 @@ def _remove_other_parts(out: Path, names: set) -> None:
 
 
 def merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard,
-          tokenizer_info: dict, tokenizer, key: str, write_tensors) -> dict:
-    """Write the split parts (tensors, by write_tensors: see parts.write_part; and texts),
+          tokenizer_info: dict, tokenizer, key: str, tensor_writer) -> dict:
+    """Write the split parts (tensors, by tensor_writer: see parts.write_part; and texts),
     stats and manifest from the token shards of the timeline's commits
     (token_keys and token_shard(position) in its order); returns the stats. The garbage
     collector waits: the merge holds a summary per commit and makes no cycles, and its
     passes over them would cost a 20,000-commit merge a second."""
     with store.collection_paused():
         return _merge(settings, timeline, token_keys, token_shard, tokenizer_info, tokenizer,
-                      key, write_tensors)
+                      key, tensor_writer)
 
 
 def _merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard,
-           tokenizer_info: dict, tokenizer, key: str, write_tensors) -> dict:
+           tokenizer_info: dict, tokenizer, key: str, tensor_writer) -> dict:
     out = settings.dataset
     out.mkdir(parents=True, exist_ok=True)
     written = _written_parts(out)
@@ -167,7 +167,7 @@ def _merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard
                                position, segments, repository))
             part_key, part = write_part(settings, out, name, [w[0] for w in wanted],
                                         lambda wanted=wanted: rows_of(wanted),
-                                        layout.pad_id, written.get(name), write_tensors)
+                                        layout.pad_id, written.get(name), tensor_writer)
             parts[split].append({"name": name, "key": part_key})
             split_measures.append(part["measures"])
             files.update({f"{name}{suffix}": entry for suffix, entry in part["files"].items()})

@@ -119,11 +119,12 @@ def _in_place(out: Path, name: str, record: dict | None) -> bool:
 
 
 def write_part(settings: Settings, out: Path, name: str, rows_keys: list, records_of,
-               pad_id: int, written_key: str | None, write_tensors) -> tuple[str, dict]:
+               pad_id: int, written_key: str | None, tensor_writer) -> tuple[str, dict]:
     """The part's key and record (its files' hashes and sizes, its rows' measures and
     keys). Its files are written unless the last complete merge wrote them with this key
-    (written_key) and they are in place: NAME.pt by write_tensors (a PartWriter's: it
-    gives back a function that waits for the file's entry), NAME.jsonl here meanwhile.
+    (written_key) and they are in place: NAME.pt by tensor_writer (a PartWriter's
+    write_tensors: it gives back a function that waits for the file's entry), NAME.jsonl
+    here meanwhile.
     records_of() gives its commits' rows."""
     key = part_key(settings, rows_keys, pad_id)
     path = store.record_path(settings.cache, "parts", key)
@@ -131,7 +132,7 @@ def write_part(settings: Settings, out: Path, name: str, rows_keys: list, record
     if key == written_key and _in_place(out, name, record):
         return key, record
     records = records_of()
-    tensors_written = write_tensors(settings, out, name, tensor_rows(records), pad_id)
+    tensors_written = tensor_writer(settings, out, name, tensor_rows(records), pad_id)
     try:
         lines_entry = _write_lines(out, name, records)
     except Exception:

@@ -22,7 +22,6 @@ from pipeline.git.sample_repo import generate_sample_repository
 from pipeline.merge.outputs import is_current, merge, merge_key, row_measures
 from pipeline.merge.report import finish_drawing, write_report
 from pipeline.run import events, housekeeping, interrupts
-from pipeline.run.pool import processes_for
 from pipeline.run.session import RunSession
 from pipeline.tokens.tokenizer import current_tokenizer_info, forget_pin, prepare_tokenizer
 
@@ -136,7 +135,7 @@ def _build_missing(session: RunSession, stage: str, settings: Settings, shas: li
     missing = session.missing(stage, settings, shas)
     events.commits_up_to_date(stage, len(shas) - len(missing))
     if missing:
-        processes = processes_for(settings, len(missing))
+        processes = session.processes(stage, settings, len(missing))
         events.processes_used(stage, processes)
         if processes > 1 and meanwhile is not None:
             meanwhile()

@@ -7,7 +7,7 @@ where the run session kills its workers and their git processes and releases the
 the exception hook installed here keeps Python from printing a traceback.
 
 Code that is not ours can lose the exception: one raised inside a `__del__` is dropped,
-and torch's import or its writer can turn it into another error. So the signal is also
+and a library can turn it into another error. So the signal is also
 remembered, and `check` raises it again where the run passes often: after each task
 action, before each task, after each commit built.
 """

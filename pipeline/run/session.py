@@ -20,9 +20,9 @@ from pipeline.chunks.shard import shard_key
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
 from pipeline.git.commit_list import current_pointer, read_commit_list
-from pipeline.merge.part_writer import PartWriter
 from pipeline.merge.report import start_drawer
 from pipeline.run import ray_pool
+from pipeline.run.part_writer import PartWriter
 from pipeline.run.pool import Pool, processes_for
 from pipeline.run.worker import Worker
 from pipeline.timeline import Timeline, make_timeline
@@ -129,13 +129,18 @@ class RunSession:
         keys = self.chunk_keys(settings) if stage == "chunks" else self.token_keys(settings)
         return store.record_file(settings.cache, stage, keys[sha])
 
+    def processes(self, stage: str, settings: Settings, count: int) -> int:
+        """How many processes build count commits of the stage: its pool's, when it is up
+        (it may be building them already), else see pool.processes_for."""
+        if self._pool_for[:2] == (stage, settings):
+            return self._pool_for[2]
+        return processes_for(settings, count)
+
     def build(self, stage: str, settings: Settings, shas: list):
         """Write the stage's shards of shas, on every core (or Ray) when there are many (or
         when the stage's pool is up: it may be building them already); yields each sha once
         its shard is written. A few commits never pay for starting a pool or Ray."""
-        size = processes_for(settings, len(shas))
-        if self._pool_for[:2] == (stage, settings):
-            size = self._pool_for[2]
+        size = self.processes(stage, settings, len(shas))
         if size == 1 or not shas:
             yield from self.worker(settings).build_block(stage, shas)
             return
