@@ -60,4 +60,3 @@ def make_timeline(listings: list) -> Timeline:
         commits.append(commit)
         sources.append(index)
     return Timeline(commits, sources, listings, shared)
-

@@ -18,7 +18,8 @@ import git
 from pipeline import store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
-from pipeline.git.history import list_commits, read_commits, resolve_ref, topological_order
+from pipeline.git.history import (in_temporal_order, list_commits, read_commits, resolve_ref,
+                                  topological_order)
 from pipeline.git.partial import make_blobs_local
 
 # Bump when the stored commit list changes shape.
@@ -94,9 +95,7 @@ def _extended_list(settings: Settings, repo, head: str) -> list | None:
     # Kept plain: tens of thousands of commits made into Commits and back cost a second.
     commits = ([known[sha] for sha in order if sha in known]
                + [commit.as_dict() for commit in read_commits(repo, new)])
-    position = {sha: index for index, sha in enumerate(order)}
-    return sorted(commits,      # in_temporal_order's order
-                  key=lambda commit: (commit["committer_time"], position[commit["sha"]]))
+    return in_temporal_order(commits, order, plain=True)
 
 
 def repository_name(settings: Settings, repo) -> str:

@@ -125,9 +125,13 @@ def list_commits(repo: git.Repo, head: str, missing: frozenset | None = None) ->
     return in_temporal_order(commits, [commit.sha for commit in commits])
 
 
-def in_temporal_order(commits: list, topological: list) -> list[Commit]:
-    """commits by committer time, ties in the topological order (a list of shas)."""
+def in_temporal_order(commits: list, topological: list, plain: bool = False) -> list:
+    """commits (Commits, or their plain dicts) by committer time, ties in the topological
+    order (a list of shas)."""
     position = {sha: index for index, sha in enumerate(topological)}
+    if plain:
+        return sorted(commits, key=lambda commit: (commit["committer_time"],
+                                                   position[commit["sha"]]))
     return sorted(commits, key=lambda commit: (commit.committer_time, position[commit.sha]))
 
 

@@ -124,10 +124,10 @@ class RunSession:
                           lambda: {sha: token_shard_key(settings, key, tokenizer_hash)
                                    for sha, key in self.chunk_keys(settings).items()})
 
-    def shard_file(self, stage: str, settings: Settings, sha: str) -> str:
-        """Where the stage's shard of one of the run's commits is stored."""
-        keys = self.chunk_keys(settings) if stage == "chunks" else self.token_keys(settings)
-        return store.record_file(settings.cache, stage, keys[sha])
+    def _keys(self, stage: str, settings: Settings) -> dict:
+        """sha -> the stage's shard key (each call reads the commit-list pointer: once per
+        loop, not per commit)."""
+        return self.chunk_keys(settings) if stage == "chunks" else self.token_keys(settings)
 
     def processes(self, stage: str, settings: Settings, count: int) -> int:
         """How many processes build count commits of the stage: its pool's, when it is up
@@ -165,9 +165,9 @@ class RunSession:
     def missing(self, stage: str, settings: Settings, shas: list) -> list:
         """Those of shas whose shards of stage this run builds: not stored, or built ahead
         of their task by the stage's pool."""
-        ahead = self._built_ahead(stage, settings)
+        ahead, keys = self._built_ahead(stage, settings), self._keys(stage, settings)
         return [sha for sha in shas if sha in ahead
-                or not os.path.exists(self.shard_file(stage, settings, sha))]
+                or not os.path.exists(store.record_file(settings.cache, stage, keys[sha]))]
 
     def _missing_after(self, stage: str, settings: Settings, last: str, count: int) -> list:
         """Up to count commits after last, in the run's order, whose shards of stage were not
@@ -175,7 +175,7 @@ class RunSession:
         ahead (it skips those it has under way). The cache is looked at once per stage:
         only this run's pool stores these shards meanwhile."""
         listing, positions = self._listing(settings)
-        keys = self.chunk_keys(settings) if stage == "chunks" else self.token_keys(settings)
+        keys = self._keys(stage, settings)
         unbuilt = self._memo(
             self._unbuilt[stage], settings, keys,
             lambda: [position for position, sha in enumerate(keys)
@@ -250,9 +250,9 @@ class RunSession:
             ray_pool.disconnect()           # with executor=ray: Ray lives as long as the run
             self.close_workers()
             # The merge failed or was stopped: nothing more to write or draw.
-            writer, self._part_writer = self._part_writer, None
-            if writer is not None:
-                writer.kill()
+            if self._part_writer is not None:
+                self._part_writer.kill()
+                self._part_writer = None
             drawer = self.take_report_drawer()
             if drawer is not None:
                 drawer.kill()
