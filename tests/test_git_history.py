@@ -9,6 +9,8 @@ from pipeline.config import Settings
 from pipeline.git.commit_list import build_commit_list
 from pipeline.git.history import (BlobReader, TreeReader, list_commits, list_tree,
                                   open_repository, resolve_ref, tree_changes)
+from pipeline.rust.parsing import RecentParses
+from pipeline.rust.symbols import SymbolIndex
 
 
 def listed(repo):
@@ -104,7 +106,7 @@ def test_a_list_extended_after_a_pull_is_the_list_of_a_full_listing(workdir, rus
 
 
 def test_tree_reader_gives_tree_changes_that_change_the_listed_tree_in_git_order(rust_repo):
-    """The symbol index's diffs come from cat-file: the same files, blobs and order as
+    """The symbol index's diffs come from libgit2: the same files, blobs and order as
     tree_changes, less the changes list_tree does not see (modes, symlinks)."""
     first = rust_repo.commit("one", {"src/a.rs": "fn a() {}\n", "src/b.rs": "fn b() {}\n",
                                      "src/x.rs": "fn x() {}\n", "src/m/c.rs": "fn c() {}\n",
@@ -118,7 +120,7 @@ def test_tree_reader_gives_tree_changes_that_change_the_listed_tree_in_git_order
     third = rust_repo.commit("three", {"src/link.rs": "fn l() {}\n", "src/m/c.rs": None,
                                        "src/m.rs": "fn m() {}\n"})
     repo = open_repository(str(rust_repo.path))
-    trees, suffixes = TreeReader(BlobReader(repo)), (b".rs", b"Cargo.toml")
+    trees, suffixes = TreeReader(repo), (b".rs", b"Cargo.toml")
     for old, new in ((first, second), (second, third), (first, third), (third, first),
                      (second, second)):
         before = list_tree(repo, old, suffixes)
@@ -127,3 +129,60 @@ def test_tree_reader_gives_tree_changes_that_change_the_listed_tree_in_git_order
         changed = trees.changes(old, new, suffixes)
         assert list(changed.items()) == list(expected.items())
     assert trees.changes(first, "1" * 40, suffixes) is None     # no such object: ask git
+
+
+def _index_view(index) -> tuple:
+    definitions = {name: {path: defs for path, defs in by_path.items() if defs}
+                   for name, by_path in index.by_name.items()}
+    return (index.tree, index.crate_dirs, index.modules,
+            {name: found for name, found in definitions.items() if found},
+            {path: index.crate_of(path) for path in index.tree})
+
+
+def test_a_symbol_index_moved_along_history_equals_one_built_at_each_commit(rust_repo, tmp_path):
+    """Moved by its diffs (crates and modules updated only where files came, went or a
+    manifest changed), in any order, the index describes each commit as one listed there."""
+    manifest = '[package]\nname = "{}"\nversion = "{}"\n'
+    shas = [
+        rust_repo.commit("two crates", {
+            "Cargo.toml": manifest.format("app", 1), "src/main.rs": "fn main() {}\n",
+            "src/lib.rs": "pub struct App;\n", "net/Cargo.toml": manifest.format("net", 1),
+            "net/src/lib.rs": "pub struct Peer;\n", "net/src/peer.rs": "pub fn dial() {}\n"}),
+        rust_repo.commit("a module moves into a directory, a file comes", {
+            "net/src/peer.rs": None, "net/src/peer/mod.rs": "pub fn dial() {}\n",
+            "src/util/mod.rs": "pub fn help() {}\n"}),
+        rust_repo.commit("a version bump", {"net/Cargo.toml": manifest.format("net", 2)}),
+        rust_repo.commit("a nested crate", {
+            "net/tls/Cargo.toml": manifest.format("tls", 1), "net/tls/src/lib.rs":
+            "pub struct Conn;\n", "net/tls/src/peer.rs": "pub fn dial() {}\n"}),
+        rust_repo.commit("two files give one module; a crate renamed", {
+            "src/util.rs": "pub fn other() {}\n", "net/Cargo.toml":
+            manifest.format("network", 2), "src/lib.rs": None}),
+        rust_repo.commit("the manifests go", {"Cargo.toml": None, "net/Cargo.toml": None,
+                                              "net/tls/Cargo.toml": None}),
+    ]
+    repo = open_repository(str(rust_repo.path))
+    settings = Settings(repo=str(rust_repo.path), cache_dir=str(tmp_path / "cache"))
+
+    def index():
+        return SymbolIndex(repo, BlobReader(repo), RecentParses(), settings.cache,
+                           settings.max_file_bytes)
+
+    moved = index()
+    for order in (shas, shas[::-1], [shas[0], shas[4], shas[1], shas[5], shas[3], shas[2]]):
+        for sha in order:
+            moved.move_to(sha)
+            fresh = index()
+            fresh.move_to(sha)
+            assert _index_view(moved) == _index_view(fresh), sha
+    moved.move_to(shas[3])
+    assert moved.modules[("net/tls", "peer")] == "net/tls/src/peer.rs"
+    assert moved.crate_of("net/tls/src/peer.rs") == "net/tls"
+    assert moved.crate_of("net/src/peer/mod.rs") == "net"
+    moved.move_to(shas[4])
+    assert moved.crate_dirs == {"app": "", "network": "net", "tls": "net/tls"}
+    # by path, util.rs before util/mod.rs, though util/mod.rs came first
+    assert moved.modules[("", "util")] == "src/util.rs"
+    assert moved.modules[("", "")] == "src/main.rs"              # lib.rs gone
+    moved.move_to(None)
+    assert _index_view(moved) == ({}, {}, {}, {}, {})

@@ -93,17 +93,20 @@ def test_references_leave_out_generic_parameters_and_bound_locals():
         let limit = MAX_LEN;
         let (a, b) = (1, 2);
         let each = |item| item;
+        let kept: Vec<T> = Vec::new();
         matched(Match::new(a, b)); each(1); compute(limit); println!("{}", limit);
         util::parse(limit); Self::helper(); net::Peer::connect(); self::local();
         Ok(())
     }
+    fn other(&self, compute: usize) {}
 }
 """
     refs = references(source)["impl Matcher for Regex<T>::find"]
     # `Match::new` and `net::Peer::connect` are associated functions: their types, never a
     # free `fn new` or `fn connect`; `util::parse` and `self::local` are free functions.
-    # Names written with a path keep it: they are resolved through it.
-    assert refs == {"type": ["FnMut", "Match", "Result", "net::Peer"],
+    # Names written with a path keep it: they are resolved through it. What another method
+    # binds (`compute`) is no local of this one; the impl's `T` is.
+    assert refs == {"type": ["FnMut", "Match", "Result", "Vec", "net::Peer"],
                     "call": ["Ok", "compute", "self::local", "util::parse"],
                     "macro": ["println"], "const": ["MAX_LEN"]}
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pipeline.chunks.targets import chunk_skip_reason
 from pipeline.chunks.pieces import ELISION, pack, split_pieces, with_signature
 from pipeline.chunks.units import (as_unit, changed_pairs, code_lines, inside, pair_texts,
-                                   residual, same_bytes, signatures, units)
+                                   residual, same_bytes, signatures, text_source, units)
 from pipeline.config import Settings
 from pipeline.git.history import BlobReader
 from pipeline.records import ABSENT_MODE, NULL_BLOB, SKIPPED_MODES, Chunk, Commit, FileChange
@@ -105,7 +105,8 @@ def _uses(items: list, places: list) -> dict:
 
 
 def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | None,
-                 counts) -> list:
+                 counts, sources: dict) -> list:
+    """The file's chunks; sources gets where their unit texts lie in old and new."""
     prefix = module_path(change.new_path)
     prefix = f"{prefix}::" if prefix else ""
     whole: set = set()        # (file id, index) of containers that are chunks whole
@@ -127,6 +128,10 @@ def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | Non
             if texts is None:
                 counts.skipped["comment_only"] += 1
                 continue
+            for unit in (old_unit, new_unit):
+                source = text_source(unit)
+                if source is not None:
+                    sources[unit.text] = source
             change_kind = ("added" if old_unit.item is None else "deleted"
                            if new_unit.item is None else "modified")
             uses = _uses([new_unit.item, old_unit.item],
@@ -233,12 +238,13 @@ def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
     imports.append(old_an["module_imports"] if old_an else [])
     if any(an and an["decode_errors"] for an in (old_an, new_an)):
         counts.flagged["non_utf8_decoded_with_replacement"] += 1
+    sources: dict = {}    # unit text -> (parsed file, start, end): its comments are known
     if any(an and an["has_error"] for an in (old_an, new_an)):
         counts.flagged["syntax_error_fallback"] += 1
         chunks = _fallback_chunks(settings, change, old_src, new_src)
     else:
-        chunks = _item_chunks(settings, change, old, new, counts)
-    return FileChunks(change.new_path, _targets(chunks, settings, counts), *imports,
+        chunks = _item_chunks(settings, change, old, new, counts, sources)
+    return FileChunks(change.new_path, _targets(chunks, settings, counts, sources), *imports,
                       own_names=_defined_names(old_an) | _defined_names(new_an))
 
 
@@ -251,11 +257,11 @@ def _defined_names(analysis: dict | None) -> set:
             and (item["parent"] < 0 or items[item["parent"]]["kind"] == "mod")}
 
 
-def _targets(chunks: list, settings, counts: FileCounts) -> list:
+def _targets(chunks: list, settings, counts: FileCounts, sources: dict) -> list:
     """The chunks worth learning; the others counted by reason."""
     kept = []
     for chunk in chunks:
-        reason = chunk_skip_reason(chunk, settings)
+        reason = chunk_skip_reason(chunk, settings, sources)
         if reason is None:
             kept.append(chunk)
         else:

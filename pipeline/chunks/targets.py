@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import xxhash
+from tree_sitter import Query, QueryCursor
 
 from pipeline.config import Settings
 from pipeline.records import Chunk
@@ -19,6 +20,7 @@ from pipeline.rust.parsing import LANGUAGE, get_parser
 
 _COMMENTS = {"line_comment", "block_comment"}
 _COMMENT_IDS = frozenset(LANGUAGE.id_for_node_kind(kind, True) for kind in _COMMENTS)
+_COMMENT_QUERY = Query(LANGUAGE, "[(line_comment) (block_comment)] @comment")
 # Texts whose tokens are remembered: a chunk's old code is often the new code of a chunk
 # a few commits before (an item changed again), and added items all have the empty text.
 _TOKEN_MEMO_SIZE = 4096
@@ -74,15 +76,51 @@ def _surely_differ_in_code(old: str, new: str) -> bool:
     return "".join(old.split()) != "".join(new.split())
 
 
-def chunk_skip_reason(chunk: Chunk, settings: Settings) -> str | None:
-    """Why a chunk is not a target (None: it is)."""
+def _code_characters_between(tree, source: bytes, start: int, end: int) -> bytes:
+    """source[start:end]'s characters outside comments (as tree reads them) and outside
+    whitespace, the comments found by a query (C speed, no walk in Python)."""
+    cursor = QueryCursor(_COMMENT_QUERY)
+    cursor.set_byte_range(start, end)
+    comments = cursor.captures(tree.root_node).get("comment", [])
+    kept, at = [], start
+    for node in sorted(comments, key=lambda node: node.start_byte):
+        if node.end_byte > at:
+            kept.append(source[at:max(at, node.start_byte)])
+            at = min(node.end_byte, end)
+    kept.append(source[at:end])
+    return b"".join(b"".join(part.split()) for part in kept)
+
+
+@lru_cache(maxsize=_TOKEN_MEMO_SIZE)
+def _text_code_characters(text: str) -> bytes:
+    source = text.encode()
+    return _code_characters_between(get_parser().parse(source), source, 0, len(source))
+
+
+def _code_characters(text: str, sources: dict) -> bytes:
+    """text's code characters: read off the tree of the file version it was cut from when
+    sources (text -> (parsed file, start, end)) has it, else off a parse of text alone.
+    Texts whose code characters differ differ in code tokens: most changed items with a
+    comment are told apart so, without walking their tokens."""
+    found = sources.get(text)
+    if found is None:
+        return _text_code_characters(text)
+    file, start, end = found
+    return _code_characters_between(file.tree, file.source, start, end)
+
+
+def chunk_skip_reason(chunk: Chunk, settings: Settings, sources: dict | None = None) -> str | None:
+    """Why a chunk is not a target (None: it is). sources: text -> (parsed file, start,
+    end) of the file versions the chunk's texts may have been cut from."""
     if chunk.truncated:
         return "line_over_max_item_chars"
     if not chunk.new_code.strip() and not settings.keep_deletions:
         return "deletion"
     if settings.keep_whitespace_changes and settings.keep_comment_changes:
         return None
-    if _surely_differ_in_code(chunk.old_code, chunk.new_code):
+    sources = sources or {}
+    if _surely_differ_in_code(chunk.old_code, chunk.new_code) or \
+            _code_characters(chunk.old_code, sources) != _code_characters(chunk.new_code, sources):
         return None
     old_tokens, old_code = _token_keys(chunk.old_code)
     new_tokens, new_code = _token_keys(chunk.new_code)

@@ -98,6 +98,18 @@ def as_unit(file: ParsedFile, index: int) -> Unit:
 _ABSENT = Unit(None, "", None, None, False)
 
 
+def text_source(unit: Unit) -> tuple | None:
+    """(parsed file, start, end) of the bytes unit.text was decoded from; None if there are
+    none, or if decoding replaced some (its text is then not those bytes)."""
+    if unit.place is None or unit.container:
+        return None
+    file, index = unit.place
+    if analyse(file)["decode_errors"]:
+        return None
+    item = analyse(file)["items"][index]
+    return file, line_start(file.source, item["start_byte"]), item["end_byte"]
+
+
 def changed_pairs(olds: list, news: list):
     """(old unit, new unit) for each change among units sharing a qualified name.
 

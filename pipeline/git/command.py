@@ -11,6 +11,7 @@ import os
 import shlex
 
 import git
+import pygit2
 
 from pipeline.errors import PipelineError
 
@@ -36,6 +37,18 @@ def network_limits() -> dict:
 # environment sets its own.
 MEMORY_LIMITS = {"core.packedGitWindowSize": "8m", "core.packedGitLimit": "32m",
                  "core.deltaBaseCacheLimit": "64m"}
+
+
+# The same bounds on libgit2 (pygit2), which compares trees in each worker process; and on
+# its cache of parsed objects (trees, commits), 256 MiB by default.
+LIBGIT2_WINDOW_BYTES, LIBGIT2_MAPPED_BYTES, LIBGIT2_CACHE_BYTES = 8 << 20, 32 << 20, 32 << 20
+
+
+def limit_libgit2_memory() -> None:
+    """Apply the libgit2 bounds to this process (they are process-wide)."""
+    pygit2.settings.mwindow_size = LIBGIT2_WINDOW_BYTES
+    pygit2.settings.mwindow_mapped_limit = LIBGIT2_MAPPED_BYTES
+    pygit2.settings.cache_max_size(LIBGIT2_CACHE_BYTES)
 
 
 def memory_limits() -> dict:

@@ -12,9 +12,10 @@ import dataclasses
 from pathlib import Path
 
 import git
+import pygit2
 
 from pipeline.errors import PipelineError
-from pipeline.git.command import memory_limits, network_limits, run_git
+from pipeline.git.command import limit_libgit2_memory, memory_limits, network_limits, run_git
 from pipeline.records import Commit, FileChange
 from pipeline.text import decode
 
@@ -204,101 +205,48 @@ def tree_changes(repo: git.Repo, old: str, new: str, suffixes: tuple) -> dict:
     return changed
 
 
-# Tree entry modes that list_tree leaves out of a tree's files: subtrees (walked into),
-# symlinks and submodules.
-_TREE_MODE, _NOT_FILE_MODES = b"40000", (b"40000", b"120000", b"160000")
+# The type bits of a tree entry's mode: list_tree's files are regular files (not symlinks,
+# submodules or subtrees).
+_TYPE_BITS, _REGULAR_FILE = 0o170000, 0o100000
 
 
 class TreeReader:
-    """tree_changes without a `git diff-tree` process per call: tree objects are read
-    through the BlobReader's `git cat-file` process and compared here, walking only into
-    subtrees whose ids differ. Starting a git process costs more than the few trees a
-    commit changes, and the symbol index asks for one diff per commit.
+    """tree_changes without a `git diff-tree` process per call: libgit2 (pygit2) compares
+    the two trees in this process, walking only into subtrees whose ids differ. The symbol
+    index asks for one diff per commit, and starting a git process, or reading and
+    comparing each changed tree in Python, costs more than the few files a commit changes.
+    """
 
-    Trees are memoised, so the tree the last diff ended on is not read again."""
-
-    def __init__(self, reader: "BlobReader", memo_size: int = 256):
-        self.reader = reader
-        self.memo_size = memo_size
-        self._trees: dict = {}                # tree id -> its bytes
-        self._roots: dict = {}                # commit id -> its root tree's id
-
-    def _tree(self, sha: str) -> bytes:
-        if sha not in self._trees:
-            data = self.reader.read(sha)
-            if data is None:
-                raise LookupError(sha)
-            self._remember(sha, data)
-        return self._trees[sha]
-
-    def _remember(self, sha: str, data: bytes) -> None:
-        if len(self._trees) >= self.memo_size:
-            self._trees.clear()               # the next diffs re-read their few trees
-        self._trees[sha] = data
-
-    def _entries(self, tree: str | None) -> list:
-        """(sort key, name, mode, id) of a tree's entries in git's order; the sort key of a
-        subtree is its name and a slash, as git compares them."""
-        if tree is None:
-            return []
-        data, entries, position = self._tree(tree), [], 0
-        while position < len(data):
-            space = data.index(b" ", position)
-            end = data.index(b"\0", space)
-            mode, name = data[position:space], data[space + 1:end]
-            sha = data[end + 1:end + 21].hex()
-            entries.append((name + b"/" if mode == _TREE_MODE else name, name, mode, sha))
-            position = end + 21
-        return entries
-
-    def _root(self, commit: str) -> str:
-        """The id of commit's root tree, read with the tree itself: one round-trip."""
-        if commit not in self._roots:
-            found = self.reader.read_named(f"{commit}^{{tree}}")
-            if found is None:
-                raise LookupError(commit)
-            tree, data = found
-            self._remember(tree, data)
-            if len(self._roots) >= self.memo_size:
-                self._roots.clear()
-            self._roots[commit] = tree
-        return self._roots[commit]
+    def __init__(self, repo: git.Repo):
+        self.git_dir = repo.git_dir
+        self._repository = None                  # opened at first use
 
     def changes(self, old: str, new: str, suffixes: tuple) -> dict | None:
         """What tree_changes(repo, old, new, suffixes) gives, less the entries that make no
         difference to list_tree's view (a mode change, a symlink that stays left out), in
         the same order; None if an object could not be read (the caller asks git then)."""
-        changed: dict = {}
         try:
-            self._diff(self._root(old), self._root(new), b"", suffixes, changed)
-        except LookupError:
+            if self._repository is None:
+                limit_libgit2_memory()
+                self._repository = pygit2.Repository(self.git_dir)
+            trees = [self._repository[commit].peel(pygit2.Tree) for commit in (old, new)]
+            deltas = trees[0].diff_to_tree(trees[1]).deltas
+        except (KeyError, ValueError, pygit2.GitError):
             return None
+        changed: dict = {}
+        for delta in deltas:                 # without renames: one path, in git's order
+            path = delta.new_file.raw_path
+            if path.endswith(suffixes):
+                old_blob, new_blob = _file_blob(delta.old_file), _file_blob(delta.new_file)
+                if old_blob != new_blob:
+                    changed[decode(path)] = new_blob
         return changed
 
-    def _diff(self, old: str | None, new: str | None, prefix: bytes, suffixes: tuple,
-              changed: dict) -> None:
-        """Add path -> new blob (None: gone) of the files under two trees that differ in
-        list_tree's view, walking both trees' entries merged in git's order."""
-        old_entries = {entry[0]: entry for entry in self._entries(old)}
-        new_entries = {entry[0]: entry for entry in self._entries(new)}
-        for key in sorted(old_entries.keys() | new_entries.keys()):
-            old_entry, new_entry = old_entries.get(key), new_entries.get(key)
-            if old_entry is not None and new_entry is not None and old_entry[3] == new_entry[3] \
-                    and old_entry[2] == new_entry[2]:
-                continue                               # the same object: nothing below differs
-            name = (old_entry or new_entry)[1]
-            if key.endswith(b"/"):
-                self._diff(old_entry and old_entry[3], new_entry and new_entry[3],
-                           prefix + name + b"/", suffixes, changed)
-            elif name.endswith(suffixes):
-                old_blob, new_blob = (_file_blob(entry) for entry in (old_entry, new_entry))
-                if old_blob != new_blob:
-                    changed[decode(prefix + name)] = new_blob
 
-
-def _file_blob(entry: tuple | None) -> str | None:
-    """The blob id of a tree entry as list_tree sees it: None for symlinks and submodules."""
-    return entry[3] if entry is not None and entry[2] not in _NOT_FILE_MODES else None
+def _file_blob(file) -> str | None:
+    """The blob id of one side of a delta as list_tree sees it: None where there is no file
+    (added or deleted) or no regular one (a symlink or submodule)."""
+    return str(file.id) if file.mode & _TYPE_BITS == _REGULAR_FILE else None
 
 
 def first_parent_changes(repo: git.Repo, commit: Commit, missing: frozenset | None) -> tuple:

@@ -49,9 +49,11 @@ def _common_prefix(old, new) -> int:
     """Length of the longest common prefix of two byte strings or lists, by binary search
     over slice comparisons (C speed)."""
     low, high = 0, min(len(old), len(new))
+    # For bytes, startswith copies one slice, where == of two slices copies both.
+    same_head = old.startswith if isinstance(old, bytes) else lambda head: old[:len(head)] == head
     while low < high:
         middle = (low + high + 1) // 2
-        if old[:middle] == new[:middle]:
+        if same_head(new[:middle]):
             low = middle
         else:
             high = middle - 1
@@ -101,24 +103,43 @@ def _hunk_edits(old: bytes, new: bytes) -> list | None:
     """One edit per run of changed lines, last first, so that each one's positions are
     still those of old (an edit spanning the first to the last change would make the parser
     redo everything in between). None if a run reaches the last line (whose end is not a
-    line start): _span_edit covers that."""
-    old_lines, new_lines = old.split(b"\n"), new.split(b"\n")
+    line start): _span_edit covers that.
+
+    The lines the versions share at their head and tail are counted on the bytes (C
+    speed): only the lines between are compared, which in a large file are a few."""
+    if old == new:
+        return []
+    shared = _common_prefix(old, new)
+    longer = old if len(old) > len(new) else new
+    if shared == len(old) + len(new) - len(longer) and longer[shared] == ord("\n"):
+        return None             # one version is the other and more lines: the last changed
+    start = old.rfind(b"\n", 0, shared) + 1       # where the first changed line starts
+    old_rest, new_rest = old[start:], new[start:]
+    same = _common_prefix(old_rest[::-1], new_rest[::-1])
+    # The lines within the shared tail, and the line it starts with if that starts a line
+    # in both versions (after a newline, or where the changed lines start).
+    old_at, new_at = len(old_rest) - same, len(new_rest) - same
+    tail_lines = old_rest.count(b"\n", old_at) + (
+        old_rest[old_at - 1:old_at] in (b"\n", b"") and new_rest[new_at - 1:new_at] in (b"\n", b""))
+    if not tail_lines:
+        return None                                   # the last line changed
+    old_lines, new_lines = old_rest.split(b"\n")[:-tail_lines], new_rest.split(b"\n")[:-tail_lines]
+    first_line = old.count(b"\n", 0, start)
     hunks: list = []
-    _line_hunks(old_lines, new_lines, 0, 0, hunks)
-    if any(o + oc >= len(old_lines) or n + nc >= len(new_lines) for o, oc, n, nc in hunks):
-        return None
+    _line_hunks(old_lines, new_lines, first_line, first_line, hunks)
     old_ends, new_ends = (list(accumulate(map(len, lines))) for lines in (old_lines, new_lines))
 
     def offset(ends, line):              # where a line starts: the lines before and newlines
-        return ends[line - 1] + line if line else 0
+        line -= first_line
+        return start + (ends[line - 1] + line if line else 0)
 
     edits = []
     for old_line, old_count, new_line, new_count in reversed(hunks):
-        start = offset(old_ends, old_line)
+        at = offset(old_ends, old_line)
         old_end = offset(old_ends, old_line + old_count)
         new_size = offset(new_ends, new_line + new_count) - offset(new_ends, new_line)
-        edits.append({"start_byte": start, "old_end_byte": old_end,
-                      "new_end_byte": start + new_size, "start_point": (old_line, 0),
+        edits.append({"start_byte": at, "old_end_byte": old_end,
+                      "new_end_byte": at + new_size, "start_point": (old_line, 0),
                       "old_end_point": (old_line + old_count, 0),
                       "new_end_point": (old_line + new_count, 0)})
     return edits

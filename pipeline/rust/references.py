@@ -109,13 +109,15 @@ def _screaming_identifiers(file: ParsedFile, start: int, end: int) -> set:
     return found
 
 
-def _local_names(file: ParsedFile, index: int) -> set:
-    """Names bound inside item index (memoised: an impl's are asked for by each method)."""
-    key = ("locals", index)
+def _header_names(file: ParsedFile, index: int) -> set:
+    """Names bound in the header of item index, an impl's or trait's generic parameters
+    (memoised: they are asked for by each method). Its body is left out: what one method
+    binds is no local of another, and a large impl's body is most of its file."""
+    key = ("header names", index)
     if key not in file.memo:
         item = analyse(file)["items"][index]
         file.memo[key] = _captures(file, _LOCAL_QUERY, item["start_byte"],
-                                   item["end_byte"]).get("local", set())
+                                   item["body_start"]).get("local", set())
     return file.memo[key]
 
 
@@ -136,6 +138,6 @@ def _item_references(file: ParsedFile, index: int) -> dict:
     captured = _captures(file, _REFERENCE_QUERY, start, end)
     excluded = captured.get("local", set()) | {item["name"]}
     if item["parent"] >= 0 and items[item["parent"]]["kind"] in ("impl", "trait"):
-        excluded |= _local_names(file, item["parent"])     # the impl's generic parameters
+        excluded |= _header_names(file, item["parent"])    # the impl's generic parameters
     captured["const"] = _screaming_identifiers(file, start, end)
     return {role: sorted(captured.get(role, set()) - excluded) for role in REFERENCE_ROLES}

@@ -82,13 +82,15 @@ class SymbolIndex:
     def __init__(self, repo, reader, parses: RecentParses, cache_root, max_file_bytes: int,
                  exclude_globs=()):
         self.repo, self.reader = repo, reader
-        self.trees = TreeReader(reader)           # diffs between the commits it moves to
+        self.trees = TreeReader(repo)           # diffs between the commits it moves to
         self.exclude_globs = tuple(exclude_globs)    # with vendored code: never indexed
         self.cache_root, self.max_file_bytes = cache_root, max_file_bytes
         self.tree: dict = {}                      # path -> blob sha (.rs and Cargo.toml)
         self.by_name: dict = defaultdict(dict)    # name -> {path: [Definition]}
         self.modules: dict = {}                   # (crate dir, module path) -> file path
+        self._module_files: dict = {}             # (crate dir, module path) -> its file paths
         self.crate_dirs: dict = {}                # crate name (as in `use`) -> crate dir
+        self._crate_set: set = set()              # the crate directories crate_dirs names
         self._crate_of: dict = {}                 # path -> crate_of(path), for crate_dirs
         self._package_names: dict = {}            # Cargo.toml blob -> its package name
         self.commit = None
@@ -145,8 +147,9 @@ class SymbolIndex:
         if commit == self.commit:
             return
         if commit is None:
-            self.tree, self.by_name, self.modules, self.crate_dirs = {}, defaultdict(dict), {}, {}
-            self._crate_of = {}
+            self.tree, self.by_name = {}, defaultdict(dict)
+            self._read_crates()
+            self._map_modules()
             self.commit = None
             return
         if self.commit is None:
@@ -157,23 +160,31 @@ class SymbolIndex:
                 changed = tree_changes(self.repo, self.commit, commit, _INDEXED)
         changed = {path: blob for path, blob in changed.items()
                    if path_skip_reason(path, self.exclude_globs) is None}
-        layout_changed = False
+        manifests_changed, files_moved = False, []
         for path, blob in changed.items():
             old_blob = self.tree.get(path)
             if old_blob == blob:
                 continue
-            layout_changed |= old_blob is None or blob is None or path.endswith("Cargo.toml")
             if path.endswith(".rs"):
                 self._update(path, old_blob, blob)
+                if old_blob is None or blob is None:
+                    files_moved.append(path)
+            else:
+                manifests_changed = True
             if blob is None:
                 del self.tree[path]
             else:
                 self.tree[path] = blob
         self.commit = commit
-        if layout_changed:
-            self._map_crates()
+        if manifests_changed and self._read_crates():
+            self._map_modules()
+        else:                     # the crates stay: only the added and removed files' modules
+            for path in files_moved:
+                self._place_module(path, path in self.tree)
 
-    def _map_crates(self) -> None:
+    def _read_crates(self) -> bool:
+        """Read the crates from the manifests; whether they changed (a version bump does
+        not change them)."""
         crate_names = {}
         for path, blob in self.tree.items():
             if path.endswith("Cargo.toml"):
@@ -181,16 +192,38 @@ class SymbolIndex:
                 name = self._package_name(blob)
                 if name is not None:
                     crate_names[directory] = name
-        self.crate_dirs = {name: directory for directory, name in crate_names.items()}
-        self._crate_of = {}
-        self.modules = {}
-        for path in sorted(self.tree, key=lambda p: p.endswith("main.rs")):  # lib.rs wins
+        crate_dirs = {name: directory for directory, name in crate_names.items()}
+        if crate_dirs == self.crate_dirs:
+            return False
+        self.crate_dirs, self._crate_set = crate_dirs, set(crate_dirs.values())
+        return True
+
+    def _map_modules(self) -> None:
+        """Every file's module, after the crates changed."""
+        self._crate_of, self.modules, self._module_files = {}, {}, {}
+        for path in self.tree:
             if path.endswith(".rs"):
-                self.modules.setdefault((self.crate_of(path), module_path(path)), path)
+                self._place_module(path, True)
+
+    def _place_module(self, path: str, present: bool) -> None:
+        """Add (present) or remove a file as its module's file. Where several files give one
+        module, the first by path wins, lib.rs before main.rs (a crate with both is used
+        as a library): the same choice whatever the order the files came in."""
+        key = (self.crate_of(path), module_path(path))
+        files = self._module_files.setdefault(key, set())
+        if present:
+            files.add(path)
+        else:
+            files.discard(path)
+        if files:
+            self.modules[key] = min(files, key=lambda p: (p.endswith("main.rs"), p))
+        else:
+            del self._module_files[key]
+            self.modules.pop(key, None)
 
     def _package_name(self, blob: str) -> str | None:
         """The package name of a Cargo.toml version, as `use` writes it. Memoised: the
-        layout is mapped again whenever a file comes or goes, and manifests rarely change."""
+        crates are read again whenever a manifest changes, and most of them stay."""
         if blob in self._package_names:
             return self._package_names[blob]
         data = self.reader.read(blob)
@@ -202,19 +235,17 @@ class SymbolIndex:
         return name
 
     def crate_of(self, path: str) -> str:
-        """The innermost crate directory of path, memoised until the crates change: context
-        resolution asks for every candidate definition's."""
+        """The directory of the innermost crate (Cargo.toml) containing path ('' if none),
+        memoised until the crates change: context resolution asks for every candidate
+        definition's."""
         if path not in self._crate_of:
-            self._crate_of[path] = self._innermost_crate(path)
+            directory = path
+            while directory:
+                directory = directory.rpartition("/")[0]
+                if directory in self._crate_set:
+                    break
+            self._crate_of[path] = directory
         return self._crate_of[path]
-
-    def _innermost_crate(self, path: str) -> str:
-        """The directory of the innermost crate (Cargo.toml) containing path ('' if none)."""
-        best = ""
-        for directory in self.crate_dirs.values():
-            if (not directory or path.startswith(directory + "/")) and len(directory) > len(best):
-                best = directory
-        return best
 
     def definitions(self, name: str) -> list:
         return [d for defs in self.by_name.get(name, {}).values() for d in defs]
