@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import multiprocessing
 import os
@@ -16,7 +17,7 @@ import pytest
 from conftest import chdir, run_doit, split_outputs
 from pipeline.git.sample_repo import commit_count, extend_sample_repository, git
 from pipeline.run import events
-from pipeline.run.pool import BLOCK, blocks, plan
+from pipeline.run.pool import BLOCK, TAIL_BLOCK, blocks, plan
 from test_robustness import children, doit_command, tensors
 
 
@@ -106,35 +107,42 @@ def test_sigint_to_a_doit_command_leaves_no_process_behind(workdir, sample_repo)
     assert split_outputs(target / "dataset") == expected
 
 
-def test_blocks_hold_each_commit_once_in_order_and_end_one_at_a_time_when_asked():
+def test_blocks_hold_each_commit_once_in_order_and_end_in_small_blocks_when_asked():
     for stage, size in BLOCK.items():
         for count in range(3 * size + 2):
             shas = [f"{number:040x}" for number in range(count)]
-            for finishing in (0, 1, 2, 3):
-                found = blocks(stage, shas, finishing)
+            for tail, singles in ((0, 0), (size, TAIL_BLOCK), (2 * size, 2 * TAIL_BLOCK)):
+                found = blocks(stage, shas, tail, singles)
                 assert [sha for block in found for sha in block] == shas
-                assert all(0 < len(block) <= size for block in found)
-                singles = min(count, finishing * size)
-                assert all(len(block) == 1 for block in found[len(found) - singles:])
+                starts = [shas.index(block[0]) for block in found]
+                for block, start in zip(found, starts):
+                    assert 0 < len(block) <= (size if start < count - tail else TAIL_BLOCK)
+                    assert len(block) == 1 or start + len(block) <= count - singles
+                    assert start >= count - tail or start + len(block) <= count - tail
             assert blocks(stage, shas) == [shas[i:i + size] for i in range(0, count, size)]
 
 
-def test_a_plan_takes_what_was_built_ahead_and_ends_the_stage_one_commit_at_a_time():
+def test_a_plan_takes_what_was_built_ahead_and_ends_the_stage_in_small_blocks():
     shas = [f"{number:040x}" for number in range(200)]
-    task, rest = shas[:64], shas[64:]
     size = BLOCK["chunks"]
-    for after, ends in ((rest[:100], False), (rest[:99], True), ([], True)):
-        ahead = {sha: "a block" for sha in task[:3] + rest[:5]}
+    for task, after, ends in ((shas[:64], shas[64:164], False), (shas[:64], shas[64:163], True),
+                              (shas[:64], [], True), (shas[:64], shas[64:71], True)):
+        ahead = {sha: "a block" for sha in task[:3] + after[:5]}
         mine, own, later = plan("chunks", task, after, dict(ahead), 2, 100)
         assert mine == dict.fromkeys(task[:3], "a block")
         assert [sha for block in own for sha in block] == task[3:]
         assert [sha for block in later for sha in block] == after[5:]
-        # The stage's last 2 * size commits (2 workers) go one at a time, wherever they are.
-        last = later if after else own
-        singles = [block for block in last if len(block) == 1]
-        assert len(singles) == (2 * size if ends else 0)
-        if after:                          # a task that others follow: whole blocks
-            assert [len(block) for block in own] == [size] * 7 + [61 - 7 * size]
+        sizes = [len(block) for block in own + later]
+        if not ends:                       # whole blocks, each task's last one shorter
+            assert [len(block) for block in own] == [size] * (61 // size) + (
+                [61 % size] if 61 % size else [])
+            assert max(sizes) == size
+        else:
+            # The stage's last 2 * size commits (2 workers) in small blocks, its last
+            # 2 * TAIL_BLOCK one at a time, wherever they are.
+            small = list(itertools.takewhile(lambda n: n <= TAIL_BLOCK, reversed(sizes)))
+            assert sum(small) >= min(2 * size, sum(sizes))
+            assert sizes[len(sizes) - 2 * TAIL_BLOCK:] == [1] * min(2 * TAIL_BLOCK, sum(sizes))
 
 
 def test_a_pool_builds_each_commit_once_with_the_next_task_built_ahead(workdir, sample_repo):
