@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from pipeline import store
 from pipeline.config import Settings
@@ -62,6 +63,14 @@ def _measures(examples: list, packing: Counter, time: int) -> dict:
             "origins": dict(origins)}
 
 
+def _record(sha: str, time: int, name: str, examples: list, packing: Counter,
+            lines: list) -> dict:
+    return {"sha": sha, "time": time, "repository": name,
+            "rows": [{"ids": example.input_ids.tobytes(), "spans": example.loss_spans,
+                      "paths": example.paths, "items": example.items} for example in examples],
+            "lines": lines, "measures": _measures(examples, packing, time)}
+
+
 def _build(settings: Settings, layout: Layout, tokenizer, work: list) -> list:
     """work: (token shard, kept positions, repository name) of several commits; their
     records, in order. Decoding the texts of several commits at once keeps the tokenizer's
@@ -78,29 +87,38 @@ def _build(settings: Settings, layout: Layout, tokenizer, work: list) -> list:
     lines = jsonl_lines(tokenizer, layout, [(example, shard, name)
                                             for shard, name, examples, _ in packed
                                             for example in examples])
-    records = []
-    for shard, name, examples, packing in packed:
-        records.append({
-            "sha": shard.sha, "time": shard.committer_time, "repository": name,
-            "rows": [{"ids": example.input_ids.tobytes(), "spans": example.loss_spans,
-                      "paths": example.paths, "items": example.items} for example in examples],
-            "lines": [next(lines) for _ in examples],
-            "measures": _measures(examples, packing, shard.committer_time)})
-    return records
+    return [_record(shard.sha, shard.committer_time, name, examples, packing,
+                    [next(lines) for _ in examples])
+            for shard, name, examples, packing in packed]
 
 
 def commit_rows(settings: Settings, layout: Layout, tokenizer, wanted: list,
-                token_shard) -> list:
+                token_shard, commit_of) -> list:
     """wanted: (rows key, history position, kept positions, repository name) per commit;
     their records, in order, from the cache or packed now (token_shard(position) gives a
-    commit's shard)."""
-    paths = [store.record_path(settings.cache, "rows", key) for key, *_ in wanted]
-    records = [store.read_record(path) for path in paths]
+    commit's shard, commit_of(position) its sha and committer time).
+
+    A commit that keeps no segment (most commits of a long history) has no rows: its record
+    is made here and never stored, since creating a file costs more than making it. The
+    others are stored by a thread while the next ones are packed: the file system's time
+    is mostly spent waiting, which releases the interpreter."""
+    records, paths = [], {}
+    for i, (key, position, kept, name) in enumerate(wanted):
+        if kept:
+            paths[i] = store.record_path(settings.cache, "rows", key)
+            records.append(store.read_record(paths[i]))
+        else:
+            sha, time = commit_of(position)
+            records.append(_record(sha, time, name, [], Counter(), []))
     missing = [i for i, record in enumerate(records) if record is None]
-    for start in range(0, len(missing), COMMITS_PER_DECODE):
-        batch = missing[start:start + COMMITS_PER_DECODE]
-        work = [(token_shard(wanted[i][1]), wanted[i][2], wanted[i][3]) for i in batch]
-        for i, record in zip(batch, _build(settings, layout, tokenizer, work)):
-            store.write_record(paths[i], record)
-            records[i] = record
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        written = []
+        for start in range(0, len(missing), COMMITS_PER_DECODE):
+            batch = missing[start:start + COMMITS_PER_DECODE]
+            work = [(token_shard(wanted[i][1]), wanted[i][2], wanted[i][3]) for i in batch]
+            for i, record in zip(batch, _build(settings, layout, tokenizer, work)):
+                written.append(writer.submit(store.write_record, paths[i], record))
+                records[i] = record
+        for done in written:
+            done.result()                  # a failed write raises here, as it did inline
     return records

@@ -150,8 +150,11 @@ def _merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard
                                 uninformative if settings.message_filter == "drop" else set())
     names = timeline.names
 
+    def commit_of(position):
+        return summaries[position].sha, summaries[position].time
+
     def rows_of(wanted):
-        return commit_rows(settings, layout, tokenizer, wanted, token_shard)
+        return commit_rows(settings, layout, tokenizer, wanted, token_shard, commit_of)
 
     files, parts, measures = {}, {}, {}
     for split, (start, end) in bounds.items():
