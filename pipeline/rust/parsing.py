@@ -119,11 +119,13 @@ def _hunk_edits(old: bytes, new: bytes) -> list | None:
     # The lines within the shared tail, and the line it starts with if that starts a line
     # in both versions (after a newline, or where the changed lines start).
     old_at, new_at = len(old_rest) - same, len(new_rest) - same
-    tail_lines = old_rest.count(b"\n", old_at) + (
-        old_rest[old_at - 1:old_at] in (b"\n", b"") and new_rest[new_at - 1:new_at] in (b"\n", b""))
+    starts_lines = (old_rest[old_at - 1:old_at] in (b"\n", b"")
+                    and new_rest[new_at - 1:new_at] in (b"\n", b""))
+    tail_lines = old_rest.count(b"\n", old_at) + starts_lines
     if not tail_lines:
         return None                                   # the last line changed
-    old_lines, new_lines = old_rest.split(b"\n")[:-tail_lines], new_rest.split(b"\n")[:-tail_lines]
+    old_lines = old_rest.split(b"\n")[:-tail_lines]
+    new_lines = new_rest.split(b"\n")[:-tail_lines]
     first_line = old.count(b"\n", 0, start)
     hunks: list = []
     _line_hunks(old_lines, new_lines, first_line, first_line, hunks)
