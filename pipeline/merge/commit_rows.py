@@ -111,8 +111,8 @@ def commit_rows(settings: Settings, layout: Layout, tokenizer, wanted: list,
             sha, time = commit_of(position)
             records.append(_record(sha, time, name, [], Counter(), []))
     missing = [i for i, record in enumerate(records) if record is None]
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        written = []
+    writer, written = ThreadPoolExecutor(max_workers=1), []
+    try:
         for start in range(0, len(missing), COMMITS_PER_DECODE):
             batch = missing[start:start + COMMITS_PER_DECODE]
             work = [(token_shard(wanted[i][1]), wanted[i][2], wanted[i][3]) for i in batch]
@@ -121,4 +121,7 @@ def commit_rows(settings: Settings, layout: Layout, tokenizer, wanted: list,
                 records[i] = record
         for done in written:
             done.result()                  # a failed write raises here, as it did inline
+    finally:
+        # Stopped (Ctrl-C, a failed write): the writes not begun are dropped, not waited for.
+        writer.shutdown(wait=True, cancel_futures=True)
     return records
