@@ -100,8 +100,8 @@ def commit_rows(settings: Settings, layout: Layout, tokenizer, wanted: list,
 
     A commit that keeps no segment (most commits of a long history) has no rows: its record
     is made here and never stored, since creating a file costs more than making it. The
-    others are stored by a thread while the next ones are packed: the file system's time
-    is mostly spent waiting, which releases the interpreter."""
+    others are stored by a thread while the next ones are packed: a file system call
+    releases the interpreter, and the merge leaves the other core free."""
     records, paths = [], {}
     for i, (key, position, kept, name) in enumerate(wanted):
         if kept:
