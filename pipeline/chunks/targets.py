@@ -17,6 +17,7 @@ from tree_sitter import Query, QueryCursor
 from pipeline.config import Settings
 from pipeline.records import Chunk
 from pipeline.rust.parsing import LANGUAGE, get_parser
+from pipeline.text import decode
 
 _COMMENTS = {"line_comment", "block_comment"}
 _COMMENT_IDS = frozenset(LANGUAGE.id_for_node_kind(kind, True) for kind in _COMMENTS)
@@ -66,17 +67,7 @@ def _token_keys(text: str) -> tuple[tuple, tuple]:
     return _joined(tokens), _joined(code)
 
 
-def _surely_differ_in_code(old: str, new: str) -> bool:
-    """Whether the texts differ in code, known without parsing them (most changed items): a
-    whitespace change leaves the other characters as they were, so different ones mean a
-    code change unless a comment could hold them, and neither text has a comment marker.
-    (Texts that have one, or that look alike, are told apart by their tokens.)"""
-    if any(marker in text for text in (old, new) for marker in ("//", "/*")):
-        return False
-    return "".join(old.split()) != "".join(new.split())
-
-
-def _code_characters_between(tree, source: bytes, start: int, end: int) -> bytes:
+def _code_characters_between(tree, source: bytes, start: int, end: int) -> str:
     """source[start:end]'s characters outside comments (as tree reads them) and outside
     whitespace, the comments found by a query (C speed, no walk in Python)."""
     cursor = QueryCursor(_COMMENT_QUERY)
@@ -88,20 +79,24 @@ def _code_characters_between(tree, source: bytes, start: int, end: int) -> bytes
             kept.append(source[at:max(at, node.start_byte)])
             at = min(node.end_byte, end)
     kept.append(source[at:end])
-    return b"".join(b"".join(part.split()) for part in kept)
+    return "".join(decode(b"".join(kept)).split())
 
 
 @lru_cache(maxsize=_TOKEN_MEMO_SIZE)
-def _text_code_characters(text: str) -> bytes:
+def _text_code_characters(text: str) -> str:
     source = text.encode()
     return _code_characters_between(get_parser().parse(source), source, 0, len(source))
 
 
-def _code_characters(text: str, sources: dict) -> bytes:
-    """text's code characters: read off the tree of the file version it was cut from when
-    sources (text -> (parsed file, start, end)) has it, else off a parse of text alone.
-    Texts whose code characters differ differ in code tokens: most changed items with a
-    comment are told apart so, without walking their tokens."""
+def _code_characters(text: str, sources: dict) -> str:
+    """text's characters outside comments and whitespace. A whitespace change leaves them as
+    they were, so texts whose code characters differ differ in code: most changed items are
+    told apart so, without walking their tokens. A text with no comment marker has no
+    comment (most of them: no parse at all); else they are read off the tree of the file
+    version it was cut from when sources (text -> (parsed file, start, end)) has it, else
+    off a parse of the text alone."""
+    if "//" not in text and "/*" not in text:
+        return "".join(text.split())
     found = sources.get(text)
     if found is None:
         return _text_code_characters(text)
@@ -119,8 +114,7 @@ def chunk_skip_reason(chunk: Chunk, settings: Settings, sources: dict | None = N
     if settings.keep_whitespace_changes and settings.keep_comment_changes:
         return None
     sources = sources or {}
-    if _surely_differ_in_code(chunk.old_code, chunk.new_code) or \
-            _code_characters(chunk.old_code, sources) != _code_characters(chunk.new_code, sources):
+    if _code_characters(chunk.old_code, sources) != _code_characters(chunk.new_code, sources):
         return None
     old_tokens, old_code = _token_keys(chunk.old_code)
     new_tokens, new_code = _token_keys(chunk.new_code)

@@ -286,17 +286,5 @@ class BlobReader:
                 self.repo.git.clear_cache()
         return None
 
-    def read_named(self, name: str) -> tuple[str, bytes] | None:
-        """(id, bytes) of the object a name such as `COMMIT^{tree}` resolves to, or None;
-        failures are handled as read handles them."""
-        for _ in range(2):
-            try:
-                sha, _, _, stream = self.repo.git.stream_object_data(name)
-                data = stream.read()
-                return (sha.decode() if isinstance(sha, bytes) else sha), data
-            except (ValueError, git.BadObject, git.GitCommandError, OSError):
-                self.repo.git.clear_cache()
-        return None
-
     def close(self) -> None:
         self.repo.close()
