@@ -27,6 +27,7 @@ class RunRecord:
     fresh: Counter = field(default_factory=Counter)
     built_shas: dict = field(default_factory=dict)
     processes: dict = field(default_factory=dict)      # stage -> most processes it used
+    pools_started: list = field(default_factory=list)  # the stage of each pool started
 
 
 RUN = RunRecord()
@@ -72,6 +73,10 @@ def commit_built(stage: str, sha: str) -> None:
 
 def processes_used(stage: str, count: int) -> None:
     RUN.processes[stage] = max(RUN.processes.get(stage, 1), count)
+
+
+def pool_started(stage: str) -> None:
+    RUN.pools_started.append(stage)
 
 
 def commits_up_to_date(stage: str, count: int) -> None:

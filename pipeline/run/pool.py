@@ -3,8 +3,10 @@
 Each commit's shard is a pure function of the commit, so commits can be built in any
 process. Workers take consecutive commits in blocks: a worker's symbol index and recent
 parses then move a few commits at a time, as they do in one process. A pool serves one
-stage of one `doit` run (the run session starts it, and stops it at a new stage, at the
-merge and at the end of the run, so no idle worker holds on to its memory).
+repository's per-commit stages of one `doit` run: the run session starts it for the
+chunks stage, keeps its workers for the tokens stage (starting processes again would cost
+each a second of imports and set-up), and stops it at the merge, at another repository's
+stage and at the end of the run, so no idle worker holds on to its memory.
 
 A stage runs as tasks of consecutive commits, one after the other. So that no worker sits
 idle while the others finish a task's last blocks, or while one builds a commit that
@@ -135,6 +137,15 @@ class BlockPool:
                 if handle in waiting:
                     waiting.discard(handle)
                     yield from self._take(stage, handle, wanted)
+
+    def finish_stage(self) -> None:
+        """The stage is over and the workers go on with the next one: wait for the blocks
+        started ahead for tasks that did not run (there are none unless a task was left
+        out), then forget them, so that no handle of this stage's stands for a commit of
+        the next."""
+        while self._running:
+            self._running -= self._finished(self._running)
+        self.ahead.clear()
 
     def _start(self, stage: str, block: list):
         handle = self._submit(stage, block)

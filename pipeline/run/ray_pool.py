@@ -201,10 +201,7 @@ class RayPool(BlockPool):
         """The stage is over: wait for blocks built ahead for tasks that did not run (a
         block is not interrupted: its worker process keeps its Worker for the next stage),
         then drop them. Ray stays up for the rest of the run."""
-        if self._running:
-            self.ray.wait(list(self._running), num_returns=len(self._running))
-        self._running.clear()
-        self.ahead.clear()
+        self.finish_stage()
 
     def terminate(self) -> None:
         """Stop now (Ctrl-C, a failed task): nobody waits for the blocks under way. On a

@@ -21,7 +21,7 @@ from pipeline.config import Settings
 from pipeline.errors import PipelineError
 from pipeline.git.commit_list import current_pointer, read_commit_list
 from pipeline.merge.report import start_drawer
-from pipeline.run import ray_pool
+from pipeline.run import events, ray_pool
 from pipeline.run.part_writer import PartWriter
 from pipeline.run.pool import Pool, processes_for
 from pipeline.run.worker import Worker
@@ -144,10 +144,14 @@ class RunSession:
         if size == 1 or not shas:
             yield from self.worker(settings).build_block(stage, shas)
             return
-        if self._pool_for != (stage, settings, size):
+        if self._pool_for[1:] == (settings, size) and self._pool_for[0] != stage:
+            self._pool.finish_stage()       # its workers go on with this stage
+            self._pool_for = (stage, settings, size)
+        elif self._pool_for != (stage, settings, size):
             self.stop_pool()
             pool = ray_pool.RayPool if settings.executor == "ray" else Pool
             self._pool, self._pool_for = pool(settings, size), (stage, settings, size)
+            events.pool_started(stage)
         after = self._missing_after(stage, settings, shas[-1], self._pool.lookahead(stage))
         yield from self._pool.build(stage, shas, after)
 

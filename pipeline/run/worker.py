@@ -37,12 +37,16 @@ class Worker:
             lambda: read_commit_list(current_pointer(settings)))
         self.repo = open_repository(settings.repository)
         self.reader = BlobReader(self.repo)
-        self.index = SymbolIndex(self.repo, self.reader, RecentParses(), settings.cache,
-                                 settings.max_file_bytes, settings.exclude_globs())
+        self.index = self._new_index()
+        self._stage = "chunks"              # the stage of the last block built
         self._listing: dict | None = None
         self._by_sha: dict | None = None
         self._tokenizer = None              # (info, tokenizer, layout)
         self._text_ids: TextIds | None = None   # the tokenizer's recent encodings
+
+    def _new_index(self) -> SymbolIndex:
+        return SymbolIndex(self.repo, self.reader, RecentParses(), self.settings.cache,
+                           self.settings.max_file_bytes, self.settings.exclude_globs())
 
     def listing(self) -> dict:
         """The run's commit list, read at first use (a Worker serves one run: the run
@@ -97,8 +101,19 @@ class Worker:
         plain = store.read_record(self.path(stage, sha))
         return READERS[stage](plain) if plain is not None else self.build(stage, sha)
 
+    def _enter(self, stage: str) -> None:
+        """A pool's workers go on from the chunks stage to the tokens stage: the symbol index
+        and its parses (a few hundred MB on a large history) are dropped then, not carried
+        through a stage that does not use them. (A chunks commit built after that, such as
+        a damaged chunk shard rebuilt for its tokens, moves the new index there: slower,
+        the same shard.)"""
+        if stage != self._stage and stage == "tokens":
+            self.index = self._new_index()
+        self._stage = stage
+
     def build_block(self, stage: str, shas: list) -> list:
         """Build the stage's shard of each sha, in order; returns shas."""
+        self._enter(stage)
         for sha in shas:
             self.build(stage, sha)
         return shas
@@ -106,6 +121,7 @@ class Worker:
     def build_block_unstored(self, stage: str, shas: list) -> list:
         """Build the stage's shard of each sha, in order, storing none: (sha, path, record)
         of each, for the doit process to store when the task the commit belongs to runs."""
+        self._enter(stage)
         return [(sha, self.path(stage, sha), self.make(stage, sha)[1]) for sha in shas]
 
     def close(self) -> None:
