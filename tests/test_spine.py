@@ -7,8 +7,11 @@ import shutil
 
 
 from conftest import run_doit, split_outputs
+from pipeline.config import Settings
 from pipeline.git.sample_repo import commit_count, extend_sample_repository, git
 from pipeline.loading import load_tensors
+from pipeline.rust.files import path_skip_reason
+from pipeline.rust.symbols import definitions_path
 
 OUTPUTS = ("train-00000.pt", "val-00000.pt", "test-00000.pt", "stats.json", "manifest.json",
            "tokenizer.json")
@@ -61,6 +64,33 @@ def test_new_commits_build_exactly_their_shards_then_merge(workdir, sample_repo)
     assert "merge" in record.executed
     manifest = json.loads((workdir / "dataset" / "manifest.json").read_text())
     assert manifest["repositories"][0]["head"] == git(sample_repo, "rev-parse", "HEAD").strip()
+
+
+def indexed_blobs(repo, *revisions) -> set:
+    """The blobs of the Rust files the symbol index reads in revisions' trees and history."""
+    listed = git(repo, "rev-list", "--objects", *revisions).split("\n")
+    exclude = Settings().exclude_globs()
+    return {line.split()[0] for line in listed if line.endswith(".rs")
+            and path_skip_reason(line.split(maxsplit=1)[1], exclude) is None}
+
+
+def test_definitions_are_stored_for_the_file_versions_a_block_ends_with(workdir, sample_repo):
+    """The chunks stage stores the definitions of the file versions in the tree its block of
+    commits ends with, where another worker's block or a later run starts, and not those
+    of versions replaced within the block. (The sample's commits are few: they are built
+    in the doit process, one block per run.)"""
+    def stored(blob):
+        return definitions_path(workdir / "cache", blob, Settings().max_file_bytes).exists()
+
+    assert run_doit(f"repo={sample_repo}")[0] == 0
+    head = indexed_blobs(sample_repo, "--no-walk", "HEAD")
+    replaced = indexed_blobs(sample_repo, "HEAD") - head
+    assert head and replaced
+    assert all(stored(blob) for blob in head) and not any(stored(blob) for blob in replaced)
+
+    extend_sample_repository(sample_repo, 1)
+    assert run_doit(f"repo={sample_repo}")[0] == 0
+    assert all(stored(blob) for blob in indexed_blobs(sample_repo, "--no-walk", "HEAD"))
 
 
 def test_changing_a_token_setting_rebuilds_token_shards_but_no_chunk_shards(workdir, sample_repo):

@@ -116,13 +116,20 @@ class Worker:
         self._enter(stage)
         for sha in shas:
             self.build(stage, sha)
+        self._end_block(stage, shas)
         return shas
+
+    def _end_block(self, stage: str, shas: list) -> None:
+        if stage == "chunks" and shas:
+            self.index.store_definitions(shas[-1])
 
     def build_block_unstored(self, stage: str, shas: list) -> list:
         """Build the stage's shard of each sha, in order, storing none: (sha, path, record)
         of each, for the doit process to store when the task the commit belongs to runs."""
         self._enter(stage)
-        return [(sha, self.path(stage, sha), self.make(stage, sha)[1]) for sha in shas]
+        built = [(sha, self.path(stage, sha), self.make(stage, sha)[1]) for sha in shas]
+        self._end_block(stage, shas)
+        return built
 
     def close(self) -> None:
         self.reader.close()

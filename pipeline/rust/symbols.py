@@ -11,6 +11,7 @@ builds its index without parsing the files again.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from collections import OrderedDict, defaultdict
 from typing import NamedTuple
 
@@ -76,6 +77,12 @@ def definitions_in(source: bytes, analysis: dict) -> list:
     return found
 
 
+def definitions_path(cache_root, blob: str, max_file_bytes: int) -> Path:
+    """Where the definitions of one file version are stored."""
+    key = store.content_key([blob, ANALYSER_VERSION, DEFINITIONS_VERSION, max_file_bytes])
+    return store.record_path(cache_root, "definitions", key)
+
+
 class SymbolIndex:
     """The definitions and crate layout of one tree, moved from commit to commit."""
 
@@ -97,19 +104,20 @@ class SymbolIndex:
         # The chunker's parses: it has usually just parsed the versions the index needs.
         self.parses = parses
         self._blob_memo: OrderedDict = OrderedDict()
+        # blob -> (its record's path, its definitions): computed, not stored yet (see
+        # store_definitions).
+        self._unstored: dict = {}
 
     def file_definitions(self, path: str, blob: str | None) -> dict:
         """name -> [(kind, name, qualname, text)] defined by one file version, in file order:
-        memoised, since most files outlive many commits, and stored, so that no later run
-        parses the version again for them."""
+        memoised, since most files outlive many commits, and stored (by store_definitions),
+        so that no later run parses the version again for them."""
         if blob is None:
             return {}
         if blob in self._blob_memo:
             self._blob_memo.move_to_end(blob)
             return self._blob_memo[blob]
-        key = store.content_key([blob, ANALYSER_VERSION, DEFINITIONS_VERSION,
-                                 self.max_file_bytes])
-        stored_at = store.record_path(self.cache_root, "definitions", key)
+        stored_at = definitions_path(self.cache_root, blob, self.max_file_bytes)
         found = store.read_record(stored_at)
         if found is None:
             # Usually the chunker has just parsed this version; if not, it is read and
@@ -121,7 +129,7 @@ class SymbolIndex:
                 parsed = parsed or self.parses.parse(path, source, keep=False)
                 found = definitions_in(source, analyse(parsed))
             if source is not None:                # a missing object may come back: no record
-                store.write_record(stored_at, found)
+                self._unstored[blob] = (stored_at, found)
         grouped: dict = {}
         for definition in found:
             grouped.setdefault(definition[1], []).append(tuple(definition))
@@ -129,6 +137,19 @@ class SymbolIndex:
         if len(self._blob_memo) > _BLOB_MEMO_SIZE:
             self._blob_memo.popitem(last=False)
         return grouped
+
+    def store_definitions(self, commit: str) -> None:
+        """Move to commit (a worker's block's last) and store the definitions computed since
+        the last call of the file versions in its tree: another worker's block, or a later
+        run, starts from there. Versions that came and went meanwhile are not stored
+        (about half of them with blocks of 64 commits): a file creation costs more than
+        extracting them again in the rare run that needs them."""
+        self.move_to(commit)
+        present = set(self.tree.values())
+        for blob, (stored_at, found) in self._unstored.items():
+            if blob in present:
+                store.write_record(stored_at, found)
+        self._unstored.clear()
 
     def _update(self, path: str, old_blob: str | None, new_blob: str | None) -> None:
         """Replace path's definitions; only the names whose definitions changed are touched
