@@ -3,16 +3,17 @@
 The index holds the definitions (structs, enums, traits, functions, macros, consts, type
 aliases) of every Rust file in the commit's tree, and the crate layout (Cargo package
 names, each file's module path) needed to resolve `use` paths. It is moved from one commit
-to the next by applying only the files that differ, and each file version's definitions
-are stored in the cache under its git blob id, so a new process (a `doit` after `git pull`)
-builds its index without parsing the files again.
+to the next by applying only the files that differ, and the definitions of the file
+versions in the tree a worker's block of commits ends with are stored in the cache under
+their git blob ids, so a new process (a `doit` after `git pull`, another worker) builds its
+index from there without parsing the files again.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from collections import OrderedDict, defaultdict
+from pathlib import Path
 from typing import NamedTuple
 
 from pipeline import store
