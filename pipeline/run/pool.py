@@ -169,7 +169,7 @@ def _start_worker(parent: int, settings: Settings) -> None:
         os._exit(1)
 
     threading.Thread(target=end_with_parent, daemon=True).start()
-    _worker = Worker(settings)
+    _worker = Worker(settings, pooled=True)
 
 
 def _build_block(stage: str, shas: list) -> list:

@@ -63,7 +63,7 @@ def build_block(settings: Settings, cwd: str, stage: str, shas: list) -> list:
         # One task per CPU already: the tokenizer's own threads would only contend (and
         # spin). Its output is the same either way.
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
-        worker = _WORKERS[settings] = Worker(settings)
+        worker = _WORKERS[settings] = Worker(settings, pooled=True)
     return worker.build_block_unstored(stage, shas)
 
 

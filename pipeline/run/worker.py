@@ -8,6 +8,8 @@ worker) and passed where it is needed, so no stage keeps state of its own.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 from pathlib import Path
 
 from pipeline import store
@@ -29,10 +31,12 @@ READERS = {"chunks": ChunkShard.from_plain, "tokens": TokenShard.from_plain}
 class Worker:
     """One process's repository, reader, parses, symbol index and tokenizer."""
 
-    def __init__(self, settings: Settings, read_listing=None):
+    def __init__(self, settings: Settings, read_listing=None, pooled: bool = False):
         """read_listing() gives the run's commit list (the run session's, read once per
-        run); by default it is read from the cache."""
+        run); by default it is read from the cache. pooled: a pool's worker, which goes on
+        from the chunks stage to the tokens stage (see _enter)."""
         self.settings = settings
+        self._pooled = pooled
         self._read_listing = read_listing or (
             lambda: read_commit_list(current_pointer(settings)))
         self.repo = open_repository(settings.repository)
@@ -102,13 +106,14 @@ class Worker:
         return READERS[stage](plain) if plain is not None else self.build(stage, sha)
 
     def _enter(self, stage: str) -> None:
-        """A pool's workers go on from the chunks stage to the tokens stage: the symbol index
-        and its parses (a few hundred MB on a large history) are dropped then, not carried
-        through a stage that does not use them. (A chunks commit built after that, such as
-        a damaged chunk shard rebuilt for its tokens, moves the new index there: slower,
-        the same shard.)"""
-        if stage != self._stage and stage == "tokens":
+        """A pool's worker drops its symbol index and parses (a few hundred MB on a large
+        history) when it goes on to the tokens stage, which does not use them. (A chunks
+        commit built after that, such as a damaged chunk shard rebuilt for its tokens,
+        moves the new index there: slower, the same shard.) The doit process's worker
+        builds a few commits and is closed before the merge: it keeps them."""
+        if self._pooled and stage != self._stage and stage == "tokens":
             self.index = self._new_index()
+            _return_freed_memory()
         self._stage = stage
 
     def build_block(self, stage: str, shas: list) -> list:
@@ -133,3 +138,13 @@ class Worker:
 
     def close(self) -> None:
         self.reader.close()
+
+
+def _return_freed_memory() -> None:
+    """Free what the dropped objects held and give it back to the system: glibc keeps freed
+    memory for the process otherwise, and the tokens stage would add its own on top."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):       # not glibc: the memory is reused, not returned
+        pass
