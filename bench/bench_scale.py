@@ -6,8 +6,8 @@ For the 600-commit / ~360k-line synthetic history (or --repo PATH) it times, eac
 median of --runs fresh runs: the full build from empty, a no-op `doit`, `doit` after 1 and
 after 10 new commits (the ref moved forward: HEAD~11 -> HEAD~10 -> HEAD), the peak
 resident memory of the whole process tree, its CPU use over the whole run and over the
-per-commit stages (from the chunks stage to the merge: are both cores busy?), and the
-seconds of each stage. In the same run it measures two floors:
+per-commit stages (from the chunks stage to the merge: are both cores busy?), the
+seconds of each stage and the tokens stage's share of the whole. In the same run it measures two floors:
 `git log -p` over the Rust files, and tree-sitter parsing every distinct changed Rust
 file version once. --long adds the no-op `doit` on a 20,000-commit history.
 """
@@ -226,18 +226,22 @@ def main() -> None:
     print(f"floor tree-sitter parse of {parses[0][1]} distinct versions "
           f"({parses[0][2] / 1e6:.0f} MB): {parse_seconds:.2f} s")
     print(f"{'measure':<14}{'median s':>10}{'min s':>8}{'max s':>8}{'peak MB':>9}"
-          f"{'CPU %':>7}{'stages CPU %':>14}{'/ parse floor':>15}  stages (s, median)")
+          f"{'CPU %':>7}{'stages CPU %':>14}{'/ parse floor':>15}{'tokens %':>9}"
+          "  stages (s, median)")
     for measure in rounds[0]:
         runs = [r[measure] for r in rounds]
         seconds = [run["seconds"] for run in runs]
         median = statistics.median(seconds)
         stages = {stage: statistics.median(run["stages"].get(stage, 0.0) for run in runs)
                   for stage in ("chunks", "tokens", "merge")}
+        # The tokens stage's share of each run's whole time, median over the runs.
+        tokens_share = _percent([run["stages"].get("tokens", 0.0) / run["seconds"]
+                                 for run in runs])
         print(f"{measure:<14}{median:>10.2f}{min(seconds):>8.2f}{max(seconds):>8.2f}"
               f"{max(run['peak_mb'] for run in runs):>9.0f}"
               f"{100 * statistics.median(run['cpu'] for run in runs):>7.0f}"
               f"{_percent([run['stage_cpu'] for run in runs]):>14}"
-              f"{median / parse_seconds:>15.2f}  "
+              f"{median / parse_seconds:>15.2f}{tokens_share:>9}  "
               + ", ".join(f"{stage} {value:.1f}" for stage, value in stages.items()))
     if options.long:
         long_repo = synthetic("long", commits=20_000, files=300, lines=40_000, edits=2,
