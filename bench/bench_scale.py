@@ -7,9 +7,9 @@ median of --runs fresh runs: the full build from empty, a no-op `doit`, `doit` a
 after 10 new commits (the ref moved forward: HEAD~11 -> HEAD~10 -> HEAD), the peak
 resident memory of the whole process tree, its CPU use over the whole run and over the
 per-commit stages (from the chunks stage to the merge: are both cores busy?), the
-seconds of each stage and the tokens stage's share of the whole. In the same run it measures two floors:
-`git log -p` over the Rust files, and tree-sitter parsing every distinct changed Rust
-file version once. --long adds the no-op `doit` on a 20,000-commit history.
+seconds of each stage and the tokens stage's share of the whole. In the same run it
+measures two floors: `git log -p` over the Rust files, and tree-sitter parsing every
+distinct changed Rust file version once. --long adds the no-op `doit` on a 20,000-commit history.
 """
 
 from __future__ import annotations
