@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 from array import array
 
 import pytest
@@ -93,3 +95,20 @@ def test_the_part_writer_writes_in_its_own_process_and_brings_its_errors_back(tm
     writer.close()
     process.join(timeout=30)
     assert process.exitcode == 0 and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_part_writer_ignores_a_ctrl_c_that_comes_while_it_starts(tmp_path):
+    """A Ctrl-C to the whole process group also reaches a child process that is still
+    importing its modules, before it ignores SIGINT itself: started under
+    interrupts.held(), it goes on (no traceback, no lost process) and writes its parts."""
+    writer = PartWriter()
+    process = writer._process
+    os.kill(process.pid, signal.SIGINT)                 # it is starting Python right now
+    row = {"ids": array(ID_TYPE, [5, 6]).tobytes(), "spans": [[1, 2]], "paths": ["a.rs"],
+           "items": ["f"]}
+    entry = writer.write_tensors(Settings(max_length=4), tmp_path, "train-00000",
+                                 [(row, "a" * 40, 1_700_000_000, "garden/planner")], 0)()
+    assert entry["bytes"] == (tmp_path / "train-00000.pt").stat().st_size > 0
+    writer.close()
+    process.join(timeout=30)
+    assert process.exitcode == 0

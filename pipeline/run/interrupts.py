@@ -88,19 +88,27 @@ def _report(kind, value, trace) -> None:
 def held():
     """Hold Ctrl-C and SIGTERM while child processes (workers, the part writer) start. The
     doit process is then never stopped halfway through starting one (the new process would
-    print a traceback when its start-up data ends early), and each begins with them
-    blocked, since a signal mask survives exec: a Ctrl-C while it imports its modules,
-    before it ignores SIGINT (leave_to_parent), would print its traceback too. Held signals
-    arrive when this ends."""
+    print a traceback when its start-up data ends early). Each begins with Ctrl-C ignored:
+    one while it imports its modules, before it ignores SIGINT itself (leave_to_parent),
+    would print its traceback too (a Ctrl-C to the whole process group reaches it). The
+    blocked mask does not reach it (multiprocessing's spawn starts it with none, measured
+    on Python 3.11), but an ignored SIGINT survives exec and Python keeps it ignored.
+    Held signals arrive when this ends: Linux keeps a blocked signal pending even while
+    it is ignored."""
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
     try:
         yield
     finally:
+        if in_main_thread:      # (None: a handler not set from Python; the default then)
+            signal.signal(signal.SIGINT, signal.SIG_DFL if handler is None else handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def leave_to_parent() -> None:
     """In a child process started under held(): Ctrl-C is the doit process's to handle (it
-    stops its children); a Ctrl-C pending since the start is dropped."""
+    stops its children); it stays ignored, and the signals are unblocked should the mask
+    have been inherited after all."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
