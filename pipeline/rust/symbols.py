@@ -118,6 +118,20 @@ class SymbolIndex:
         if blob in self._blob_memo:
             self._blob_memo.move_to_end(blob)
             return self._blob_memo[blob]
+        grouped: dict = {}
+        for definition in self._found_definitions(path, blob):
+            grouped.setdefault(definition[1], []).append(tuple(definition))
+        self._blob_memo[blob] = grouped
+        if len(self._blob_memo) > _BLOB_MEMO_SIZE:
+            self._blob_memo.popitem(last=False)
+        return grouped
+
+    def _found_definitions(self, path: str, blob: str) -> list:
+        """One file version's definitions as stored: those extracted since the last
+        store_definitions (a version the memo let go within a block is not read or parsed
+        again), else the stored record, else extracted now."""
+        if blob in self._unstored:
+            return self._unstored[blob][1]
         stored_at = definitions_path(self.cache_root, blob, self.max_file_bytes)
         found = store.read_record(stored_at)
         if found is None:
@@ -131,13 +145,7 @@ class SymbolIndex:
                 found = definitions_in(source, analyse(parsed))
             if source is not None:                # a missing object may come back: no record
                 self._unstored[blob] = (stored_at, found)
-        grouped: dict = {}
-        for definition in found:
-            grouped.setdefault(definition[1], []).append(tuple(definition))
-        self._blob_memo[blob] = grouped
-        if len(self._blob_memo) > _BLOB_MEMO_SIZE:
-            self._blob_memo.popitem(last=False)
-        return grouped
+        return found
 
     def store_definitions(self, commit: str) -> None:
         """Move to commit (a worker's block's last) and store the definitions computed since
