@@ -20,9 +20,9 @@ from pipeline.git.history import BlobReader, open_repository
 from pipeline.records import ChunkShard, Commit, TokenShard, to_plain
 from pipeline.rust.parsing import RecentParses
 from pipeline.rust.symbols import SymbolIndex
-from pipeline.tokens.segments import (TextIds, build_token_shard, plain_token_shard,
-                                      token_shard_path)
 from pipeline.tokens.layout import layout_of
+from pipeline.tokens.segments import build_token_shard, plain_token_shard, token_shard_path
+from pipeline.tokens.text_ids import TextIds
 from pipeline.tokens.tokenizer import current_tokenizer_info, load_tokenizer
 
 READERS = {"chunks": ChunkShard.from_plain, "tokens": TokenShard.from_plain}

@@ -14,7 +14,7 @@ import functools
 import re
 import time
 from array import array
-from collections import Counter, OrderedDict
+from collections import Counter
 from pathlib import Path
 
 from pipeline import store
@@ -22,13 +22,10 @@ from pipeline.chunks.shard import shard_key
 from pipeline.config import Settings
 from pipeline.records import Chunk, ChunkShard, ContextPiece, Segment, Snippet, TokenShard
 from pipeline.tokens.layout import Layout
+from pipeline.tokens.text_ids import ID_TYPE, TextIds
 
 # Bump when the example layout changes: part of every token shard's key.
 FORMAT_VERSION = 6
-# Token ids are stored and packed as machine int32 arrays (msgpack bytes in a shard): the
-# merge then reads, joins and turns them into tensors without a Python int per token.
-ID_TYPE = "i"
-assert array(ID_TYPE).itemsize == 4
 # Repository name and path get fixed budgets, so fields + these always fit max_length.
 NAME_TOKENS, PATH_TOKENS = 16, 44
 
@@ -42,41 +39,6 @@ def token_shard_key(settings: Settings, chunk_key: str, tokenizer_hash: str) -> 
 def token_shard_path(settings: Settings, sha: str, tokenizer_hash: str) -> Path:
     key = token_shard_key(settings, shard_key(settings, sha), tokenizer_hash)
     return store.record_path(settings.cache, "tokens", key)
-
-
-class TextIds:
-    """Text -> its token ids (an int32 array), each distinct text encoded once while it is
-    recently used. The same context snippets, import blocks, file names and code versions
-    (a commit's new code is a later commit's old code) come back chunk after chunk and
-    commit after commit; a text's ids depend on the text alone (each text is encoded on
-    its own, as before), so a remembered encoding is the one a new call would give.
-    Holds at most `capacity` tokens, the least recently used going first."""
-
-    def __init__(self, tokenizer, capacity: int = 2_000_000):
-        self.tokenizer = tokenizer
-        self.capacity = capacity
-        self._ids: OrderedDict = OrderedDict()
-        self._held = 0
-
-    def encode(self, texts: list, once: list = ()) -> tuple[list, list]:
-        """(ids of each of texts, Encoding of each of once) from one batched encode of the
-        texts not remembered and of once (texts used once, as a message: not remembered)."""
-        ids, missing = self._ids, {}
-        for text in texts:
-            if text in ids:
-                ids.move_to_end(text)
-            else:
-                missing[text] = None
-        encodings = self.tokenizer.encode_batch([*once, *missing], add_special_tokens=False)
-        found = {text: array(ID_TYPE, encoding.ids)
-                 for text, encoding in zip(missing, encodings[len(once):])}
-        result = [found[text] if text in found else ids[text] for text in texts]
-        for text, values in found.items():
-            ids[text] = values
-            self._held += len(values)
-        while self._held > self.capacity and len(ids) > 1:
-            self._held -= len(ids.popitem(last=False)[1])
-        return result, encodings[:len(once)]
 
 
 def _cut(encoding, budget: int) -> tuple[list, bool]:

@@ -1,0 +1,122 @@
+"""Text -> token ids, each distinct text, and each distinct line of code, encoded once while
+it is recently used.
+
+The same context snippets, import blocks, file names and code versions come back chunk after
+chunk and commit after commit (a commit's new code is a later commit's old code), so whole
+texts are remembered. A changed item differs from its old version in a few lines, and
+encoding its other lines again was half of the tokens stage: so, for a tokenizer whose
+encoding of a text is the encodings of its lines joined (see `splits_at_line_ends`), a text
+not remembered is encoded line by line, and each line not remembered is encoded once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from array import array
+from collections import OrderedDict
+
+# Token ids are stored and packed as machine int32 arrays (msgpack bytes in a shard): the
+# merge then reads, joins and turns them into tensors without a Python int per token.
+ID_TYPE = "i"
+assert array(ID_TYPE).itemsize == 4
+
+# A text's pieces: each ends with a printable ASCII character that a newline follows, the
+# last takes the rest. Why the encoding cannot change at such a cut, for a byte-level BPE
+# with the GPT-2 pre-tokenizer regex (letters, digits, other non-spaces, spaces; the
+# Digits pre-tokenizer only isolates digits): every alternative that matches a visible
+# character stops before whitespace and does not look past it, and a whitespace run
+# matched from the newline on looks only ahead. So the pre-tokens of the text are those of
+# its pieces, and BPE merges never cross a pre-token.
+_PIECE = re.compile(r"[\s\S]*?[!-~](?=\n)|[\s\S]+")
+
+
+def splits_at_line_ends(tokenizer) -> bool:
+    """Whether tokenizer's encoding of a text equals its pieces' encodings joined: true for
+    a byte-level BPE (StarCoder's, StarCoder2's, the one the pipeline trains) with no
+    normalizer, no prefix space and no added token that strips spaces or holds a newline.
+    Any other tokenizer is given whole texts, as before."""
+    if tokenizer.normalizer is not None or type(tokenizer.model).__name__ != "BPE" \
+            or tokenizer.model.dropout is not None or tokenizer.pre_tokenizer is None:
+        return False
+    pre = json.loads(tokenizer.pre_tokenizer.__getstate__())
+    steps = pre["pretokenizers"] if pre.get("type") == "Sequence" else [pre]
+    for step in steps:
+        if step.get("type") == "ByteLevel":
+            if step.get("add_prefix_space") or not step.get("use_regex", True):
+                return False
+        elif step.get("type") != "Digits":
+            return False
+    if not any(step.get("type") == "ByteLevel" for step in steps):
+        return False
+    return all(not (token.lstrip or token.rstrip) and "\n" not in token.content
+               for token in tokenizer.get_added_tokens_decoder().values())
+
+
+class _Remembered:
+    """Strings -> int32 id arrays, holding at most capacity ids, least recently used first
+    out."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.ids: OrderedDict = OrderedDict()
+        self._held = 0
+
+    def missing(self, texts) -> list:
+        """The distinct texts not remembered (those remembered become the most recent)."""
+        ids, missing = self.ids, {}
+        for text in texts:
+            if text in ids:
+                ids.move_to_end(text)
+            else:
+                missing[text] = None
+        return list(missing)
+
+    def add(self, found: dict) -> None:
+        for text, values in found.items():
+            self.ids[text] = values
+            self._held += len(values)
+
+    def trim(self) -> None:
+        while self._held > self.capacity and len(self.ids) > 1:
+            self._held -= len(self.ids.popitem(last=False)[1])
+
+
+class TextIds:
+    """A tokenizer's encodings, remembered: texts up to `capacity` ids, lines up to
+    `line_capacity` ids. A text's ids depend on the text alone (each text is encoded on
+    its own), so a remembered encoding is the one a new call would give."""
+
+    def __init__(self, tokenizer, capacity: int = 2_000_000, line_capacity: int = 1_000_000):
+        self.tokenizer = tokenizer
+        self._texts = _Remembered(capacity)
+        self._pieces = _Remembered(line_capacity) if splits_at_line_ends(tokenizer) else None
+
+    def encode(self, texts: list, once: list = ()) -> tuple[list, list]:
+        """(ids of each of texts, Encoding of each of once) from one batched encode of the
+        texts (or lines) not remembered and of once (texts used once, as a message: not
+        remembered)."""
+        missing = self._texts.missing(texts)
+        if self._pieces is None:
+            encodings = self.tokenizer.encode_batch([*once, *missing], add_special_tokens=False)
+            found = {text: array(ID_TYPE, encoding.ids)
+                     for text, encoding in zip(missing, encodings[len(once):])}
+        else:
+            pieces_of = [_PIECE.findall(text) for text in missing]
+            new_pieces = self._pieces.missing(piece for pieces in pieces_of for piece in pieces)
+            encodings = self.tokenizer.encode_batch([*once, *new_pieces],
+                                                    add_special_tokens=False)
+            self._pieces.add({piece: array(ID_TYPE, encoding.ids)
+                              for piece, encoding in zip(new_pieces, encodings[len(once):])})
+            found = dict(zip(missing, map(self._joined, pieces_of)))
+            self._pieces.trim()
+        result = [found[text] if text in found else self._texts.ids[text] for text in texts]
+        self._texts.add(found)
+        self._texts.trim()
+        return result, encodings[:len(once)]
+
+    def _joined(self, pieces: list) -> array:
+        ids, remembered = array(ID_TYPE), self._pieces.ids
+        for piece in pieces:
+            ids += remembered[piece]
+        return ids
