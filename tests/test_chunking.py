@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from conftest import build_chunk_shard
+from pipeline.chunks.changed_items import _line_groups
 from pipeline.rust.files import module_path
 from pipeline.config import Settings
 
@@ -120,6 +123,31 @@ def test_a_file_that_does_not_parse_falls_back_to_changed_line_windows(rust_repo
     chunk = shard["chunks"][0]
     assert chunk["kind"] == "lines" and "<<<<<<< HEAD" in chunk["new_code"]
     assert chunk["old_code"].strip()
+
+
+def test_line_windows_describe_the_change_exactly_however_repetitive_the_file():
+    """The hunks of a file that does not parse, matched between its versions' common head
+    and tail: applied to the old lines, they give the new ones; context stays 3 lines."""
+    rng = random.Random(7)
+    lines = ["}", "", "    x += 1;", "fn a() {", "    let y = 2;"]
+    for _ in range(300):
+        old = [rng.choice(lines) for _ in range(rng.randrange(0, 60))]
+        new = list(old)
+        for _ in range(rng.randrange(0, 5)):
+            at = rng.randrange(0, len(new) + 1)
+            if rng.random() < 0.5:
+                new.insert(at, rng.choice(lines))
+            elif new:
+                new[min(at, len(new) - 1)] += " // edited"
+        rebuilt, at = [], 0
+        for group in _line_groups(old, new, 3):
+            assert group[0][0] != "equal" or group[0][2] - group[0][1] <= 3
+            assert group[-1][0] != "equal" or group[-1][2] - group[-1][1] <= 3
+            for tag, i1, i2, j1, j2 in group:
+                rebuilt += old[at:i1] + new[j1:j2]
+                assert tag != "equal" or old[i1:i2] == new[j1:j2]
+                at = i2
+        assert rebuilt + old[at:] == new
 
 
 def big_function(changed: int | None = None) -> str:

@@ -1,6 +1,8 @@
 """tree-sitter-rust analysis of hand-written Rust: items, owners, docs, imports, errors,
 references, and incremental parses that agree with parses from scratch."""
 
+import pytest
+
 from pipeline.rust.parsing import RecentParses, _hunk_edits, parse
 from pipeline.rust.references import item_references
 from pipeline.rust.syntax import analyse
@@ -222,9 +224,15 @@ def test_generics_lifetimes_unions_associated_items_and_nested_modules():
     assert items["outer::inner"]["parent"] == 0 and items["outer"]["parent"] == -1
 
 
-def test_2015_edition_try_macro_parses_and_keeps_its_text():
-    source = b"fn read() -> io::Result<u8> {\n    let n = try!(parse(\"1\"));\n    Ok(n)\n}\n"
+@pytest.mark.parametrize("call", [
+    b'try!(parse("1"))',                          # 2015 edition: `try` is a keyword since
+    b'str![[r#"\n[COMPILING] foo\n"#]]',           # snapbox, as in cargo's tests
+    b"u8!(1) + usize! { 2 } + f64![3]",            # any macro named like a primitive type
+])
+def test_macros_named_like_keywords_or_types_parse_and_keep_their_text(call):
+    source = b"fn read() -> io::Result<u8> {\n    let n = " + call + b";\n    Ok(n)\n}\n"
     analysis = analyse(source)
     assert not analysis["has_error"]
     (item,) = analysis["items"]
-    assert source[item["start_byte"]:item["end_byte"]].count(b"try!(parse") == 1
+    assert item["name"] == "read"
+    assert source[item["start_byte"]:item["end_byte"]].count(call) == 1

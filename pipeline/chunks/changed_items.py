@@ -149,13 +149,32 @@ def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | Non
     return chunks
 
 
+def _line_groups(old_lines: list, new_lines: list, context: int):
+    """difflib's grouped opcodes (hunks with `context` lines around them) of two versions'
+    lines, matched only between their common head and tail (but `context` lines of each):
+    on a large file whose many repeated lines (`}`, blank ones) SequenceMatcher compares
+    again and again, matching the whole file took 40 of 74 seconds on 1,500 cargo commits."""
+    shortest = min(len(old_lines), len(new_lines))
+    head = 0
+    while head < shortest and old_lines[head] == new_lines[head]:
+        head += 1
+    tail = 0
+    while tail < shortest - head and old_lines[-1 - tail] == new_lines[-1 - tail]:
+        tail += 1
+    skip, cut = max(head - context, 0), max(tail - context, 0)
+    matcher = difflib.SequenceMatcher(None, old_lines[skip:len(old_lines) - cut],
+                                      new_lines[skip:len(new_lines) - cut], autojunk=False)
+    for group in matcher.get_grouped_opcodes(context):
+        yield [(tag, i1 + skip, i2 + skip, j1 + skip, j2 + skip)
+               for tag, i1, i2, j1, j2 in group]
+
+
 def _fallback_chunks(settings, change, old_src, new_src) -> list:
     """Windows of lines around each changed hunk, for files tree-sitter cannot parse cleanly."""
     old_lines = decode(old_src or b"").splitlines()
     new_lines = decode(new_src or b"").splitlines()
-    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
     chunks = []
-    for group in matcher.get_grouped_opcodes(FALLBACK_CONTEXT_LINES):
+    for group in _line_groups(old_lines, new_lines, FALLBACK_CONTEXT_LINES):
         old_start, old_end = group[0][1], group[-1][2]
         new_start, new_end = group[0][3], group[-1][4]
         chunks += _unit_chunks(

@@ -28,17 +28,28 @@ def get_parser() -> Parser:
     return _parser
 
 
-# tree-sitter-rust reads `try` as the 2018 keyword, so 2015-edition `try!(...)` would be a
-# syntax error. The parser sees a same-length macro name instead; offsets do not move and
-# every text is still sliced from the original bytes.
-_TRY_MACRO = re.compile(rb"\btry!")
+# tree-sitter-rust reads `try` as the 2018 keyword and a primitive type's name as that type,
+# so 2015-edition `try!(...)` and a macro named like a type (snapbox's `str![...]`, all over
+# cargo's tests since 2024) would be syntax errors, and their whole file would fall back to
+# line windows. The parser sees a same-length macro name instead (`tr_!`, `st_!`); offsets
+# do not move and every text is still sliced from the original bytes.
+_RENAMED_MACROS = re.compile(rb"\b(?:try|str|bool|char|[iu](?:8|16|32|64|128|size)|f32|f64)"
+                             rb"(?=!\s*[(\[{])")
+_MACRO_HINTS = (b"try!", b"str!", b"bool!", b"char!", b"8!", b"16!", b"32!", b"64!", b"128!",
+                b"size!")
+
+
+def _renamed_macros(source: bytes) -> bytes:
+    if not any(hint in source for hint in _MACRO_HINTS):
+        return source
+    return _RENAMED_MACROS.sub(lambda name: name.group()[:-1] + b"_", source)
 
 
 @dataclass(eq=False)
 class ParsedFile:
     """One version of a Rust file and its syntax tree (None: the parse did not finish)."""
     source: bytes
-    parsed: bytes                  # what the parser saw: `try!` renamed, offsets unchanged
+    parsed: bytes                  # what the parser saw: macros renamed, offsets unchanged
     tree: Tree | None
     # The analysis and per-item facts, each computed once.
     memo: dict = dataclasses.field(default_factory=dict)
@@ -163,7 +174,7 @@ def parse(source: bytes, previous: ParsedFile | None = None) -> ParsedFile:
     syntax error the file is parsed from scratch, so error recovery never depends on which
     version came before.
     """
-    parsed = _TRY_MACRO.sub(b"tr_!", source) if b"try!" in source else source
+    parsed = _renamed_macros(source)
     if previous is not None and previous.tree is not None and not previous.tree.root_node.has_error:
         tree = _reparse(previous, parsed)
         if tree is not None and not tree.root_node.has_error:

@@ -16,7 +16,7 @@ from pipeline.rust.parsing import ParsedFile, parse
 from pipeline.text import decode
 
 # Bump when the analysis output changes: it is part of every chunk and definitions cache key.
-ANALYSER_VERSION = 6
+ANALYSER_VERSION = 7
 
 _SIMPLE_KINDS = {
     "function_item": "fn", "function_signature_item": "fn", "struct_item": "struct",
