@@ -224,15 +224,16 @@ def test_generics_lifetimes_unions_associated_items_and_nested_modules():
     assert items["outer::inner"]["parent"] == 0 and items["outer"]["parent"] == -1
 
 
-@pytest.mark.parametrize("call", [
-    b'try!(parse("1"))',                          # 2015 edition: `try` is a keyword since
-    b'str![[r#"\n[COMPILING] foo\n"#]]',           # snapbox, as in cargo's tests
-    b"u8!(1) + usize! { 2 } + f64![3]",            # any macro named like a primitive type
+@pytest.mark.parametrize("call, macros", [
+    (b'try!(parse("1"))', ["try"]),                # 2015 edition: `try` is a keyword since
+    (b'str![[r#"\n[COMPILING] foo\n"#]]', ["str"]),  # snapbox, as in cargo's tests
+    (b"u8!(1) + usize! { 2 } + f64![3]", ["f64", "u8", "usize"]),   # any primitive's name
 ])
-def test_macros_named_like_keywords_or_types_parse_and_keep_their_text(call):
+def test_macros_named_like_keywords_or_types_parse_and_keep_their_text(call, macros):
     source = b"fn read() -> io::Result<u8> {\n    let n = " + call + b";\n    Ok(n)\n}\n"
     analysis = analyse(source)
     assert not analysis["has_error"]
     (item,) = analysis["items"]
     assert item["name"] == "read"
     assert source[item["start_byte"]:item["end_byte"]].count(call) == 1
+    assert references(source)["read"]["macro"] == macros

@@ -89,7 +89,8 @@ def _captures(file: ParsedFile, query: Query, start: int, end: int) -> dict:
     for capture, nodes in cursor.captures(file.tree.root_node).items():
         for node in nodes:
             if start <= node.start_byte < end:
-                name = decode(file.parsed[node.start_byte:node.end_byte])
+                # From the file's bytes, not the parser's: a renamed macro (`str!`) as written.
+                name = decode(file.source[node.start_byte:node.end_byte])
                 reference = _role(capture, node, name)
                 if reference is not None:
                     found.setdefault(reference[0], set()).add(reference[1])
