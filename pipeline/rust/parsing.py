@@ -56,7 +56,7 @@ class ParsedFile:
     blob: str = ""                 # its git blob id, when known
 
 
-def _common_prefix(old, new) -> int:
+def common_prefix(old, new) -> int:
     """Length of the longest common prefix of two byte strings or lists, by binary search
     over slice comparisons (C speed)."""
     low, high = 0, min(len(old), len(new))
@@ -77,8 +77,8 @@ def _point(source: bytes, offset: int) -> tuple[int, int]:
 
 def _span_edit(old: bytes, new: bytes) -> dict:
     """One edit covering everything from the first to the last byte that differs."""
-    start = _common_prefix(old, new)
-    tail = _common_prefix(old[start:][::-1], new[start:][::-1])
+    start = common_prefix(old, new)
+    tail = common_prefix(old[start:][::-1], new[start:][::-1])
     old_end, new_end = len(old) - tail, len(new) - tail
     return {"start_byte": start, "old_end_byte": old_end, "new_end_byte": new_end,
             "start_point": _point(old, start), "old_end_point": _point(old, old_end),
@@ -90,9 +90,9 @@ def _line_hunks(old: list, new: list, old_at: int, new_at: int, out: list, depth
     differ between two line lists. Not a minimal diff: the common head and tail are cut off
     and the rest is split at a line of old's middle found again in new, recursively. Any
     such runs describe old -> new exactly, which is all the parser needs."""
-    head = _common_prefix(old, new)
+    head = common_prefix(old, new)
     old, new, old_at, new_at = old[head:], new[head:], old_at + head, new_at + head
-    tail = _common_prefix(old[::-1], new[::-1])
+    tail = common_prefix(old[::-1], new[::-1])
     old, new = old[:len(old) - tail], new[:len(new) - tail]
     if not old and not new:
         return
@@ -120,13 +120,13 @@ def _hunk_edits(old: bytes, new: bytes) -> list | None:
     speed): only the lines between are compared, which in a large file are a few."""
     if old == new:
         return []
-    shared = _common_prefix(old, new)
+    shared = common_prefix(old, new)
     longer = old if len(old) > len(new) else new
     if shared == len(old) + len(new) - len(longer) and longer[shared] == ord("\n"):
         return None             # one version is the other and more lines: the last changed
     start = old.rfind(b"\n", 0, shared) + 1       # where the first changed line starts
     old_rest, new_rest = old[start:], new[start:]
-    same = _common_prefix(old_rest[::-1], new_rest[::-1])
+    same = common_prefix(old_rest[::-1], new_rest[::-1])
     # The lines within the shared tail, and the line it starts with if that starts a line
     # in both versions (after a newline, or where the changed lines start).
     old_at, new_at = len(old_rest) - same, len(new_rest) - same
