@@ -237,3 +237,6 @@ def test_macros_named_like_keywords_or_types_parse_and_keep_their_text(call, mac
     assert item["name"] == "read"
     assert source[item["start_byte"]:item["end_byte"]].count(call) == 1
     assert references(source)["read"]["macro"] == macros
+    # At a module's top level the invocation is an item, named as written.
+    top = analyse(macros[0].encode() + b"! { x }\n")["items"]
+    assert [item["name"] for item in top] == [macros[0] + "!"]

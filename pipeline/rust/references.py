@@ -46,8 +46,8 @@ _SCREAMING = re.compile(rb"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]+(?![A-Za-z0-9_])")
 _MODULE_PATH_WORDS = {"self", "super", "crate"}
 
 
-def _path_text(node) -> str:
-    return "".join(decode(node.text).split())
+def _path_text(source: bytes, node) -> str:
+    return "".join(decode(source[node.start_byte:node.end_byte]).split())
 
 
 def _is_name_of(node, parent) -> bool:
@@ -56,7 +56,7 @@ def _is_name_of(node, parent) -> bool:
                                                                       node.end_byte)
 
 
-def _role(capture: str, node, name: str) -> tuple | None:
+def _role(capture: str, node, name: str, source: bytes) -> tuple | None:
     """(role, name) of a captured name, None if it is no reference to look up. A name
     written with its path (`io::Result`, `net::Peer`) is kept with it, so that it is
     resolved through that path and never by its last segment alone. A path head is a type
@@ -66,17 +66,18 @@ def _role(capture: str, node, name: str) -> tuple | None:
     if capture == "type":
         qualified = parent is not None and parent.type == "scoped_type_identifier" and \
             _is_name_of(node, parent)
-        return "type", _path_text(parent) if qualified else name
+        return "type", _path_text(source, parent) if qualified else name
     if capture == "path_head":
         if not name[:1].isupper() or name == "Self":
             return None
         qualified = parent.type == "scoped_identifier" and _is_name_of(node, parent)
-        return "type", _path_text(parent) if qualified else name
+        return "type", _path_text(source, parent) if qualified else name
     if capture == "path_call":
         path = parent.child_by_field_name("path")
-        last = decode(path.text).rsplit("::", 1)[-1] if path is not None else ""
+        written = decode(source[path.start_byte:path.end_byte]) if path is not None else ""
+        last = written.rsplit("::", 1)[-1]
         if last in _MODULE_PATH_WORDS or last[:1].islower():
-            return "call", _path_text(parent)
+            return "call", _path_text(source, parent)
         return None
     return capture, name
 
@@ -89,9 +90,10 @@ def _captures(file: ParsedFile, query: Query, start: int, end: int) -> dict:
     for capture, nodes in cursor.captures(file.tree.root_node).items():
         for node in nodes:
             if start <= node.start_byte < end:
-                # From the file's bytes, not the parser's: a renamed macro (`str!`) as written.
+                # Names from the file's bytes, not the parser's: a renamed macro (`str!`)
+                # as written.
                 name = decode(file.source[node.start_byte:node.end_byte])
-                reference = _role(capture, node, name)
+                reference = _role(capture, node, name, file.source)
                 if reference is not None:
                     found.setdefault(reference[0], set()).add(reference[1])
     return found

@@ -31,8 +31,10 @@ _ITEM_CONTAINERS = {"impl_item", "trait_item", "mod_item"}
 _BODY_FIELDS = ("body", "value")
 
 
-def _text(node) -> str:
-    return decode(node.text)
+def _text(source: bytes, node) -> str:
+    """A node's text from the file's own bytes: the parser's have some macros renamed
+    (pipeline.rust.parsing), at the same offsets."""
+    return decode(source[node.start_byte:node.end_byte])
 
 
 def _squash(text: str) -> str:
@@ -49,19 +51,19 @@ def _is_doc_or_attribute(node) -> bool:
     return False
 
 
-def _item_name(node, kind: str) -> str:
+def _item_name(source: bytes, node, kind: str) -> str:
     if node.type == "impl_item":
         trait, target = node.child_by_field_name("trait"), node.child_by_field_name("type")
-        head = f"impl {_text(trait)} for " if trait is not None else "impl "
-        return _squash(head + (_text(target) if target is not None else "?"))
+        head = f"impl {_text(source, trait)} for " if trait is not None else "impl "
+        return _squash(head + (_text(source, target) if target is not None else "?"))
     if node.type == "macro_invocation":
-        return _text(node.child_by_field_name("macro")) + "!"
+        return _text(source, node.child_by_field_name("macro")) + "!"
     if node.type == "use_declaration":
-        return _squash(_text(node.child_by_field_name("argument")))
+        return _squash(_text(source, node.child_by_field_name("argument")))
     if node.type == "foreign_mod_item":
         return "extern"
     name = node.child_by_field_name("name")
-    return _text(name) if name is not None else kind
+    return _text(source, name) if name is not None else kind
 
 
 def _body_start(node) -> int:
@@ -107,7 +109,7 @@ def _add_item(node, item_node, start, source, scope, owner, parent, out):
     kind = _SIMPLE_KINDS[item_node.type]
     if kind == "fn" and owner:
         kind = "method"
-    name = _item_name(item_node, kind)
+    name = _item_name(source, item_node, kind)
     qualname = f"{scope}{owner}::{name}" if owner else f"{scope}{name}"
     index = len(items)
     items.append({
@@ -118,7 +120,7 @@ def _add_item(node, item_node, start, source, scope, owner, parent, out):
     })
     if item_node.type == "use_declaration":
         first = len(out["imports"])
-        _flatten_use(item_node.child_by_field_name("argument"), "", out["imports"])
+        _flatten_use(source, item_node.child_by_field_name("argument"), "", out["imports"])
         if parent < 0:            # the file's own scope (not an inline `mod tests`)
             out["module_imports"].extend(out["imports"][first:])
     body = item_node.child_by_field_name("body")
@@ -138,25 +140,26 @@ def children_by_parent(items: list) -> dict:
     return children
 
 
-def _flatten_use(node, prefix: str, out: list) -> None:
+def _flatten_use(source: bytes, node, prefix: str, out: list) -> None:
     """Full paths of a use tree: groups, globs, `as` aliases, self/super/crate kept as written."""
     kind = node.type
     if kind in ("identifier", "scoped_identifier", "crate", "self", "super", "metavariable"):
-        path = _squash(_text(node)).replace(" ", "")
+        path = _squash(_text(source, node)).replace(" ", "")
         full = f"{prefix}{path}" if path != "self" or not prefix else prefix.rstrip(":")
         out.append([full, full.rsplit("::", 1)[-1]])
     elif kind == "use_as_clause":
-        path = _squash(_text(node.child_by_field_name("path"))).replace(" ", "")
-        out.append([f"{prefix}{path}", _text(node.child_by_field_name("alias"))])
+        path = _squash(_text(source, node.child_by_field_name("path"))).replace(" ", "")
+        out.append([f"{prefix}{path}", _text(source, node.child_by_field_name("alias"))])
     elif kind == "use_wildcard":
-        out.append([prefix + _squash(_text(node)).replace(" ", ""), "*"])
+        out.append([prefix + _squash(_text(source, node)).replace(" ", ""), "*"])
     elif kind == "scoped_use_list":
         path_node = node.child_by_field_name("path")
-        inner = prefix + (_squash(_text(path_node)).replace(" ", "") + "::" if path_node else "")
-        _flatten_use(node.child_by_field_name("list"), inner, out)
+        inner = prefix + (_squash(_text(source, path_node)).replace(" ", "") + "::"
+                          if path_node else "")
+        _flatten_use(source, node.child_by_field_name("list"), inner, out)
     elif kind == "use_list":
         for child in node.named_children:
-            _flatten_use(child, prefix, out)
+            _flatten_use(source, child, prefix, out)
 
 
 def analyse(file: ParsedFile | bytes) -> dict:
