@@ -126,8 +126,10 @@ def task_tokens():
     events.expect("tokens", sum(len(batch) for _, _, batch in tasks))
     for each, name, batch in tasks:
         keys = keys_of[each]
+        # On the chunks task as a whole: a task of it is known only once doit has created
+        # them, which `doit tokens` alone would not have done.
         yield {"name": name, "actions": [(actions.build_token_shards, [SESSION, each, batch])],
-               "task_dep": [f"chunks:{name}"],
+               "task_dep": ["chunks"],
                "uptodate": [(SESSION.none_built_ahead, ["tokens", each, batch])],
                "targets": [store.record_file(config.cache, "tokens", keys[sha])
                            for sha in batch]}
