@@ -112,3 +112,26 @@ def test_the_part_writer_ignores_a_ctrl_c_that_comes_while_it_starts(tmp_path):
     writer.close()
     process.join(timeout=30)
     assert process.exitcode == 0
+
+
+def test_the_tokens_stage_stores_the_rows_the_merge_would_pack(workdir, sample_repo):
+    """The tokens stage's workers store each commit's rows as the merge packs them when it
+    keeps all the commit's segments: byte for byte the records a merge makes itself, and
+    the same outputs. (Duplicates and leaks kept, the merge keeps every segment.)"""
+    extend_sample_repository(sample_repo, 40)          # enough commits for a pool
+    args = [f"repo={sample_repo}", "jobs=2", "keep_duplicates=true", "leakage_guard=off"]
+    code, record = run_doit(*args, "tokens")
+    assert code == 0 and record.processes == {"chunks": 2, "tokens": 2}
+    rows = workdir / "cache" / "rows"
+    by_workers = {path.name: path.read_bytes() for path in rows.rglob("*.msgpack")}
+    assert not (workdir / "dataset").exists() and len(by_workers) > 20
+    assert run_doit(*args)[0] == 0
+    outputs = split_outputs(workdir / "dataset")
+
+    for merged in ("rows", "parts", "merge"):       # the merge packs every commit again
+        shutil.rmtree(workdir / "cache" / merged)
+    (workdir / "dataset" / "manifest.json").unlink()
+    assert run_doit(*args)[0] == 0
+    by_merge = {path.name: path.read_bytes() for path in rows.rglob("*.msgpack")}
+    assert split_outputs(workdir / "dataset") == outputs
+    assert by_merge == by_workers

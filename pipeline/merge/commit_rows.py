@@ -3,7 +3,9 @@ jsonl lines and what stats.json counts of them, cached by content.
 
 A commit's rows depend only on its token shard, which of its segments the merge keeps and
 its repository's name; so they are a cache record keyed by exactly those, and a merge
-after `git pull` packs and decodes only the commits it has not seen with that key.
+after `git pull` packs and decodes only the commits it has not seen with that key. The
+tokens stage's workers store each commit's rows with all its segments kept, so a first
+merge packs only the commits it drops segments of.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pipeline import store
 from pipeline.config import Settings
+from pipeline.merge.decoding import Decoder
 from pipeline.merge.export import jsonl_lines
 from pipeline.merge.packing import pack_examples
 from pipeline.tokens.layout import Layout
@@ -71,20 +74,21 @@ def _record(sha: str, time: int, name: str, examples: list, packing: Counter,
             "lines": lines, "measures": _measures(examples, packing, time)}
 
 
-def _build(settings: Settings, layout: Layout, tokenizer, work: list) -> list:
+def _build(settings: Settings, layout: Layout, decoder: Decoder, work: list) -> list:
     """work: (token shard, kept positions, repository name) of several commits; their
     records, in order. Decoding the texts of several commits at once keeps the tokenizer's
     threads busy."""
     packed, name_ids = [], {}
     for shard, kept, name in work:
         if name not in name_ids:
-            name_ids[name] = tokenizer.encode(name, add_special_tokens=False).ids[:NAME_TOKENS]
+            name_ids[name] = decoder.tokenizer.encode(
+                name, add_special_tokens=False).ids[:NAME_TOKENS]
         packing = Counter()
         segments = [shard.segments[position] for position in kept]
         examples = pack_examples(settings, layout, name_ids[name], shard.message, segments,
                                  packing)
         packed.append((shard, name, examples, packing))
-    lines = jsonl_lines(tokenizer, layout, [(example, shard, name)
+    lines = jsonl_lines(decoder, layout, [(example, shard, name)
                                             for shard, name, examples, _ in packed
                                             for example in examples])
     return [_record(shard.sha, shard.committer_time, name, examples, packing,
@@ -92,7 +96,21 @@ def _build(settings: Settings, layout: Layout, tokenizer, work: list) -> list:
             for shard, name, examples, packing in packed]
 
 
-def commit_rows(settings: Settings, layout: Layout, tokenizer, wanted: list,
+def store_rows_keeping_all(settings: Settings, layout: Layout, decoder: Decoder,
+                           token_key: str, shard, name: str) -> None:
+    """Store a commit's rows as the merge packs them when it keeps all the commit's
+    segments, which it does for most commits. The tokens stage's workers call this after
+    each token shard, so packing and decoding run on every core; the merge reads these
+    records back and packs only the commits it drops segments of (duplicates, leaks)."""
+    if not shard.segments:
+        return                      # no rows: the merge makes such a record, never stores it
+    kept = list(range(len(shard.segments)))
+    path = store.record_path(settings.cache, "rows", rows_key(token_key, kept, name))
+    if not path.exists():
+        store.write_record(path, _build(settings, layout, decoder, [(shard, kept, name)])[0])
+
+
+def commit_rows(settings: Settings, layout: Layout, decoder: Decoder, wanted: list,
                 token_shard, commit_of) -> list:
     """wanted: (rows key, history position, kept positions, repository name) per commit;
     their records, in order, from the cache or packed now (token_shard(position) gives a
@@ -116,7 +134,7 @@ def commit_rows(settings: Settings, layout: Layout, tokenizer, wanted: list,
         for start in range(0, len(missing), COMMITS_PER_DECODE):
             batch = missing[start:start + COMMITS_PER_DECODE]
             work = [(token_shard(wanted[i][1]), wanted[i][2], wanted[i][3]) for i in batch]
-            for i, record in zip(batch, _build(settings, layout, tokenizer, work)):
+            for i, record in zip(batch, _build(settings, layout, decoder, work)):
                 written.append(writer.submit(store.write_record, paths[i], record))
                 records[i] = record
         for done in written:

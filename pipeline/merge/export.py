@@ -12,21 +12,24 @@ from __future__ import annotations
 import json
 from array import array
 
+from pipeline.merge.decoding import Decoder
 from pipeline.tokens.layout import Layout
 from pipeline.tokens.segments import ID_TYPE
 
 BATCH_ROWS = 256     # rows decoded at a time: one call keeps the cores busy, memory bounded
 
 
-def _ids(data: bytes, skip: int = 0) -> list:
-    ids = array(ID_TYPE)
-    ids.frombytes(data)
-    return ids[skip:].tolist()
+_ITEM_SIZE = array(ID_TYPE).itemsize
+
+
+def _ids(data: bytes, skip: int = 0) -> bytes:
+    """data's ids but the first skip (the marker)."""
+    return data[skip * _ITEM_SIZE:]
 
 
 def _texts_wanted(layout: Layout, example, shard) -> list:
     """Every id list of one example to decode, in the order _record reads them back."""
-    wanted = [example.input_ids.tolist(), _ids(shard.message)]
+    wanted = [example.input_ids.tobytes(), shard.message]
     for segment, pieces, _ in example.parts:
         wanted += [_ids(segment.old, len(layout.ids["before"])), _ids(segment.new)]
         wanted += [_ids(piece.ids, len(layout.context(piece.kind))) for piece in pieces]
@@ -49,7 +52,7 @@ def _record(example, shard, repository: str, texts: iter) -> dict:
             "segments": segments, "text": text}
 
 
-def jsonl_lines(tokenizer, layout: Layout, rows: list):
+def jsonl_lines(decoder: Decoder, layout: Layout, rows: list):
     """rows: (example, token shard, repository name) in tensor order; yields each one's
     line of the split's jsonl file. Decoded a batch of rows at a time, so memory stays
     bounded."""
@@ -57,7 +60,7 @@ def jsonl_lines(tokenizer, layout: Layout, rows: list):
         batch = rows[start:start + BATCH_ROWS]
         wanted = [ids for example, shard, _ in batch
                   for ids in _texts_wanted(layout, example, shard)]
-        texts = iter(tokenizer.decode_batch(wanted, skip_special_tokens=False))
+        texts = iter(decoder.decode(wanted))
         for example, shard, repository in batch:
             yield json.dumps(_record(example, shard, repository, texts),
                              ensure_ascii=False) + "\n"

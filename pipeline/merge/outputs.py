@@ -19,6 +19,7 @@ from pipeline import __version__, store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
 from pipeline.merge.commit_rows import ROWS_VERSION, commit_rows, rows_key
+from pipeline.merge.decoding import Decoder
 from pipeline.merge.messages import low_information
 from pipeline.merge.parts import PART_VERSION, part_name, write_part
 from pipeline.merge.splits import SPLITS, kept_segments
@@ -153,8 +154,10 @@ def _merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard
     def commit_of(position):
         return summaries[position].sha, summaries[position].time
 
+    decoder = Decoder(tokenizer)
+
     def rows_of(wanted):
-        return commit_rows(settings, layout, tokenizer, wanted, token_shard, commit_of)
+        return commit_rows(settings, layout, decoder, wanted, token_shard, commit_of)
 
     files, parts, measures = {}, {}, {}
     for split, (start, end) in bounds.items():

@@ -13,15 +13,18 @@ import gc
 from pathlib import Path
 
 from pipeline import store
-from pipeline.chunks.shard import build_chunk_shard, chunk_shard_path
+from pipeline.chunks.shard import build_chunk_shard, chunk_shard_path, shard_key
 from pipeline.config import Settings
 from pipeline.git.commit_list import current_pointer, read_commit_list
 from pipeline.git.history import BlobReader, open_repository
+from pipeline.merge.commit_rows import store_rows_keeping_all
+from pipeline.merge.decoding import Decoder
 from pipeline.records import ChunkShard, Commit, TokenShard, to_plain
 from pipeline.rust.parsing import RecentParses
 from pipeline.rust.symbols import SymbolIndex
 from pipeline.tokens.layout import layout_of
-from pipeline.tokens.segments import build_token_shard, plain_token_shard, token_shard_path
+from pipeline.tokens.segments import (build_token_shard, plain_token_shard, token_shard_key,
+                                      token_shard_path)
 from pipeline.tokens.text_ids import TextIds
 from pipeline.tokens.tokenizer import current_tokenizer_info, load_tokenizer
 
@@ -47,6 +50,7 @@ class Worker:
         self._by_sha: dict | None = None
         self._tokenizer = None              # (info, tokenizer, layout)
         self._text_ids: TextIds | None = None   # the tokenizer's recent encodings
+        self._decoder: Decoder | None = None    # and recent decodings (for rows)
 
     def _new_index(self) -> SymbolIndex:
         return SymbolIndex(self.repo, self.reader, RecentParses(), self.settings.cache,
@@ -74,6 +78,7 @@ class Worker:
             tokenizer = load_tokenizer(info["path"])
             self._tokenizer = (info, tokenizer, layout_of(tokenizer))
             self._text_ids = TextIds(tokenizer)
+            self._decoder = Decoder(tokenizer)
         return self._tokenizer
 
     def path(self, stage: str, sha: str) -> Path:
@@ -117,12 +122,21 @@ class Worker:
         self._stage = stage
 
     def build_block(self, stage: str, shas: list) -> list:
-        """Build the stage's shard of each sha, in order; returns shas."""
+        """Build the stage's shard of each sha, in order; returns shas. A token shard's
+        commit rows are stored with it (see commit_rows.store_rows_keeping_all)."""
         self._enter(stage)
         for sha in shas:
-            self.build(stage, sha)
+            shard = self.build(stage, sha)
+            if stage == "tokens":
+                self._store_rows(sha, shard)
         self._end_block(stage, shas)
         return shas
+
+    def _store_rows(self, sha: str, shard: TokenShard) -> None:
+        info, _, layout = self.tokenizer()
+        token_key = token_shard_key(self.settings, shard_key(self.settings, sha), info["hash"])
+        store_rows_keeping_all(self.settings, layout, self._decoder, token_key, shard,
+                               self.listing()["name"])
 
     def _end_block(self, stage: str, shas: list) -> None:
         if stage == "chunks" and shas:
@@ -130,7 +144,8 @@ class Worker:
 
     def build_block_unstored(self, stage: str, shas: list) -> list:
         """Build the stage's shard of each sha, in order, storing none: (sha, path, record)
-        of each, for the doit process to store when the task the commit belongs to runs."""
+        of each, for the doit process to store when the task the commit belongs to runs.
+        (Rows are left to the merge: sending them too would double what a block sends.)"""
         self._enter(stage)
         built = [(sha, self.path(stage, sha), self.make(stage, sha)[1]) for sha in shas]
         self._end_block(stage, shas)

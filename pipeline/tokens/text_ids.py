@@ -53,33 +53,33 @@ def splits_at_line_ends(tokenizer) -> bool:
                for token in tokenizer.get_added_tokens_decoder().values())
 
 
-class _Remembered:
-    """Strings -> int32 id arrays, holding at most capacity ids, least recently used first
-    out."""
+class RecentlyUsed:
+    """Keys -> values (texts -> id arrays here; id runs -> texts in merge.decoding), holding
+    values of at most capacity in length all told, least recently used first out."""
 
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self.ids: OrderedDict = OrderedDict()
+        self.values: OrderedDict = OrderedDict()
         self._held = 0
 
-    def missing(self, texts) -> list:
-        """The distinct texts not remembered (those remembered become the most recent)."""
-        ids, missing = self.ids, {}
-        for text in texts:
-            if text in ids:
-                ids.move_to_end(text)
+    def missing(self, keys) -> list:
+        """The distinct keys not remembered (those remembered become the most recent)."""
+        values, missing = self.values, {}
+        for key in keys:
+            if key in values:
+                values.move_to_end(key)
             else:
-                missing[text] = None
+                missing[key] = None
         return list(missing)
 
     def add(self, found: dict) -> None:
-        for text, values in found.items():
-            self.ids[text] = values
-            self._held += len(values)
+        for key, value in found.items():
+            self.values[key] = value
+            self._held += len(value)
 
     def trim(self) -> None:
-        while self._held > self.capacity and len(self.ids) > 1:
-            self._held -= len(self.ids.popitem(last=False)[1])
+        while self._held > self.capacity and len(self.values) > 1:
+            self._held -= len(self.values.popitem(last=False)[1])
 
 
 class TextIds:
@@ -89,8 +89,8 @@ class TextIds:
 
     def __init__(self, tokenizer, capacity: int = 2_000_000, line_capacity: int = 1_000_000):
         self.tokenizer = tokenizer
-        self._texts = _Remembered(capacity)
-        self._pieces = _Remembered(line_capacity) if splits_at_line_ends(tokenizer) else None
+        self._texts = RecentlyUsed(capacity)
+        self._pieces = RecentlyUsed(line_capacity) if splits_at_line_ends(tokenizer) else None
 
     def encode(self, texts: list, once: list = ()) -> tuple[list, list]:
         """(ids of each of texts, Encoding of each of once) from one batched encode of the
@@ -110,13 +110,13 @@ class TextIds:
                               for piece, encoding in zip(new_pieces, encodings[len(once):])})
             found = dict(zip(missing, map(self._joined, pieces_of)))
             self._pieces.trim()
-        result = [found[text] if text in found else self._texts.ids[text] for text in texts]
+        result = [found[text] if text in found else self._texts.values[text] for text in texts]
         self._texts.add(found)
         self._texts.trim()
         return result, encodings[:len(once)]
 
     def _joined(self, pieces: list) -> array:
-        ids, remembered = array(ID_TYPE), self._pieces.ids
+        ids, remembered = array(ID_TYPE), self._pieces.values
         for piece in pieces:
             ids += remembered[piece]
         return ids

@@ -1,0 +1,91 @@
+"""Token ids in, their text out, exactly as tokenizer.decode(ids, skip_special_tokens=False)
+gives it; each distinct run of ids between added tokens decoded once while recently used.
+
+A row's jsonl line holds the row's whole text and, again, each of its parts (old code,
+message, new code, context snippets), so every token was decoded twice; and the same
+snippets and code versions come back commit after commit. With a byte-level decoder (see
+`joins_at_added_tokens`), a text is the texts of its runs between added tokens (the
+layout's markers among them) joined with those tokens' own texts, and a part is such a
+run: so each run is decoded once, and the whole text is joined from its runs.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+
+from pipeline.tokens.text_ids import ID_TYPE, RecentlyUsed
+
+# The texts of runs remembered, in characters: a few thousand snippets and code versions.
+DECODED_CAPACITY = 4_000_000
+_ITEM_SIZE = array(ID_TYPE).itemsize
+
+
+def joins_at_added_tokens(tokenizer, added_texts: dict) -> bool:
+    """Whether decoding ids equals decoding their runs between added tokens and joining
+    them with those tokens' texts: true for a ByteLevel decoder (StarCoder's, StarCoder2's,
+    the one the pipeline trains), which maps each token to bytes and makes them one UTF-8
+    text, when every added token's bytes are whole characters (then a run's broken
+    character, if any, is broken alike in the whole text). Any other decoder decodes whole
+    id lists, as before."""
+    if tokenizer.decoder is None:
+        return False
+    decoder = json.loads(tokenizer.decoder.__getstate__())
+    return decoder.get("type") == "ByteLevel" and all(
+        "\ufffd" not in text for text in added_texts.values())
+
+
+class Decoder:
+    """A tokenizer's decoding, with the texts of runs remembered (see the module)."""
+
+    def __init__(self, tokenizer, capacity: int = DECODED_CAPACITY):
+        # Here, not at the top: a no-op `doit` imports this module and never decodes.
+        import numpy
+        self.tokenizer = tokenizer
+        self._added = {id_: tokenizer.decode([id_], skip_special_tokens=False)
+                       for id_ in tokenizer.get_added_tokens_decoder()}
+        self._is_added = numpy.zeros(tokenizer.get_vocab_size(with_added_tokens=True), bool)
+        self._is_added[list(self._added)] = True
+        self._runs = RecentlyUsed(capacity) if joins_at_added_tokens(tokenizer, self._added) \
+            else None
+
+    def decode(self, id_lists: list) -> list:
+        """The text of each of id_lists (int32 ids as bytes), from one batched decode of
+        the runs not remembered."""
+        if self._runs is None:
+            return self.tokenizer.decode_batch([_values(ids) for ids in id_lists],
+                                               skip_special_tokens=False)
+        split = [self._split(ids) for ids in id_lists]
+        missing = self._runs.missing(part for parts in split for part in parts
+                                     if isinstance(part, bytes))
+        texts = self.tokenizer.decode_batch([_values(run) for run in missing],
+                                            skip_special_tokens=False)
+        found = dict(zip(missing, texts))
+        remembered = self._runs.values
+        result = ["".join(self._added[part] if isinstance(part, int)
+                          else found[part] if part in found else remembered[part]
+                          for part in parts)
+                  for parts in split]
+        self._runs.add(found)
+        self._runs.trim()
+        return result
+
+    def _split(self, ids: bytes) -> list:
+        """ids as its runs between added tokens (bytes) and those tokens (ints), in order."""
+        import numpy
+        values = numpy.frombuffer(ids, dtype=ID_TYPE)
+        parts, start = [], 0
+        for at in numpy.flatnonzero(self._is_added[values]).tolist():
+            if at > start:
+                parts.append(ids[start * _ITEM_SIZE:at * _ITEM_SIZE])
+            parts.append(int(values[at]))
+            start = at + 1
+        if start < len(values):
+            parts.append(ids[start * _ITEM_SIZE:])
+        return parts
+
+
+def _values(ids: bytes) -> list:
+    values = array(ID_TYPE)
+    values.frombytes(ids)
+    return values.tolist()

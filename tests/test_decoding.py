@@ -1,0 +1,92 @@
+"""Remembered decodings: a text joined from its runs between added tokens is exactly the
+tokenizer's own decode, broken characters and all."""
+
+from __future__ import annotations
+
+import random
+from array import array
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from pipeline.merge.decoding import Decoder, joins_at_added_tokens
+from pipeline.tokens.layout import MARKER_TOKENS
+from pipeline.tokens.tokenizer import train_tokenizer
+from test_text_ids import CORPUS, random_texts, starcoder_like_tokenizer
+
+# Characters of two to four bytes that the small vocabularies below keep apart, so that a
+# list cut between two tokens breaks them (as a path cut to its last tokens, or a text cut
+# to its budget, can).
+WIDE = ["🦀", "日本語", "é", "ü"]
+
+
+def id_lists(tokenizer, count: int, seed: int) -> list:
+    """Rows of runs as a packed row has them: markers, then texts' ids, some cut at both
+    ends; and lists repeated, as snippets and code versions come back."""
+    rng = random.Random(seed)
+    texts = [text + rng.choice(WIDE) + text for text in random_texts(200, seed)]
+    added = sorted(tokenizer.get_added_tokens_decoder())
+    lists = []
+    for _ in range(count):
+        if lists and rng.random() < 0.3:
+            lists.append(rng.choice(lists))
+            continue
+        ids = []
+        for _ in range(rng.randrange(0, 6)):
+            if rng.random() < 0.7:
+                ids.append(rng.choice(added))
+            text_ids = tokenizer.encode(rng.choice(texts), add_special_tokens=False).ids
+            end = rng.randrange(0, len(text_ids) + 1)
+            ids += text_ids[rng.randrange(0, end + 1) if rng.random() < 0.3 else 0:end]
+        lists.append(array("i", ids).tobytes())
+    return lists
+
+
+def decoded(tokenizer, lists: list) -> list:
+    return tokenizer.decode_batch([array("i", ids).tolist() for ids in lists],
+                                  skip_special_tokens=False)
+
+
+def byte_level_tokenizers() -> list:
+    starcoder = starcoder_like_tokenizer()
+    starcoder.decoder = decoders.ByteLevel()        # as StarCoder's and StarCoder2's
+    return [train_tokenizer(CORPUS, 400), starcoder]
+
+
+def test_texts_joined_from_remembered_runs_are_the_tokenizers_own_decode():
+    for tokenizer in byte_level_tokenizers():
+        assert joins_at_added_tokens(tokenizer, {})
+        lists = id_lists(tokenizer, 600, seed=3)
+        expected = decoded(tokenizer, lists)
+        assert any("\ufffd" in text for text in expected)      # broken characters were made
+        decoder = Decoder(tokenizer, capacity=300)      # runs are also forgotten on the way
+        for batch in range(0, len(lists), 9):
+            assert decoder.decode(lists[batch:batch + 9]) == expected[batch:batch + 9]
+
+
+def test_another_decoder_is_given_whole_lists():
+    """A decoder that looks at its neighbours (WordPiece joins tokens with spaces and cleans
+    up around punctuation) would be wrong joined: it decodes whole lists, exactly."""
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    tokenizer.train_from_iterator(CORPUS, trainers.WordPieceTrainer(
+        vocab_size=300, special_tokens=["[UNK]", *MARKER_TOKENS]))
+    assert not joins_at_added_tokens(tokenizer, {})
+    lists = id_lists(tokenizer, 300, seed=4)
+    expected = decoded(tokenizer, lists)
+    assert Decoder(tokenizer).decode(lists) == expected
+    # Joined at the markers, some would differ: the gate is needed.
+    marker_ids = set(tokenizer.get_added_tokens_decoder())
+    joined = []
+    for ids in lists:
+        values, parts, run = array("i", ids), [], []
+        for value in values:
+            if value in marker_ids:
+                parts += [run, [value]]
+                run = []
+            else:
+                run.append(value)
+        parts.append(run)
+        joined.append("".join(tokenizer.decode(part, skip_special_tokens=False)
+                              for part in parts))
+    assert joined != expected
