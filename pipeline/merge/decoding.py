@@ -55,7 +55,7 @@ class Decoder:
         if self._runs is None:
             return self.tokenizer.decode_batch([_values(ids) for ids in id_lists],
                                                skip_special_tokens=False)
-        split = [self._split(ids) for ids in id_lists]
+        split = self._split(id_lists)
         missing = self._runs.missing(part for parts in split for part in parts
                                      if isinstance(part, bytes))
         texts = self.tokenizer.decode_batch([_values(run) for run in missing],
@@ -70,19 +70,28 @@ class Decoder:
         self._runs.trim()
         return result
 
-    def _split(self, ids: bytes) -> list:
-        """ids as its runs between added tokens (bytes) and those tokens (ints), in order."""
+    def _split(self, id_lists: list) -> list:
+        """Each of id_lists as its runs between added tokens (bytes) and those tokens
+        (ints), in order. The added tokens of all the lists are found in one pass."""
         import numpy
-        values = numpy.frombuffer(ids, dtype=ID_TYPE)
-        parts, start = [], 0
-        for at in numpy.flatnonzero(self._is_added[values]).tolist():
-            if at > start:
-                parts.append(ids[start * _ITEM_SIZE:at * _ITEM_SIZE])
-            parts.append(int(values[at]))
-            start = at + 1
-        if start < len(values):
-            parts.append(ids[start * _ITEM_SIZE:])
-        return parts
+        joined = b"".join(id_lists)
+        values = numpy.frombuffer(joined, dtype=ID_TYPE)
+        added = numpy.flatnonzero(self._is_added[values]).tolist()
+        split, next_added, start = [], 0, 0
+        for ids in id_lists:
+            end = start + len(ids) // _ITEM_SIZE
+            parts = []
+            while next_added < len(added) and added[next_added] < end:
+                at = added[next_added]
+                if at > start:
+                    parts.append(joined[start * _ITEM_SIZE:at * _ITEM_SIZE])
+                parts.append(int(values[at]))
+                start, next_added = at + 1, next_added + 1
+            if start < end:
+                parts.append(joined[start * _ITEM_SIZE:end * _ITEM_SIZE])
+            split.append(parts)
+            start = end
+        return split
 
 
 def _values(ids: bytes) -> list:

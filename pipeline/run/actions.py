@@ -175,10 +175,8 @@ def retrain_tokenizer(settings: Settings) -> None:
 
 @user_errors_fail_the_task
 def build_token_shards(session: RunSession, settings: Settings, shas: list) -> None:
-    """One repository's token shards (and commit rows) of shas. While the workers build
-    many, the part writer imports torch: the merge that follows has little else to wait
-    for, since its rows are mostly built."""
-    _build_missing(session, "tokens", settings, shas, session.start_part_writer)
+    """One repository's token shards of shas, and their commits' rows (Worker.build_block)."""
+    _build_missing(session, "tokens", settings, shas)
 
 
 @user_errors_fail_the_task
