@@ -114,10 +114,13 @@ def test_the_part_writer_ignores_a_ctrl_c_that_comes_while_it_starts(tmp_path):
     assert process.exitcode == 0
 
 
-def test_the_tokens_stage_stores_the_rows_the_merge_would_pack(workdir, sample_repo):
+def test_the_tokens_stage_leaves_the_merge_no_token_shard_to_read(workdir, sample_repo,
+                                                                 capfd):
     """The tokens stage's workers store each commit's rows as the merge packs them when it
-    keeps all the commit's segments: byte for byte the records a merge makes itself, and
-    the same outputs. (Duplicates and leaks kept, the merge keeps every segment.)"""
+    keeps all the commit's segments, and the shards' summaries. A merge that keeps every
+    segment (duplicates and leaks kept) then reads no token shard: it merges with all of
+    them damaged. Its rows are byte for byte those a merge makes itself, and so are the
+    outputs."""
     extend_sample_repository(sample_repo, 40)          # enough commits for a pool
     args = [f"repo={sample_repo}", "jobs=2", "keep_duplicates=true", "leakage_guard=off"]
     code, record = run_doit(*args, "tokens")
@@ -125,10 +128,21 @@ def test_the_tokens_stage_stores_the_rows_the_merge_would_pack(workdir, sample_r
     rows = workdir / "cache" / "rows"
     by_workers = {path.name: path.read_bytes() for path in rows.rglob("*.msgpack")}
     assert not (workdir / "dataset").exists() and len(by_workers) > 20
+    new_summaries = workdir / "cache" / "merge" / "new-summaries"
+    assert len(list(new_summaries.iterdir())) > 1
+    shards = {path: path.read_bytes() for path in (workdir / "cache" / "tokens").rglob("*.msgpack")
+              if path.name != "current.msgpack"}
+    for path in shards:
+        path.write_bytes(b"damaged")
+    capfd.readouterr()
     assert run_doit(*args)[0] == 0
+    assert "is damaged" not in capfd.readouterr().err
+    assert not list(new_summaries.iterdir())         # taken into the summaries' index
     outputs = split_outputs(workdir / "dataset")
 
-    for merged in ("rows", "parts", "merge"):       # the merge packs every commit again
+    for path, data in shards.items():
+        path.write_bytes(data)
+    for merged in ("rows", "parts", "merge"):       # the merge reads and packs all again
         shutil.rmtree(workdir / "cache" / merged)
     (workdir / "dataset" / "manifest.json").unlink()
     assert run_doit(*args)[0] == 0

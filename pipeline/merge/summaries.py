@@ -6,7 +6,9 @@ counts stats.json sums; it needs the segments' token ids only for the commits wh
 it writes. A summary is that small part of a token shard. All the history's summaries
 live in one cache file, keyed by token shard key, so a merge after one new commit reads
 one file instead of every token shard; a summary that is missing (or the whole file,
-damaged) is made again from its token shard.
+damaged) is made again from its token shard. The tokens stage's workers store the
+summaries of the shards they build, a file per block, and the next merge takes them into
+the index: a first merge of a long history then reads none of its token shards for them.
 """
 
 from __future__ import annotations
@@ -73,6 +75,19 @@ def _index_path(settings: Settings) -> Path:
     return settings.cache / "merge" / "summaries.msgpack"
 
 
+def _new_summaries_dir(settings: Settings) -> Path:
+    return settings.cache / "merge" / "new-summaries"
+
+
+def store_new_summaries(settings: Settings, by_key: dict) -> None:
+    """Store summaries of token shards just built (token shard key -> summarize(shard)) for
+    the next merge. A summary is a pure function of its key, so a file left by a run that
+    stopped before its merge is as good later."""
+    if by_key:
+        name = store.content_key(sorted(by_key)) + ".msgpack"
+        store.write_record(_new_summaries_dir(settings) / name, by_key)
+
+
 def load_summaries(settings: Settings, token_keys: list, token_shard) -> list:
     """The Summary of each token shard key, in order; token_shard(position) reads (or
     rebuilds) the shard of a key the index lacks. The index is rewritten, with exactly the
@@ -82,13 +97,19 @@ def load_summaries(settings: Settings, token_keys: list, token_shard) -> list:
     if not stored or stored.get("version") != SUMMARY_VERSION:
         stored = {"version": SUMMARY_VERSION, "by_key": {}}
     by_key, changed = stored["by_key"], False
+    new_files = sorted(_new_summaries_dir(settings).glob("*.msgpack"))
+    for new_file in new_files:
+        # A damaged file is reported and left out: its shards are read instead.
+        by_key.update(store.read_record(new_file) or {})
     summaries = []
     for position, key in enumerate(token_keys):
         if key not in by_key:
             by_key[key], changed = summarize(token_shard(position)), True
         summaries.append(_summary(by_key[key]))
     wanted = set(token_keys)
-    if changed or len(by_key) != len(wanted):
+    if changed or new_files or len(by_key) != len(wanted):
         stored["by_key"] = {key: value for key, value in by_key.items() if key in wanted}
         store.write_record(path, stored)
+    for new_file in new_files:               # in the index now
+        new_file.unlink(missing_ok=True)
     return summaries

@@ -19,6 +19,7 @@ from pipeline.git.commit_list import current_pointer, read_commit_list
 from pipeline.git.history import BlobReader, open_repository
 from pipeline.merge.commit_rows import store_rows_keeping_all
 from pipeline.merge.decoding import Decoder
+from pipeline.merge.summaries import store_new_summaries, summarize
 from pipeline.records import ChunkShard, Commit, TokenShard, to_plain
 from pipeline.rust.parsing import RecentParses
 from pipeline.rust.symbols import SymbolIndex
@@ -122,21 +123,24 @@ class Worker:
         self._stage = stage
 
     def build_block(self, stage: str, shas: list) -> list:
-        """Build the stage's shard of each sha, in order; returns shas. A token shard's
-        commit rows are stored with it (see commit_rows.store_rows_keeping_all)."""
+        """Build the stage's shard of each sha, in order; returns shas. With the token
+        shards, the merge's share of them: each commit's rows (see
+        commit_rows.store_rows_keeping_all) and the block's summaries (see
+        summaries.store_new_summaries)."""
         self._enter(stage)
+        summaries = {}
         for sha in shas:
             shard = self.build(stage, sha)
             if stage == "tokens":
-                self._store_rows(sha, shard)
+                info, _, layout = self.tokenizer()
+                key = token_shard_key(self.settings, shard_key(self.settings, sha),
+                                      info["hash"])
+                store_rows_keeping_all(self.settings, layout, self._decoder, key, shard,
+                                       self.listing()["name"])
+                summaries[key] = summarize(shard)
+        store_new_summaries(self.settings, summaries)
         self._end_block(stage, shas)
         return shas
-
-    def _store_rows(self, sha: str, shard: TokenShard) -> None:
-        info, _, layout = self.tokenizer()
-        token_key = token_shard_key(self.settings, shard_key(self.settings, sha), info["hash"])
-        store_rows_keeping_all(self.settings, layout, self._decoder, token_key, shard,
-                               self.listing()["name"])
 
     def _end_block(self, stage: str, shas: list) -> None:
         if stage == "chunks" and shas:
