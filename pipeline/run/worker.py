@@ -149,7 +149,8 @@ class Worker:
     def build_block_unstored(self, stage: str, shas: list) -> list:
         """Build the stage's shard of each sha, in order, storing none: (sha, path, record)
         of each, for the doit process to store when the task the commit belongs to runs.
-        (Rows are left to the merge: sending them too would double what a block sends.)"""
+        (Rows and summaries are left to the merge: sending rows too would double what a
+        block sends.)"""
         self._enter(stage)
         built = [(sha, self.path(stage, sha), self.make(stage, sha)[1]) for sha in shas]
         self._end_block(stage, shas)
