@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from conftest import run_doit, split_outputs
+from pipeline import store
 from pipeline.config import Settings
-from pipeline.git.sample_repo import extend_sample_repository
+from pipeline.git.sample_repo import commit_count, extend_sample_repository
 from pipeline.loading import jsonl_lines, load_split, load_tensors
 from pipeline.run.part_writer import PartWriter
 from pipeline.tokens.segments import ID_TYPE
@@ -114,38 +115,30 @@ def test_the_part_writer_ignores_a_ctrl_c_that_comes_while_it_starts(tmp_path):
     assert process.exitcode == 0
 
 
-def test_the_tokens_stage_leaves_the_merge_no_token_shard_to_read(workdir, sample_repo,
-                                                                 capfd):
-    """The tokens stage's workers store each commit's rows as the merge packs them when it
-    keeps all the commit's segments, and the shards' summaries. A merge that keeps every
-    segment (duplicates and leaks kept) then reads no token shard: it merges with all of
-    them damaged. Its rows are byte for byte those a merge makes itself, and so are the
-    outputs."""
+def test_the_pools_workers_pack_a_first_merges_rows_as_the_merge_itself_would(workdir,
+                                                                              sample_repo):
+    """A first merge of many commits has the tokens stage's workers pack its rows; a merge
+    alone (jobs=1) packs the same records, byte for byte, and writes the same outputs.
+    The workers also left the token shards' summaries, which the merge took in."""
     extend_sample_repository(sample_repo, 40)          # enough commits for a pool
-    args = [f"repo={sample_repo}", "jobs=2", "keep_duplicates=true", "leakage_guard=off"]
+    args = [f"repo={sample_repo}", "jobs=2"]
     code, record = run_doit(*args, "tokens")
     assert code == 0 and record.processes == {"chunks": 2, "tokens": 2}
+    new_summaries = workdir / "cache" / "merge" / "new-summaries"
+    left = [store.read_record(path) for path in new_summaries.iterdir()]
+    assert sum(map(len, left)) == commit_count(sample_repo)
+    code, record = run_doit(*args)               # the tokens stage's pool is gone: a new one
+    assert code == 0 and record.processes["merge"] == 2 and record.pools_started == ["rows"]
+    assert not list(new_summaries.iterdir())         # taken into the summaries' index
     rows = workdir / "cache" / "rows"
     by_workers = {path.name: path.read_bytes() for path in rows.rglob("*.msgpack")}
-    assert not (workdir / "dataset").exists() and len(by_workers) > 20
-    new_summaries = workdir / "cache" / "merge" / "new-summaries"
-    assert len(list(new_summaries.iterdir())) > 1
-    shards = {path: path.read_bytes() for path in (workdir / "cache" / "tokens").rglob("*.msgpack")
-              if path.name != "current.msgpack"}
-    for path in shards:
-        path.write_bytes(b"damaged")
-    capfd.readouterr()
-    assert run_doit(*args)[0] == 0
-    assert "is damaged" not in capfd.readouterr().err
-    assert not list(new_summaries.iterdir())         # taken into the summaries' index
+    assert len(by_workers) > 20
     outputs = split_outputs(workdir / "dataset")
 
-    for path, data in shards.items():
-        path.write_bytes(data)
-    for merged in ("rows", "parts", "merge"):       # the merge reads and packs all again
+    for merged in ("rows", "parts", "merge"):
         shutil.rmtree(workdir / "cache" / merged)
     (workdir / "dataset" / "manifest.json").unlink()
-    assert run_doit(*args)[0] == 0
-    by_merge = {path.name: path.read_bytes() for path in rows.rglob("*.msgpack")}
+    code, record = run_doit(f"repo={sample_repo}", "jobs=1")
+    assert code == 0 and record.processes.get("merge", 1) == 1
+    assert {path.name: path.read_bytes() for path in rows.rglob("*.msgpack")} == by_workers
     assert split_outputs(workdir / "dataset") == outputs
-    assert by_merge == by_workers

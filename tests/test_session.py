@@ -148,13 +148,13 @@ def test_a_plan_takes_what_was_built_ahead_and_ends_the_stage_in_small_blocks():
 def test_a_pool_builds_each_commit_once_with_the_next_task_built_ahead(workdir, sample_repo):
     """Two tasks in a pool: the second's first commits are built ahead, during the first,
     and stored, counted and used once, like the rest (then given one at a time). The
-    chunks stage's workers go on with the tokens stage."""
+    chunks stage's workers go on with the tokens stage, then pack the merge's rows."""
     extend_sample_repository(sample_repo, 80)          # 111 commits: tasks of 64 and 47
     shas = git(sample_repo, "rev-list", "HEAD").split()
     assert len(shas) == commit_count(sample_repo) > 64 + 2 * BLOCK["tokens"]
     code, record = run_doit(f"repo={sample_repo}", "jobs=2")
-    assert code == 0 and record.processes == {"chunks": 2, "tokens": 2}
-    assert record.pools_started == ["chunks"]         # its workers built the tokens too
+    assert code == 0 and record.processes == {"chunks": 2, "tokens": 2, "merge": 2}
+    assert record.pools_started == ["chunks"]         # its workers did all three
     for stage in ("chunks", "tokens"):
         assert sorted(record.built_shas[stage]) == sorted(shas), stage
     one_process = workdir / "one_process"

@@ -134,7 +134,7 @@ def test_incremental_runs_give_the_same_bytes_as_a_build_from_scratch(workdir, s
 def test_worker_processes_give_the_same_bytes_as_one_process(workdir, sample_repo):
     extend_sample_repository(sample_repo, 40)                # enough commits for a pool
     code, record = run_doit(f"repo={sample_repo}", "jobs=2")
-    assert code == 0 and record.processes == {"chunks": 2, "tokens": 2}
+    assert code == 0 and record.processes == {"chunks": 2, "tokens": 2, "merge": 2}
     assert len(built(record, "chunks")) == commit_count(sample_repo)
     pinned = json.loads((workdir / "dataset" / "manifest.json").read_text())[
         "tokenizer"]["trained_on_commit"]

@@ -3,13 +3,13 @@ jsonl lines and what stats.json counts of them, cached by content.
 
 A commit's rows depend only on its token shard, which of its segments the merge keeps and
 its repository's name; so they are a cache record keyed by exactly those, and a merge
-after `git pull` packs and decodes only the commits it has not seen with that key. The
-tokens stage's workers store each commit's rows with all its segments kept, so a first
-merge packs only the commits it drops segments of.
+after `git pull` packs and decodes only the commits it has not seen with that key. When
+many are missing (a first merge), the pool's workers pack them first, on every core.
 """
 
 from __future__ import annotations
 
+import os
 from array import array
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -96,18 +96,20 @@ def _build(settings: Settings, layout: Layout, decoder: Decoder, work: list) -> 
             for shard, name, examples, packing in packed]
 
 
-def store_rows_keeping_all(settings: Settings, layout: Layout, decoder: Decoder,
-                           token_key: str, shard, name: str) -> None:
-    """Store a commit's rows as the merge packs them when it keeps all the commit's
-    segments, which it does for most commits. The tokens stage's workers call this after
-    each token shard, so packing and decoding run on every core; the merge reads these
-    records back and packs only the commits it drops segments of (duplicates, leaks)."""
-    if not shard.segments:
-        return                      # no rows: the merge makes such a record, never stores it
-    kept = list(range(len(shard.segments)))
-    path = store.record_path(settings.cache, "rows", rows_key(token_key, kept, name))
-    if not path.exists():
-        store.write_record(path, _build(settings, layout, decoder, [(shard, kept, name)])[0])
+def store_rows(settings: Settings, layout: Layout, decoder: Decoder, key: str, shard,
+               kept: list, name: str) -> None:
+    """Pack and store one commit's rows (rows key, token shard, kept positions, repository
+    name) as commit_rows does: what a pool worker does for the merge (see
+    Worker.store_rows)."""
+    store.write_record(store.record_path(settings.cache, "rows", key),
+                       _build(settings, layout, decoder, [(shard, kept, name)])[0])
+
+
+def missing_rows(settings: Settings, wanted: list) -> list:
+    """Those of wanted (rows key, history position, kept positions, repository name) whose
+    rows commit_rows would pack now: they keep a segment and have no record."""
+    return [w for w in wanted
+            if w[2] and not os.path.exists(store.record_file(settings.cache, "rows", w[0]))]
 
 
 def commit_rows(settings: Settings, layout: Layout, decoder: Decoder, wanted: list,

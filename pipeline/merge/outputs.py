@@ -18,10 +18,10 @@ from pathlib import Path
 from pipeline import __version__, store
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
-from pipeline.merge.commit_rows import ROWS_VERSION, commit_rows, rows_key
+from pipeline.merge.commit_rows import ROWS_VERSION, commit_rows, missing_rows, rows_key
 from pipeline.merge.decoding import Decoder
 from pipeline.merge.messages import low_information
-from pipeline.merge.parts import PART_VERSION, part_name, write_part
+from pipeline.merge.parts import PART_VERSION, part_name, write_part, written_part
 from pipeline.merge.splits import SPLITS, kept_segments
 from pipeline.merge.stats import combined_measures, dataset_stats, repository_stats
 from pipeline.merge.summaries import SUMMARY_VERSION, load_summaries
@@ -123,19 +123,21 @@ def _remove_other_parts(out: Path, names: set) -> None:
 
 
 def merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard,
-          tokenizer_info: dict, tokenizer, key: str, tensor_writer) -> dict:
+          tokenizer_info: dict, tokenizer, key: str, tensor_writer, store_rows) -> dict:
     """Write the split parts (tensors, by tensor_writer: see parts.write_part; and texts),
     stats and manifest from the token shards of the timeline's commits
-    (token_keys and token_shard(position) in its order); returns the stats. The garbage
+    (token_keys and token_shard(position) in its order); returns the stats.
+    store_rows(work) first packs and stores the rows no record holds ((sha, kept positions,
+    repository name, rows key) of each commit), or leaves them to the merge. The garbage
     collector waits: the merge holds a summary per commit and makes no cycles, and its
     passes over them would cost a 20,000-commit merge a second."""
     with store.collection_paused():
         return _merge(settings, timeline, token_keys, token_shard, tokenizer_info, tokenizer,
-                      key, tensor_writer)
+                      key, tensor_writer, store_rows)
 
 
 def _merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard,
-           tokenizer_info: dict, tokenizer, key: str, tensor_writer) -> dict:
+           tokenizer_info: dict, tokenizer, key: str, tensor_writer, store_rows) -> dict:
     out = settings.dataset
     out.mkdir(parents=True, exist_ok=True)
     written = _written_parts(out)
@@ -159,18 +161,30 @@ def _merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard
     def rows_of(wanted):
         return commit_rows(settings, layout, decoder, wanted, token_shard, commit_of)
 
+    # split -> (part name, (rows key, history position, kept segments, repository) of each
+    # of its commits) of each part
+    plans = {split: [(part_name(split, number),
+                      [(rows_key(token_keys[position], kept[split][position - start],
+                                 names[timeline.sources[position]]),
+                        position, kept[split][position - start],
+                        names[timeline.sources[position]])
+                       for position in range(first, last)])
+                     for number, first, last in _part_ranges(start, end,
+                                                             settings.commits_per_part)]
+             for split, (start, end) in bounds.items()}
+    # The rows of the parts to write that no record holds, packed first by store_rows (the
+    # pool's workers, when there are many); commit_rows packs any it leaves.
+    unpacked = [w for split in SPLITS for name, wanted in plans[split]
+                if written_part(settings, out, name, [w[0] for w in wanted], layout.pad_id,
+                                written.get(name)) is None
+                for w in missing_rows(settings, wanted)]
+    store_rows([(timeline.commits[position]["sha"], segments, repository, key)
+                for key, position, segments, repository in unpacked])
+
     files, parts, measures = {}, {}, {}
-    for split, (start, end) in bounds.items():
+    for split in SPLITS:
         parts[split], split_measures = [], []
-        for number, first, last in _part_ranges(start, end, settings.commits_per_part):
-            name = part_name(split, number)
-            # (rows key, history position, kept segments, repository) of each commit
-            wanted = []
-            for position in range(first, last):
-                segments = kept[split][position - start]
-                repository = names[timeline.sources[position]]
-                wanted.append((rows_key(token_keys[position], segments, repository),
-                               position, segments, repository))
+        for name, wanted in plans[split]:
             part_key, part = write_part(settings, out, name, [w[0] for w in wanted],
                                         lambda wanted=wanted: rows_of(wanted),
                                         layout.pad_id, written.get(name), tensor_writer)

@@ -9,8 +9,7 @@ with the row's first segment, later ones keep the empty message/after marker pai
 segment has StarCoder's commit layout. Loss is on each segment's new code and on the token
 that ends it (the next segment's file marker, or end-of-text), so a model learns where a
 change ends; on the whole example with loss_on_all. Packing is the merge's, since the
-leakage guard decides first which segments are kept; the tokens stage packs each commit
-ahead as if all its segments were kept (merge.commit_rows), which they mostly are.
+leakage guard decides first which segments are kept.
 """
 
 from __future__ import annotations

@@ -127,9 +127,8 @@ def write_part(settings: Settings, out: Path, name: str, rows_keys: list, record
     here meanwhile.
     records_of() gives its commits' rows."""
     key = part_key(settings, rows_keys, pad_id)
-    path = store.record_path(settings.cache, "parts", key)
-    record = store.read_record(path)
-    if key == written_key and _in_place(out, name, record):
+    record = written_part(settings, out, name, rows_keys, pad_id, written_key)
+    if record is not None:
         return key, record
     records = records_of()
     tensors_written = tensor_writer(settings, out, name, tensor_rows(records), pad_id)
@@ -144,5 +143,16 @@ def write_part(settings: Settings, out: Path, name: str, rows_keys: list, record
     record = {"files": {".pt": tensors_written(), ".jsonl": lines_entry},
               "measures": combined_measures([r["measures"] for r in records]),
               "rows_keys": rows_keys}
-    store.write_record(path, record)
+    store.write_record(store.record_path(settings.cache, "parts", key), record)
     return key, record
+
+
+def written_part(settings: Settings, out: Path, name: str, rows_keys: list, pad_id: int,
+                 written_key: str | None) -> dict | None:
+    """The part's record if the last complete merge wrote it with this key (written_key)
+    and its files are in place: it is then neither read nor written again."""
+    key = part_key(settings, rows_keys, pad_id)
+    if key != written_key:
+        return None
+    record = store.read_record(store.record_path(settings.cache, "parts", key))
+    return record if _in_place(out, name, record) else None

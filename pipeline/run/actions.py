@@ -181,7 +181,6 @@ def build_token_shards(session: RunSession, settings: Settings, shas: list) -> N
 
 @user_errors_fail_the_task
 def merge_dataset(session: RunSession, settings: Settings) -> None:
-    session.end_executor()            # the workers' memory is the merge's now
     started = time.perf_counter()
     session.start_report_drawer()     # the report task follows: its imports meanwhile
     writer = session.start_part_writer()  # torch's import meanwhile, in its own process
@@ -196,7 +195,8 @@ def merge_dataset(session: RunSession, settings: Settings) -> None:
         return worker.shard("tokens", timeline.commits[position]["sha"])
 
     stats = merge(settings, timeline, token_keys, token_shard, info, tokenizer,
-                  current_merge_key(session, settings), writer.write_tensors)
+                  current_merge_key(session, settings), writer.write_tensors,
+                  functools.partial(session.store_rows, settings))
     session.end_part_writer()
     events.add_stage_time("merge", time.perf_counter() - started)
     events.record_outcome(stats)

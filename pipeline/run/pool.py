@@ -176,6 +176,16 @@ def _build_block(stage: str, shas: list) -> list:
     return _worker.build_block(stage, shas)
 
 
+def _store_rows(work: list) -> None:
+    _worker.store_rows(work)
+
+
+_ENDED_ABRUPTLY = (
+    "a worker process of the build ended abruptly (killed, or out of memory). Run `doit` "
+    "again to resume; if it happens again, give fewer processes with `doit jobs=1` (or "
+    "another number) or free some memory.")
+
+
 class Pool(BlockPool):
     """Worker processes for one stage of a run."""
 
@@ -203,10 +213,22 @@ class Pool(BlockPool):
         try:
             return [sha for sha in future.result() if sha in wanted]
         except BrokenProcessPool:
-            raise PipelineError(
-                "a worker process of the build ended abruptly (killed, or out of memory). Run "
-                "`doit` again to resume; if it happens again, give fewer processes with "
-                "`doit jobs=1` (or another number) or free some memory.") from None
+            raise PipelineError(_ENDED_ABRUPTLY) from None
+
+    def store_rows(self, work: list) -> None:
+        """Pack and store the merge's rows of work's commits (see Worker.store_rows), in
+        blocks of consecutive commits, as the tokens stage's: the merge waits for them all.
+        """
+        self.finish_stage()
+        size = BLOCK["tokens"]
+        with interrupts.held():
+            futures = [self.executor.submit(_store_rows, work[i:i + size])
+                       for i in range(0, len(work), size)]
+        try:
+            for future in futures:
+                future.result()
+        except BrokenProcessPool:
+            raise PipelineError(_ENDED_ABRUPTLY) from None
 
     def shutdown(self) -> None:
         """Stop once the blocks being built are done (the stage is over: there are none,

@@ -144,6 +144,13 @@ class RunSession:
         if size == 1 or not shas:
             yield from self.worker(settings).build_block(stage, shas)
             return
+        self._use_pool(stage, settings, size)
+        after = self._missing_after(stage, settings, shas[-1], self._pool.lookahead(stage))
+        yield from self._pool.build(stage, shas, after)
+
+    def _use_pool(self, stage: str, settings: Settings, size: int) -> None:
+        """A pool of size processes for the stage of one repository's commits: the one that
+        is up, its workers going on from their last stage, or a new one."""
         if self._pool_for[1:] == (settings, size) and self._pool_for[0] != stage:
             self._pool.finish_stage()       # its workers go on with this stage
             self._pool_for = (stage, settings, size)
@@ -152,8 +159,20 @@ class RunSession:
             pool = ray_pool.RayPool if settings.executor == "ray" else Pool
             self._pool, self._pool_for = pool(settings, size), (stage, settings, size)
             events.pool_started(stage)
-        after = self._missing_after(stage, settings, shas[-1], self._pool.lookahead(stage))
-        yield from self._pool.build(stage, shas, after)
+
+    def store_rows(self, settings: Settings, work: list) -> None:
+        """The merge's rows of work's commits ((sha, kept positions, repository name, rows
+        key) of each) packed and stored by the pool's workers when there are many: those of
+        the tokens stage if they are up. Then the pool is stopped: the merge needs its
+        memory. With several repositories, or Ray, the merge packs them itself."""
+        repositories = settings.repository_settings()
+        if len(repositories) == 1 and settings.executor != "ray":
+            size = self.processes("rows", repositories[0], len(work))
+            if size > 1:
+                self._use_pool("rows", repositories[0], size)
+                events.processes_used("merge", size)
+                self._pool.store_rows(work)
+        self.end_executor()
 
     def _built_ahead(self, stage: str, settings: Settings) -> dict:
         """sha -> block of the commits the stage's pool started ahead of their tasks."""

@@ -17,7 +17,7 @@ from pipeline.chunks.shard import build_chunk_shard, chunk_shard_path, shard_key
 from pipeline.config import Settings
 from pipeline.git.commit_list import current_pointer, read_commit_list
 from pipeline.git.history import BlobReader, open_repository
-from pipeline.merge.commit_rows import store_rows_keeping_all
+from pipeline.merge.commit_rows import store_rows
 from pipeline.merge.decoding import Decoder
 from pipeline.merge.summaries import store_new_summaries, summarize
 from pipeline.records import ChunkShard, Commit, TokenShard, to_plain
@@ -123,24 +123,28 @@ class Worker:
         self._stage = stage
 
     def build_block(self, stage: str, shas: list) -> list:
-        """Build the stage's shard of each sha, in order; returns shas. With the token
-        shards, the merge's share of them: each commit's rows (see
-        commit_rows.store_rows_keeping_all) and the block's summaries (see
-        summaries.store_new_summaries)."""
+        """Build the stage's shard of each sha, in order; returns shas. With token shards,
+        the block's summaries for the merge (see summaries.store_new_summaries)."""
         self._enter(stage)
         summaries = {}
         for sha in shas:
             shard = self.build(stage, sha)
             if stage == "tokens":
-                info, _, layout = self.tokenizer()
                 key = token_shard_key(self.settings, shard_key(self.settings, sha),
-                                      info["hash"])
-                store_rows_keeping_all(self.settings, layout, self._decoder, key, shard,
-                                       self.listing()["name"])
+                                      self.tokenizer()[0]["hash"])
                 summaries[key] = summarize(shard)
         store_new_summaries(self.settings, summaries)
         self._end_block(stage, shas)
         return shas
+
+    def store_rows(self, work: list) -> None:
+        """Pack and store the merge's rows of commits of this repository: work holds
+        (sha, kept positions, repository name, rows key) of each."""
+        self._enter("tokens")
+        _, _, layout = self.tokenizer()
+        for sha, kept, name, key in work:
+            store_rows(self.settings, layout, self._decoder, key, self.shard("tokens", sha),
+                       kept, name)
 
     def _end_block(self, stage: str, shas: list) -> None:
         if stage == "chunks" and shas:
@@ -149,8 +153,7 @@ class Worker:
     def build_block_unstored(self, stage: str, shas: list) -> list:
         """Build the stage's shard of each sha, in order, storing none: (sha, path, record)
         of each, for the doit process to store when the task the commit belongs to runs.
-        (Rows and summaries are left to the merge: sending rows too would double what a
-        block sends.)"""
+        (Summaries are left to the merge, which makes them from the shards.)"""
         self._enter(stage)
         built = [(sha, self.path(stage, sha), self.make(stage, sha)[1]) for sha in shas]
         self._end_block(stage, shas)
