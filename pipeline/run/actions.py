@@ -181,9 +181,10 @@ def build_token_shards(session: RunSession, settings: Settings, shas: list) -> N
 
 @user_errors_fail_the_task
 def merge_dataset(session: RunSession, settings: Settings) -> None:
+    # The memory of this process's Workers (their symbol indexes) is the merge's now; a
+    # pool that is up stays for the rows (see RunSession.store_rows).
+    session.close_workers()
     started = time.perf_counter()
-    session.start_report_drawer()     # the report task follows: its imports meanwhile
-    writer = session.start_part_writer()  # torch's import meanwhile, in its own process
     repositories = settings.repository_settings()
     info, tokenizer, _ = session.worker(repositories[0]).tokenizer()
     timeline = session.timeline(settings)
@@ -194,9 +195,18 @@ def merge_dataset(session: RunSession, settings: Settings) -> None:
         worker = session.worker(repositories[timeline.sources[position]])
         return worker.shard("tokens", timeline.commits[position]["sha"])
 
+    def store_rows(work):
+        session.store_rows(settings, work)
+        # The workers have stopped: the part writer imports torch, and the report's drawer
+        # matplotlib (the report task follows), while the merge reads the rows.
+        session.start_part_writer()
+        session.start_report_drawer()
+
+    def write_tensors(*part):
+        return session.start_part_writer().write_tensors(*part)
+
     stats = merge(settings, timeline, token_keys, token_shard, info, tokenizer,
-                  current_merge_key(session, settings), writer.write_tensors,
-                  functools.partial(session.store_rows, settings))
+                  current_merge_key(session, settings), write_tensors, store_rows)
     session.end_part_writer()
     events.add_stage_time("merge", time.perf_counter() - started)
     events.record_outcome(stats)

@@ -163,8 +163,9 @@ class RunSession:
     def store_rows(self, settings: Settings, work: list) -> None:
         """The merge's rows of work's commits ((sha, kept positions, repository name, rows
         key) of each) packed and stored by the pool's workers when there are many: those of
-        the tokens stage if they are up. Then the pool is stopped: the merge needs its
-        memory. With several repositories, or Ray, the merge packs them itself."""
+        the tokens stage if they are up. Then the pool is stopped, and Ray left: the merge
+        needs their memory. With several repositories, or Ray, the merge packs them
+        itself."""
         repositories = settings.repository_settings()
         if len(repositories) == 1 and settings.executor != "ray":
             size = self.processes("rows", repositories[0], len(work))
@@ -172,7 +173,8 @@ class RunSession:
                 self._use_pool("rows", repositories[0], size)
                 events.processes_used("merge", size)
                 self._pool.store_rows(work)
-        self.end_executor()
+        self.stop_pool()
+        ray_pool.disconnect()
 
     def _built_ahead(self, stage: str, settings: Settings) -> dict:
         """sha -> block of the commits the stage's pool started ahead of their tasks."""
@@ -241,14 +243,6 @@ class RunSession:
     def take_report_drawer(self):
         drawer, self._report_drawer = self._report_drawer, None
         return drawer
-
-    def end_executor(self) -> None:
-        """Stop the workers, leave Ray (a local instance ends) and close this process's
-        Workers: the merge needs the memory their symbol indexes hold (it opens a Worker
-        again for the tokenizer, and to rebuild a damaged shard)."""
-        self.stop_pool()
-        ray_pool.disconnect()
-        self.close_workers()
 
     def stop_pool(self, now: bool = False) -> None:
         """Stop the workers: once idle (a new stage, the merge) or now (the end of the run)."""
