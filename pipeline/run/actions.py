@@ -175,7 +175,8 @@ def retrain_tokenizer(settings: Settings) -> None:
 
 @user_errors_fail_the_task
 def build_token_shards(session: RunSession, settings: Settings, shas: list) -> None:
-    """One repository's token shards of shas, and their commits' rows (Worker.build_block)."""
+    """One repository's token shards of shas, and their summaries for the merge (see
+    Worker.build_block)."""
     _build_missing(session, "tokens", settings, shas)
 
 

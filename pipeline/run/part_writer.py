@@ -3,9 +3,10 @@
 torch writes the .pt files. Importing it takes a process a second, and a process that has
 imported it takes half a second more to exit. So this process is started before a merge
 writes its parts (once the worker processes have packed its rows and stopped, or when a
-pull's few commits are built): it imports torch while the doit process reads the rows, writes each part's .pt while the doit process writes its
-.jsonl, and ends without Python's teardown (os._exit) once told the merge is done. The
-doit process never imports torch.
+pull's few commits are built): it imports torch while the doit process reads the rows,
+writes each part's .pt while the doit process writes its .jsonl, and ends without
+Python's teardown (os._exit) once told the merge is done. The doit process never imports
+torch.
 """
 
 from __future__ import annotations
