@@ -4,7 +4,8 @@ jsonl lines and what stats.json counts of them, cached by content.
 A commit's rows depend only on its token shard, which of its segments the merge keeps and
 its repository's name; so they are a cache record keyed by exactly those, and a merge
 after `git pull` packs and decodes only the commits it has not seen with that key. When
-many are missing (a first merge), the pool's workers pack them first, on every core.
+many are missing (a first merge) the pool's workers pack them first, on every core (with
+one repository and the local executor; see RunSession.store_rows).
 """
 
 from __future__ import annotations

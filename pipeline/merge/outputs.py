@@ -172,11 +172,13 @@ def _merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard
                      for number, first, last in _part_ranges(start, end,
                                                              settings.commits_per_part)]
              for split, (start, end) in bounds.items()}
+    # part name -> its record, if the last complete merge wrote it as it would be now
+    done = {name: written_part(settings, out, name, [w[0] for w in wanted], layout.pad_id,
+                               written.get(name))
+            for split in SPLITS for name, wanted in plans[split]}
     # The rows of the parts to write that no record holds, packed first by store_rows (the
     # pool's workers, when there are many); commit_rows packs any it leaves.
-    unpacked = [w for split in SPLITS for name, wanted in plans[split]
-                if written_part(settings, out, name, [w[0] for w in wanted], layout.pad_id,
-                                written.get(name)) is None
+    unpacked = [w for split in SPLITS for name, wanted in plans[split] if done[name] is None
                 for w in missing_rows(settings, wanted)]
     store_rows([(timeline.commits[position]["sha"], segments, repository, key)
                 for key, position, segments, repository in unpacked])
@@ -187,7 +189,7 @@ def _merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard
         for name, wanted in plans[split]:
             part_key, part = write_part(settings, out, name, [w[0] for w in wanted],
                                         lambda wanted=wanted: rows_of(wanted),
-                                        layout.pad_id, written.get(name), tensor_writer)
+                                        layout.pad_id, done[name], tensor_writer)
             parts[split].append({"name": name, "key": part_key})
             split_measures.append(part["measures"])
             files.update({f"{name}{suffix}": entry for suffix, entry in part["files"].items()})

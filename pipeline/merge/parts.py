@@ -119,17 +119,15 @@ def _in_place(out: Path, name: str, record: dict | None) -> bool:
 
 
 def write_part(settings: Settings, out: Path, name: str, rows_keys: list, records_of,
-               pad_id: int, written_key: str | None, tensor_writer) -> tuple[str, dict]:
+               pad_id: int, written: dict | None, tensor_writer) -> tuple[str, dict]:
     """The part's key and record (its files' hashes and sizes, its rows' measures and
-    keys). Its files are written unless the last complete merge wrote them with this key
-    (written_key) and they are in place: NAME.pt by tensor_writer (a PartWriter's
-    write_tensors: it gives back a function that waits for the file's entry), NAME.jsonl
-    here meanwhile.
+    keys). Its files are written unless they are (written: see written_part): NAME.pt by
+    tensor_writer (a PartWriter's write_tensors: it gives back a function that waits for
+    the file's entry), NAME.jsonl here meanwhile.
     records_of() gives its commits' rows."""
     key = part_key(settings, rows_keys, pad_id)
-    record = written_part(settings, out, name, rows_keys, pad_id, written_key)
-    if record is not None:
-        return key, record
+    if written is not None:
+        return key, written
     records = records_of()
     tensors_written = tensor_writer(settings, out, name, tensor_rows(records), pad_id)
     try:

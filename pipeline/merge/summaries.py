@@ -85,7 +85,8 @@ def store_new_summaries(settings: Settings, by_key: dict) -> None:
     stopped before its merge is as good later."""
     if by_key:
         name = store.content_key(sorted(by_key)) + ".msgpack"
-        store.write_record(_new_summaries_dir(settings) / name, by_key)
+        store.write_record(_new_summaries_dir(settings) / name,
+                           {"version": SUMMARY_VERSION, "by_key": by_key})
 
 
 def load_summaries(settings: Settings, token_keys: list, token_shard) -> list:
@@ -99,8 +100,11 @@ def load_summaries(settings: Settings, token_keys: list, token_shard) -> list:
     by_key, changed = stored["by_key"], False
     new_files = sorted(_new_summaries_dir(settings).glob("*.msgpack"))
     for new_file in new_files:
-        # A damaged file is reported and left out: its shards are read instead.
-        by_key.update(store.read_record(new_file) or {})
+        # A damaged file is reported and left out, as is one of another summary version:
+        # their shards are read instead.
+        found = store.read_record(new_file) or {}
+        if found.get("version") == SUMMARY_VERSION:
+            by_key.update(found["by_key"])
     summaries = []
     for position, key in enumerate(token_keys):
         if key not in by_key:

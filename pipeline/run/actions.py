@@ -182,9 +182,7 @@ def build_token_shards(session: RunSession, settings: Settings, shas: list) -> N
 
 @user_errors_fail_the_task
 def merge_dataset(session: RunSession, settings: Settings) -> None:
-    # The memory of this process's Workers (their symbol indexes) is the merge's now; a
-    # pool that is up stays for the rows (see RunSession.store_rows).
-    session.close_workers()
+    session.start_merge(settings)
     started = time.perf_counter()
     repositories = settings.repository_settings()
     info, tokenizer, _ = session.worker(repositories[0]).tokenizer()

@@ -5,8 +5,9 @@ process. Workers take consecutive commits in blocks: a worker's symbol index and
 parses then move a few commits at a time, as they do in one process. A pool serves one
 repository's per-commit stages of one `doit` run: the run session starts it for the
 chunks stage, keeps its workers for the tokens stage (starting processes again would cost
-each a second of imports and set-up), and stops it at the merge, at another repository's
-stage and at the end of the run, so no idle worker holds on to its memory.
+each a second of imports and set-up) and for packing a first merge's rows, and stops it
+then, at another repository's stage and at the end of the run, so no idle worker holds on
+to its memory.
 
 A stage runs as tasks of consecutive commits, one after the other. So that no worker sits
 idle while the others finish a task's last blocks, or while one builds a commit that
@@ -219,7 +220,6 @@ class Pool(BlockPool):
         """Pack and store the merge's rows of work's commits (see Worker.store_rows), in
         blocks of consecutive commits, as the tokens stage's: the merge waits for them all.
         """
-        self.finish_stage()
         size = BLOCK["tokens"]
         with interrupts.held():
             futures = [self.executor.submit(_store_rows, work[i:i + size])

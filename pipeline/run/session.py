@@ -160,6 +160,19 @@ class RunSession:
             self._pool, self._pool_for = pool(settings, size), (stage, settings, size)
             events.pool_started(stage)
 
+    @staticmethod
+    def _pool_packs_rows(settings: Settings) -> bool:
+        return len(settings.repository_settings()) == 1 and settings.executor != "ray"
+
+    def start_merge(self, settings: Settings) -> None:
+        """The merge begins: it needs the memory of this process's Workers (their symbol
+        indexes), and of the pool and Ray unless the pool is to pack its rows (store_rows).
+        """
+        self.close_workers()
+        if not self._pool_packs_rows(settings):
+            self.stop_pool()
+            ray_pool.disconnect()
+
     def store_rows(self, settings: Settings, work: list) -> None:
         """The merge's rows of work's commits ((sha, kept positions, repository name, rows
         key) of each) packed and stored by the pool's workers when there are many: those of
@@ -167,7 +180,7 @@ class RunSession:
         needs their memory. With several repositories, or Ray, the merge packs them
         itself."""
         repositories = settings.repository_settings()
-        if len(repositories) == 1 and settings.executor != "ray":
+        if self._pool_packs_rows(settings):
             size = self.processes("rows", repositories[0], len(work))
             if size > 1:
                 self._use_pool("rows", repositories[0], size)

@@ -79,7 +79,6 @@ class Worker:
             tokenizer = load_tokenizer(info["path"])
             self._tokenizer = (info, tokenizer, layout_of(tokenizer))
             self._text_ids = TextIds(tokenizer)
-            self._decoder = Decoder(tokenizer)
         return self._tokenizer
 
     def path(self, stage: str, sha: str) -> Path:
@@ -141,7 +140,9 @@ class Worker:
         """Pack and store the merge's rows of commits of this repository: work holds
         (sha, kept positions, repository name, rows key) of each."""
         self._enter("tokens")
-        _, _, layout = self.tokenizer()
+        _, tokenizer, layout = self.tokenizer()
+        if self._decoder is None:           # made here: only a pool's worker packs rows
+            self._decoder = Decoder(tokenizer)
         for sha, kept, name, key in work:
             store_rows(self.settings, layout, self._decoder, key, self.shard("tokens", sha),
                        kept, name)
