@@ -11,7 +11,6 @@ one repository and the local executor; see RunSession.store_rows).
 from __future__ import annotations
 
 import os
-from array import array
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,7 +20,8 @@ from pipeline.merge.decoding import Decoder
 from pipeline.merge.export import jsonl_lines
 from pipeline.merge.packing import pack_examples
 from pipeline.tokens.layout import Layout
-from pipeline.tokens.segments import ID_TYPE, NAME_TOKENS
+from pipeline.tokens.segments import NAME_TOKENS
+from pipeline.tokens.text_ids import id_count
 
 # Bump when rows, their lines or their measures change.
 ROWS_VERSION = 3
@@ -30,10 +30,6 @@ COMMITS_PER_DECODE = 64    # commits packed, then decoded in one batch
 
 def rows_key(token_key: str, kept: list, name: str) -> str:
     return store.content_key([token_key, kept, name, ROWS_VERSION])
-
-
-def _tokens(ids: bytes) -> int:
-    return len(ids) // array(ID_TYPE).itemsize
 
 
 def _measures(examples: list, packing: Counter, time: int) -> dict:
@@ -51,9 +47,9 @@ def _measures(examples: list, packing: Counter, time: int) -> dict:
         for _, pieces, _ in example.parts:
             measures["parts"] += 1
             measures["parts_with_definition"] += any(p.kind != "import" for p in pieces)
-            context_per_part.append(sum(_tokens(p.ids) for p in pieces))
+            context_per_part.append(sum(id_count(p.ids) for p in pieces))
             for piece in pieces:
-                count = _tokens(piece.ids)
+                count = id_count(piece.ids)
                 measures["context_tokens"] += count
                 measures["import_tokens"] += count if piece.kind == "import" else 0
                 measures["repeated_tokens"] += count if piece.ids in seen else 0

@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 from array import array
 
-from pipeline.tokens.text_ids import ID_TYPE, RecentlyUsed
+from pipeline.tokens.text_ids import ID_SIZE, ID_TYPE, RecentlyUsed, id_count
 
 # The texts of runs remembered, in characters: a few thousand snippets and code versions.
 DECODED_CAPACITY = 4_000_000
-_ITEM_SIZE = array(ID_TYPE).itemsize
 
 
 def joins_at_added_tokens(tokenizer, added_texts: dict) -> bool:
@@ -79,16 +78,16 @@ class Decoder:
         added = numpy.flatnonzero(self._is_added[values]).tolist()
         split, next_added, start = [], 0, 0
         for ids in id_lists:
-            end = start + len(ids) // _ITEM_SIZE
+            end = start + id_count(ids)
             parts = []
             while next_added < len(added) and added[next_added] < end:
                 at = added[next_added]
                 if at > start:
-                    parts.append(joined[start * _ITEM_SIZE:at * _ITEM_SIZE])
+                    parts.append(joined[start * ID_SIZE:at * ID_SIZE])
                 parts.append(int(values[at]))
                 start, next_added = at + 1, next_added + 1
             if start < end:
-                parts.append(joined[start * _ITEM_SIZE:end * _ITEM_SIZE])
+                parts.append(joined[start * ID_SIZE:end * ID_SIZE])
             split.append(parts)
             start = end
         return split

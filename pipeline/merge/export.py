@@ -10,21 +10,17 @@ what its token ids decode to.
 from __future__ import annotations
 
 import json
-from array import array
 
 from pipeline.merge.decoding import Decoder
 from pipeline.tokens.layout import Layout
-from pipeline.tokens.segments import ID_TYPE
+from pipeline.tokens.text_ids import ID_SIZE
 
 BATCH_ROWS = 256     # rows decoded at a time: one call keeps the cores busy, memory bounded
 
 
-_ITEM_SIZE = array(ID_TYPE).itemsize
-
-
 def _ids(data: bytes, skip: int = 0) -> bytes:
     """data's ids but the first skip (the marker)."""
-    return data[skip * _ITEM_SIZE:]
+    return data[skip * ID_SIZE:]
 
 
 def _texts_wanted(layout: Layout, example, shard) -> list:

@@ -20,13 +20,7 @@ from dataclasses import dataclass, field
 from pipeline.records import Example, Segment
 from pipeline.tokens.layout import Layout
 from pipeline.tokens.segments import ID_TYPE
-
-_ITEM_SIZE = array(ID_TYPE).itemsize
-
-
-def _length(ids: bytes) -> int:
-    return len(ids) // _ITEM_SIZE
-
+from pipeline.tokens.text_ids import id_count
 
 @dataclass
 class Row:
@@ -54,9 +48,9 @@ def _choose_context(segment: Segment, shown: set, room: int) -> tuple[list, int]
             chosen.append(piece)
     kept, used = [], 0
     for piece in chosen:
-        if used + _length(piece.ids) <= room:
+        if used + id_count(piece.ids) <= room:
             kept.append(piece)
-            used += _length(piece.ids)
+            used += id_count(piece.ids)
     return kept, len(chosen) - len(kept)
 
 
@@ -67,7 +61,7 @@ def _segment_ids(settings, layout: Layout, segment: Segment, row: Row, message: 
     if first:
         middle.frombytes(message)
     middle.extend(layout.ids["after"])
-    core = _length(segment.head) + _length(segment.old) + len(middle) + _length(segment.new)
+    core = id_count(segment.head) + id_count(segment.old) + len(middle) + id_count(segment.new)
     # Context takes the room the segment would leave if it were alone in a row.
     room = settings.max_length - (len(layout.ids["repo"]) + 1 + row.name_length) - core
     pieces, dropped = _choose_context(segment, row.shown, max(room, 0))
@@ -114,12 +108,12 @@ def pack_examples(settings, layout: Layout, name_ids: list, message: bytes,
     examples, row = [], _new_row(layout, name_ids)
     for segment in segments:
         prefix, pieces, dropped = _segment_ids(settings, layout, segment, row, message)
-        if row.parts and (len(row.input_ids) + len(prefix) + _length(segment.new) + 1
+        if row.parts and (len(row.input_ids) + len(prefix) + id_count(segment.new) + 1
                           > settings.max_length):
             examples.append(_example(settings, layout, row))
             row = _new_row(layout, name_ids)
             prefix, pieces, dropped = _segment_ids(settings, layout, segment, row, message)
-        if len(row.input_ids) + len(prefix) + _length(segment.new) + 1 > settings.max_length:
+        if len(row.input_ids) + len(prefix) + id_count(segment.new) + 1 > settings.max_length:
             counts["segment_over_max_length"] += 1
             continue
         _add(layout, row, segment, prefix, pieces, dropped)

@@ -13,14 +13,13 @@ the index: a first merge of a long history then reads none of its token shards f
 
 from __future__ import annotations
 
-from array import array
 from pathlib import Path
 from typing import NamedTuple
 
 from pipeline import store
 from pipeline.config import Settings
 from pipeline.records import TokenShard
-from pipeline.tokens.segments import ID_TYPE
+from pipeline.tokens.text_ids import id_count
 
 # Bump when a summary's fields change.
 SUMMARY_VERSION = 2
@@ -50,10 +49,6 @@ class Summary(NamedTuple):
     counts: dict               # name in COUNTS -> its counter, when not empty
 
 
-def _tokens(ids: bytes) -> int:
-    return len(ids) // array(ID_TYPE).itemsize
-
-
 def summarize(shard: TokenShard) -> list:
     """A token shard's summary as stored: lists, not dicts, since a 20,000-commit history's
     summaries are read at every merge and decoding lists is several times faster."""
@@ -61,7 +56,7 @@ def summarize(shard: TokenShard) -> list:
                  s.change, s.field_tokens["old_code"], s.field_tokens["new_code"]]
                 for s in shard.segments]
     counts = {name: getattr(shard, name) for name in COUNTS if getattr(shard, name)}
-    return [shard.sha, shard.committer_time, _tokens(shard.message), segments,
+    return [shard.sha, shard.committer_time, id_count(shard.message), segments,
             shard.missing_objects, counts]
 
 

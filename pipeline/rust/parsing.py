@@ -16,6 +16,8 @@ from itertools import accumulate
 import tree_sitter_rust
 from tree_sitter import Language, Parser, Tree
 
+from pipeline.text import decode
+
 LANGUAGE = Language(tree_sitter_rust.language())
 _parser: Parser | None = None
 
@@ -43,6 +45,12 @@ def _renamed_macros(source: bytes) -> bytes:
     if not any(hint in source for hint in _MACRO_HINTS):
         return source
     return _RENAMED_MACROS.sub(lambda name: name.group()[:-1] + b"_", source)
+
+
+def node_text(source: bytes, node) -> str:
+    """A node's text from the file's own bytes: the parser's have some macros renamed, at
+    the same offsets (node.text would give the renamed name)."""
+    return decode(source[node.start_byte:node.end_byte])
 
 
 @dataclass(eq=False)

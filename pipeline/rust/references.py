@@ -16,9 +16,8 @@ import re
 
 from tree_sitter import Query, QueryCursor
 
-from pipeline.rust.parsing import LANGUAGE, ParsedFile
+from pipeline.rust.parsing import LANGUAGE, ParsedFile, node_text
 from pipeline.rust.syntax import analyse
-from pipeline.text import decode
 
 REFERENCE_ROLES = ("type", "call", "macro", "const")
 _LOCAL_PATTERNS = """
@@ -47,7 +46,7 @@ _MODULE_PATH_WORDS = {"self", "super", "crate"}
 
 
 def _path_text(source: bytes, node) -> str:
-    return "".join(decode(source[node.start_byte:node.end_byte]).split())
+    return "".join(node_text(source, node).split())
 
 
 def _is_name_of(node, parent) -> bool:
@@ -74,7 +73,7 @@ def _role(capture: str, node, name: str, source: bytes) -> tuple | None:
         return "type", _path_text(source, parent) if qualified else name
     if capture == "path_call":
         path = parent.child_by_field_name("path")
-        written = decode(source[path.start_byte:path.end_byte]) if path is not None else ""
+        written = node_text(source, path) if path is not None else ""
         last = written.rsplit("::", 1)[-1]
         if last in _MODULE_PATH_WORDS or last[:1].islower():
             return "call", _path_text(source, parent)
@@ -92,7 +91,7 @@ def _captures(file: ParsedFile, query: Query, start: int, end: int) -> dict:
             if start <= node.start_byte < end:
                 # Names from the file's bytes, not the parser's: a renamed macro (`str!`)
                 # as written.
-                name = decode(file.source[node.start_byte:node.end_byte])
+                name = node_text(file.source, node)
                 reference = _role(capture, node, name, file.source)
                 if reference is not None:
                     found.setdefault(reference[0], set()).add(reference[1])

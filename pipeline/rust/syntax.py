@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.rust.parsing import ParsedFile, parse
-from pipeline.text import decode
+from pipeline.rust.parsing import ParsedFile, node_text, parse
 
 # Bump when the analysis output changes: it is part of every chunk and definitions cache key.
 ANALYSER_VERSION = 7
@@ -29,12 +28,6 @@ _SIMPLE_KINDS = {
 # Items whose body holds further items: methods of impls and traits, items of inline mods.
 _ITEM_CONTAINERS = {"impl_item", "trait_item", "mod_item"}
 _BODY_FIELDS = ("body", "value")
-
-
-def _text(source: bytes, node) -> str:
-    """A node's text from the file's own bytes: the parser's have some macros renamed
-    (pipeline.rust.parsing), at the same offsets."""
-    return decode(source[node.start_byte:node.end_byte])
 
 
 def _squash(text: str) -> str:
@@ -54,16 +47,16 @@ def _is_doc_or_attribute(node) -> bool:
 def _item_name(source: bytes, node, kind: str) -> str:
     if node.type == "impl_item":
         trait, target = node.child_by_field_name("trait"), node.child_by_field_name("type")
-        head = f"impl {_text(source, trait)} for " if trait is not None else "impl "
-        return _squash(head + (_text(source, target) if target is not None else "?"))
+        head = f"impl {node_text(source, trait)} for " if trait is not None else "impl "
+        return _squash(head + (node_text(source, target) if target is not None else "?"))
     if node.type == "macro_invocation":
-        return _text(source, node.child_by_field_name("macro")) + "!"
+        return node_text(source, node.child_by_field_name("macro")) + "!"
     if node.type == "use_declaration":
-        return _squash(_text(source, node.child_by_field_name("argument")))
+        return _squash(node_text(source, node.child_by_field_name("argument")))
     if node.type == "foreign_mod_item":
         return "extern"
     name = node.child_by_field_name("name")
-    return _text(source, name) if name is not None else kind
+    return node_text(source, name) if name is not None else kind
 
 
 def _body_start(node) -> int:
@@ -144,17 +137,17 @@ def _flatten_use(source: bytes, node, prefix: str, out: list) -> None:
     """Full paths of a use tree: groups, globs, `as` aliases, self/super/crate kept as written."""
     kind = node.type
     if kind in ("identifier", "scoped_identifier", "crate", "self", "super", "metavariable"):
-        path = _squash(_text(source, node)).replace(" ", "")
+        path = _squash(node_text(source, node)).replace(" ", "")
         full = f"{prefix}{path}" if path != "self" or not prefix else prefix.rstrip(":")
         out.append([full, full.rsplit("::", 1)[-1]])
     elif kind == "use_as_clause":
-        path = _squash(_text(source, node.child_by_field_name("path"))).replace(" ", "")
-        out.append([f"{prefix}{path}", _text(source, node.child_by_field_name("alias"))])
+        path = _squash(node_text(source, node.child_by_field_name("path"))).replace(" ", "")
+        out.append([f"{prefix}{path}", node_text(source, node.child_by_field_name("alias"))])
     elif kind == "use_wildcard":
-        out.append([prefix + _squash(_text(source, node)).replace(" ", ""), "*"])
+        out.append([prefix + _squash(node_text(source, node)).replace(" ", ""), "*"])
     elif kind == "scoped_use_list":
         path_node = node.child_by_field_name("path")
-        inner = prefix + (_squash(_text(source, path_node)).replace(" ", "") + "::"
+        inner = prefix + (_squash(node_text(source, path_node)).replace(" ", "") + "::"
                           if path_node else "")
         _flatten_use(source, node.child_by_field_name("list"), inner, out)
     elif kind == "use_list":

@@ -19,7 +19,13 @@ from collections import OrderedDict
 # Token ids are stored and packed as machine int32 arrays (msgpack bytes in a shard): the
 # merge then reads, joins and turns them into tensors without a Python int per token.
 ID_TYPE = "i"
-assert array(ID_TYPE).itemsize == 4
+ID_SIZE = array(ID_TYPE).itemsize
+assert ID_SIZE == 4
+
+
+def id_count(ids: bytes) -> int:
+    """How many token ids a stored id string (int32s as bytes) holds."""
+    return len(ids) // ID_SIZE
 
 # A text's pieces: each ends with a printable ASCII character that a newline follows, the
 # last takes the rest. Why the encoding cannot change at such a cut, for a byte-level BPE
