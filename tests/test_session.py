@@ -17,7 +17,8 @@ import pytest
 from conftest import chdir, run_doit, split_outputs
 from pipeline.git.sample_repo import commit_count, extend_sample_repository, git
 from pipeline.run import events
-from pipeline.run.pool import BLOCK, TAIL_BLOCK, blocks, plan
+from pipeline.errors import PipelineError
+from pipeline.run.pool import BLOCK, TAIL_BLOCK, BlockPool, blocks, plan
 from test_robustness import children, doit_command, tensors
 
 
@@ -107,42 +108,113 @@ def test_sigint_to_a_doit_command_leaves_no_process_behind(workdir, sample_repo)
     assert split_outputs(target / "dataset") == expected
 
 
-def test_blocks_hold_each_commit_once_in_order_and_end_in_small_blocks_when_asked():
+def test_blocks_hold_each_commit_once_in_order_and_shrink_at_the_stages_end():
     for stage, size in BLOCK.items():
-        for count in range(3 * size + 2):
+        for count in [*range(0, 3 * TAIL_BLOCK + 3), size - 1, size, 3 * size + 2, 9 * size]:
             shas = [f"{number:040x}" for number in range(count)]
-            for tail, singles in ((0, 0), (size, TAIL_BLOCK), (2 * size, 2 * TAIL_BLOCK)):
-                found = blocks(stage, shas, tail, singles)
-                assert [sha for block in found for sha in block] == shas
-                starts = [shas.index(block[0]) for block in found]
-                for block, start in zip(found, starts):
-                    assert 0 < len(block) <= (size if start < count - tail else TAIL_BLOCK)
-                    assert len(block) == 1 or start + len(block) <= count - singles
-                    assert start >= count - tail or start + len(block) <= count - tail
             assert blocks(stage, shas) == [shas[i:i + size] for i in range(0, count, size)]
+            for workers, behind in ((1, 0), (2, 0), (2, 5), (3, 2 * size)):
+                found = blocks(stage, shas, workers, behind)
+                assert [sha for block in found for sha in block] == shas
+                singles = workers * TAIL_BLOCK
+                start = 0
+                for block in found:
+                    left = count + behind - start
+                    # Never more than a worker's share of what is left, nor than
+                    # TAIL_BLOCK past that; the last TAIL_BLOCK per worker one at a time.
+                    assert 0 < len(block) <= min(size, max(TAIL_BLOCK, -(-left // workers)))
+                    assert len(block) == 1 or start + len(block) <= count + behind - singles
+                    assert len(block) == 1 or left > singles
+                    start += len(block)
+                sizes = [len(block) for block in found]
+                assert sizes == sorted(sizes, reverse=True)
+                if count + behind >= workers * (size + TAIL_BLOCK):     # whole while many left
+                    assert sizes[0] == size
 
 
-def test_a_plan_takes_what_was_built_ahead_and_ends_the_stage_in_small_blocks():
-    shas = [f"{number:040x}" for number in range(200)]
+def test_a_plan_takes_what_was_built_ahead_and_ends_the_stage_in_shrinking_blocks():
+    shas = [f"{number:040x}" for number in range(5000)]
     size = BLOCK["chunks"]
-    for task, after, ends in ((shas[:64], shas[64:164], False), (shas[:64], shas[64:163], True),
+    lookahead = 2 * 2 * size
+    for task, after, ends in ((shas[:64], shas[64:64 + lookahead], False),
+                              (shas[:64], shas[64:64 + lookahead - 1], True),
                               (shas[:64], [], True), (shas[:64], shas[64:71], True)):
         ahead = {sha: "a block" for sha in task[:3] + after[:5]}
-        mine, own, later = plan("chunks", task, after, dict(ahead), 2, 100)
+        mine, own, later = plan("chunks", task, after, dict(ahead), 2, lookahead)
         assert mine == dict.fromkeys(task[:3], "a block")
         assert [sha for block in own for sha in block] == task[3:]
         assert [sha for block in later for sha in block] == after[5:]
         sizes = [len(block) for block in own + later]
-        if not ends:                       # whole blocks, each task's last one shorter
-            assert [len(block) for block in own] == [size] * (61 // size) + (
-                [61 % size] if 61 % size else [])
-            assert max(sizes) == size
+        if not ends:                       # whole blocks: the task's, then the next ones'
+            assert [len(block) for block in own] == [61]
+            assert max(sizes) == size and sizes[1:-1] == [size] * (len(sizes) - 2)
         else:
-            # The stage's last 2 * size commits (2 workers) in small blocks, its last
-            # 2 * TAIL_BLOCK one at a time, wherever they are.
-            small = list(itertools.takewhile(lambda n: n <= TAIL_BLOCK, reversed(sizes)))
-            assert sum(small) >= min(2 * size, sum(sizes))
+            # Shrinking to the stage's end; its last 2 * TAIL_BLOCK one at a time.
+            assert sizes[1:] == sorted(sizes[1:], reverse=True)
             assert sizes[len(sizes) - 2 * TAIL_BLOCK:] == [1] * min(2 * TAIL_BLOCK, sum(sizes))
+            assert max(sizes[1:], default=0) <= -(-sum(sizes) // 2)
+
+
+class StepPool(BlockPool):
+    """BlockPool's scheduling over workers simulated in steps, as a local pool's store
+    shards: at each wait every running block stores its next commit's shard, and returns
+    one step after its last (a block ends by storing definitions or summaries), failing
+    then if told to."""
+
+    size = 2
+    workers_store_shards = True
+
+    def __init__(self, failing: int | None = None):
+        super().__init__()
+        self.blocks, self.steps, self.stored = [], [], set()
+        self.failing = failing                   # the block that fails after its shards
+
+    def _submit(self, stage, block):
+        self.blocks.append(block)
+        self.steps.append(0)
+        return len(self.blocks) - 1
+
+    def _finished(self, handles):
+        for handle in self._running:
+            if self.steps[handle] < len(self.blocks[handle]):
+                self.stored.add(self.blocks[handle][self.steps[handle]])
+            self.steps[handle] += 1
+        return {handle for handle in handles if self.steps[handle] > len(self.blocks[handle])}
+
+    def _take(self, stage, handle, wanted):
+        if handle == self.failing:
+            raise PipelineError("the block failed after storing its shards")
+        return [sha for sha in self.blocks[handle] if sha in wanted]
+
+
+def build_stage(pool: StepPool, shas: list) -> None:
+    """Run the stage's tasks of 64 commits in order, each given the next ones to build
+    ahead, as the run session does."""
+    for start in range(0, len(shas), 64):
+        task = shas[start:start + 64]
+        after = shas[start + 64:start + 64 + pool.lookahead("chunks")]
+        built = list(pool.build("chunks", task, after, pool.stored.__contains__))
+        assert sorted(built) == sorted(task) and set(task) <= pool.stored
+        if start == 64:
+            # The second task's commits lie in a large block started ahead: the task ended
+            # as they were stored, while the block goes on with the next tasks' commits.
+            block = pool.blocks[1]
+            assert len(block) > 3 * len(task) and set(task) < set(block)
+            assert pool.steps[1] < len(block)
+    pool.finish_stage()
+
+
+def test_a_task_ends_once_its_shards_are_stored_and_a_late_blocks_error_still_surfaces():
+    shas = [f"{number:040x}" for number in range(4000)]
+    pool = StepPool()
+    build_stage(pool, shas)
+    assert pool.stored == set(shas) and not pool.ahead
+    blocks_built = len(pool.blocks)
+    # Whichever block fails after storing its shards, its error is raised: by the task
+    # that takes it, or once it returns after its tasks ended.
+    for failing in range(blocks_built):
+        with pytest.raises(PipelineError, match="failed after storing"):
+            build_stage(StepPool(failing), shas)
 
 
 def test_a_pool_builds_each_commit_once_with_the_next_task_built_ahead(workdir, sample_repo):

@@ -15,7 +15,9 @@ takes seconds alone (a root commit that adds a whole code base), the workers go 
 the blocks of the next tasks' commits ("ahead", up to lookahead() commits past the task),
 kept fed a block or two at a time. The local pool's workers store those shards as they
 build them (a valid shard of a later task is simply up to date when that task runs, in
-this run or the next); the run session counts them as built when their task runs.
+this run or the next); the run session counts them as built when their task runs. A task
+ends once its commits' shards are stored, while their block may go on with the next
+tasks' commits.
 
 Ctrl-C is the doit process's alone: workers start with it blocked and then ignore it, so
 none prints a traceback; the run session kills them when the run ends early.
@@ -36,13 +38,17 @@ from pipeline.errors import PipelineError
 from pipeline.run import interrupts
 from pipeline.run.worker import Worker
 
-# Consecutive commits a worker takes at a time, by stage. A worker's parses, their analyses
-# and its symbol index follow the commits it builds: where a file's next change falls in
-# another worker's block, its old version is parsed and analysed again. On ripgrep, two
-# workers dealt blocks of 8 chunked with 37 % more analyses than one worker alone; blocks
-# of 64 (a task's commits) with 24 %. A tokens commit takes milliseconds, so its blocks are
-# large enough that handing them over costs little beside building them.
-BLOCK = {"chunks": 64, "tokens": 16}
+# Consecutive commits a worker takes at a time, by stage, at most. A worker's parses, their
+# analyses and its symbol index follow the commits it builds: where a file's next change
+# falls in another worker's block, its old version is parsed and analysed again, and between
+# two of its blocks a worker's index moves over the commits the others built, reading or
+# parsing the definitions of the file versions they brought. Chunks stage of cargo (23,087
+# commits) on two workers: blocks of 64, 512, 1,024 and 2,048 commits took 288, 267, 244 and
+# 245 CPU-s. A block's commits count as built as their shards are stored, so the progress
+# shown does not wait for a large block (see BlockPool.build). A tokens commit takes
+# milliseconds, so its blocks are large enough that handing them over costs little beside
+# building them.
+BLOCK = {"chunks": 1024, "tokens": 16}
 POOL_FROM_COMMITS = 32   # fewer commits than this are built in the doit process
 # The one Worker of a pool process, built by its initializer.
 _worker: Worker | None = None
@@ -55,24 +61,36 @@ def processes_for(settings: Settings, commits: int) -> int:
     return settings.jobs or os.cpu_count() or 1
 
 
-# Commits per block in a stage's last blocks, before its very last commits go singly.
+# A stage's last blocks shrink to this many commits; then its last TAIL_BLOCK commits per
+# worker go one at a time.
 TAIL_BLOCK = 8
 
 
-def blocks(stage: str, shas: list, tail: int = 0, singles: int = 0) -> list:
-    """shas in blocks of BLOCK[stage], but the last `tail` commits in blocks of TAIL_BLOCK,
-    the last `singles` of those one commit at a time."""
-    size = BLOCK[stage]
-    large = max(len(shas) - tail, 0)
-    small = max(len(shas) - singles, large)
-    return ([shas[i:min(i + size, large)] for i in range(0, large, size)]
-            + [shas[i:min(i + TAIL_BLOCK, small)] for i in range(large, small, TAIL_BLOCK)]
-            + [[sha] for sha in shas[small:]])
+def blocks(stage: str, shas: list, workers: int = 0, behind: int = 0) -> list:
+    """shas in blocks of BLOCK[stage]. Given workers (the pool's size), shas are the stage's
+    last commits but behind: then each block is at most a worker's share of the commits
+    left (guided scheduling), down to TAIL_BLOCK, and the stage's last TAIL_BLOCK commits
+    per worker go one at a time, so that the workers end together instead of one building
+    a large block alone."""
+    found, start = [], 0
+    while start < len(shas):
+        size = BLOCK[stage]
+        if workers:
+            left = len(shas) - start + behind
+            singles = workers * TAIL_BLOCK
+            share = -(-left // workers)
+            if left <= singles:
+                size = 1
+            else:
+                size = min(size, max(TAIL_BLOCK, share), left - singles)
+        found.append(shas[start:start + size])
+        start += size
+    return found
 
 
 # How far past its task a stage's commits are started on, in blocks per worker: enough for
 # the other workers to keep busy while one builds a commit that takes as long as this many
-# blocks (128 and 256 commits).
+# blocks (2,048 and 256 commits).
 AHEAD_BLOCKS = {"chunks": 2, "tokens": 16}
 
 
@@ -87,18 +105,16 @@ def plan(stage: str, shas: list, after: list, ahead: dict, workers: int,
     """How a task's commits are built, by either pool: those built ahead are taken (popped)
     from ahead (sha -> handle); the rest go in blocks; after's commits not under way yet go
     in blocks to build ahead. after holds up to lookahead commits: fewer when it reaches the
-    end of the stage. Then the stage's last block's worth per worker, among the task's
-    commits or the next tasks', go in small blocks and its last TAIL_BLOCK per worker one
-    at a time, so that the workers end together instead of one building a block alone."""
+    end of the stage, whose last blocks then shrink (see blocks)."""
     mine = {sha: ahead.pop(sha) for sha in shas if sha in ahead}
     later = [sha for sha in after if sha not in ahead and sha not in mine]
     own = [sha for sha in shas if sha not in mine]
-    ends = len(after) < lookahead
-    tail = workers * BLOCK[stage] if ends else 0
-    singles = workers * TAIL_BLOCK if ends else 0
-    return Plan(mine, blocks(stage, own, max(tail - len(later), 0),
-                             max(singles - len(later), 0)),
-                blocks(stage, later, tail, singles))
+    ending = workers if len(after) < lookahead else 0
+    return Plan(mine, blocks(stage, own, ending, len(later)), blocks(stage, later, ending))
+
+
+# How often a task waiting for blocks looks for the shards their workers stored.
+POLL_SECONDS = 0.5
 
 
 class BlockPool:
@@ -108,27 +124,34 @@ class BlockPool:
     block's commits of a task."""
 
     size: int
+    # Whether workers store their shards (else _take stores those a block returns).
+    workers_store_shards = False
 
     def __init__(self):
         # sha -> the handle of its block, started ahead of its task and not yet taken.
         self.ahead: dict = {}
         self._running: set = set()      # handles of blocks not finished
+        # Handles of blocks whose commits their tasks counted as stored before the block
+        # returned, and that no task will take: checked for an error once they finish.
+        self._unclaimed: set = set()
 
     def lookahead(self, stage: str) -> int:
         """How many commits past a task the session lists for it to build ahead."""
         return AHEAD_BLOCKS[stage] * self.size * BLOCK[stage]
 
-    def build(self, stage: str, shas: list, after: list = ()):
-        """Write the stage's shards of shas; yields each sha as its shard is stored. after:
-        up to lookahead(stage) commits of the stage that the next tasks build, in order, not
-        yet stored: those not under way yet are built ahead, behind shas, while a worker
-        would otherwise wait."""
+    def build(self, stage: str, shas: list, after: list = (), stored=None):
+        """Write the stage's shards of shas; yields each sha as its shard is stored: when its
+        block returns or, where workers store shards, as soon as stored (sha -> whether its
+        shard is in the cache) finds it, so that a large block's commits count, and their
+        task ends, as they are built. after: up to lookahead(stage) commits of the stage
+        that the next tasks build, in order, not yet stored: those not under way yet are
+        built ahead, behind shas, while a worker would otherwise wait."""
         mine, own, later = plan(stage, shas, after, self.ahead, self.size,
                                 self.lookahead(stage))
         waiting = set(mine.values()) | {self._start(stage, block) for block in own}
         later.reverse()                    # popped from the end: in order
         wanted = set(shas)
-        while waiting:
+        while wanted and waiting:
             # Two blocks per worker under way: one to build, one ready to start.
             while later and len(self._running) < 2 * self.size:
                 block = later.pop()
@@ -137,16 +160,34 @@ class BlockPool:
                 self._running.discard(handle)
                 if handle in waiting:
                     waiting.discard(handle)
-                    yield from self._take(stage, handle, wanted)
+                    taken = self._take(stage, handle, wanted)
+                    wanted.difference_update(taken)
+                    yield from taken
+                elif handle in self._unclaimed:
+                    self._check(handle)
+            if stored is not None and self.workers_store_shards:
+                found = [sha for sha in shas if sha in wanted and stored(sha)]
+                wanted.difference_update(found)
+                yield from found
+        self._unclaimed |= waiting - set(self.ahead.values())
 
     def finish_stage(self) -> None:
-        """The stage is over and the workers go on with the next one: wait for the blocks
-        started ahead for tasks that did not run (there are none unless a task was left
-        out), then forget them, so that no handle of this stage's stands for a commit of
+        """The stage is over and the workers go on with the next one (or stop): wait for
+        the blocks still under way (those of tasks that ended as their shards were stored,
+        or started ahead for tasks that did not run), raise the error one of them ended
+        with, then forget them, so that no handle of this stage's stands for a commit of
         the next."""
         while self._running:
             self._running -= self._finished(self._running)
+        unclaimed, self._unclaimed = self._unclaimed, set()
+        for handle in unclaimed:
+            self._check(handle)
         self.ahead.clear()
+
+    def _check(self, handle) -> None:
+        """Raise the error a finished block ended with, if any (its shards are stored)."""
+        self._unclaimed.discard(handle)
+        self._take("", handle, set())
 
     def _start(self, stage: str, block: list):
         handle = self._submit(stage, block)
@@ -190,6 +231,8 @@ _ENDED_ABRUPTLY = (
 class Pool(BlockPool):
     """Worker processes for one stage of a run."""
 
+    workers_store_shards = True
+
     def __init__(self, settings: Settings, size: int):
         super().__init__()
         # spawn, not fork: the doit process holds a sqlite connection, git pipes and
@@ -207,7 +250,7 @@ class Pool(BlockPool):
             return self.executor.submit(_build_block, stage, block)
 
     def _finished(self, futures: set) -> set:
-        return wait(futures, return_when=FIRST_COMPLETED).done
+        return wait(futures, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED).done
 
     def _take(self, stage: str, future, wanted: set) -> list:
         """The commits of wanted the block stored (it may hold those of another task)."""
@@ -233,8 +276,11 @@ class Pool(BlockPool):
     def shutdown(self) -> None:
         """Stop once the blocks being built are done (the stage is over: there are none,
         unless some were started ahead for tasks that did not run; those not started yet
-        are dropped)."""
+        are dropped), and raise the error a block that its task did not wait for ended with.
+        """
         self.executor.shutdown(wait=True, cancel_futures=True)
+        for future in list(self._unclaimed):
+            self._check(future)
 
     def terminate(self) -> None:
         """Stop now, killing the workers mid-block: the run is over (Ctrl-C, a failed task)

@@ -146,7 +146,9 @@ class RunSession:
             return
         self._use_pool(stage, settings, size)
         after = self._missing_after(stage, settings, shas[-1], self._pool.lookahead(stage))
-        yield from self._pool.build(stage, shas, after)
+        keys = self._keys(stage, settings)
+        yield from self._pool.build(stage, shas, after, lambda sha: os.path.exists(
+            store.record_file(settings.cache, stage, keys[sha])))
 
     def _use_pool(self, stage: str, settings: Settings, size: int) -> None:
         """A pool of size processes for the stage of one repository's commits: the one that
@@ -169,6 +171,10 @@ class RunSession:
         indexes), and of the pool and Ray unless the pool is to pack its rows (store_rows).
         """
         self.close_workers()
+        if self._pool is not None:
+            # The last tokens task may have ended before its block stored the block's
+            # summaries, which the merge reads first.
+            self._pool.finish_stage()
         if not self._pool_packs_rows(settings):
             self.stop_pool()
             ray_pool.disconnect()
