@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import sys
 from pathlib import Path
 
 from pipeline import store
 from pipeline.config import Settings
 from pipeline.merge.stats import combined_measures
-from pipeline.merge.tensors import commit_tensors, sequential_tensors
 
 # Bump when the files of a part change.
-PART_VERSION = 1
+PART_VERSION = 2
 SUFFIXES = (".pt", ".jsonl")
 
 
@@ -37,26 +35,17 @@ def part_name(split: str, number: int) -> str:
 
 
 class _HashingWriter:
-    """A file for torch.save and the jsonl lines that hashes what goes through it and
-    remembers why a write failed: torch reports a failed write as a RuntimeError without
-    the reason, and the user needs it (no space, no permission)."""
+    """A file that hashes what is written to it."""
 
     def __init__(self, handle):
-        self.handle, self.error = handle, None
+        self.handle = handle
         self.sha256, self.size = hashlib.sha256(), 0
 
     def write(self, data) -> int:
-        try:
-            written = self.handle.write(data)
-        except OSError as error:
-            self.error = error
-            raise
+        written = self.handle.write(data)
         self.sha256.update(data)
         self.size += len(data)
         return written
-
-    def flush(self) -> None:
-        self.handle.flush()
 
 
 def _write_file(path: Path, fill) -> dict:
@@ -68,10 +57,6 @@ def _write_file(path: Path, fill) -> dict:
             writer = _HashingWriter(handle)
             try:
                 fill(writer)
-            except RuntimeError:
-                if writer.error is None:
-                    raise
-                raise OSError(writer.error.errno, writer.error.strerror, str(path)) from None
             except OSError as error:
                 raise OSError(error.errno, error.strerror, str(path)) from None
         temporary.replace(path)
@@ -91,14 +76,13 @@ def tensor_rows(records: list) -> list:
 def write_tensors(settings: Settings, out: Path, name: str, rows: list, pad_id: int) -> dict:
     """Write the part's NAME.pt from tensor_rows; returns its hash and size. (A merge runs
     this in its PartWriter's process; the doit process writes NAME.jsonl meanwhile.)"""
-    import torch  # here, not at the top: importing torch costs a no-op `doit` a second
+    # Here, not at the top: numpy is the part writer's, not the doit process's.
+    from pipeline.merge.pt_file import write_pt
+    from pipeline.merge.tensors import commit_tensors, sequential_tensors
 
-    # Interned: pickle writes a string shared by several rows once and refers back to it,
-    # so a name must be one object whether its records were just built or read back.
-    rows = [(row, sha, time, sys.intern(repository)) for row, sha, time, repository in rows]
     to_tensors = sequential_tensors if settings.example_mode == "sequential" else commit_tensors
     tensors = to_tensors(rows, settings.max_length, pad_id)
-    return _write_file(out / f"{name}.pt", lambda writer: torch.save(tensors, writer))
+    return _write_file(out / f"{name}.pt", lambda writer: write_pt(writer, tensors))
 
 
 def _write_lines(out: Path, name: str, records: list) -> dict:

@@ -1,10 +1,13 @@
 """Rows in (int32 ids as bytes, loss spans), the tensors of one output file out: padded
-rows or full windows. Rows become tensors by copying buffers.
+rows or full windows, as numpy arrays (pt_file writes them as torch tensors). Rows become
+arrays by copying buffers.
 """
 
 from __future__ import annotations
 
 from array import array
+
+import numpy as np
 
 from pipeline.tokens.segments import ID_TYPE
 
@@ -27,20 +30,18 @@ def _labels(ids: array, spans: list) -> array:
 def commit_tensors(rows: list, max_length: int, pad_id: int) -> dict:
     """Commit mode: one padded row per example. rows: (row, sha, time, repository name)
     in order."""
-    import torch  # here, not at the top: importing torch costs a no-op `doit` a second
-
     count = len(rows)
-    input_ids = torch.full((count, max_length), pad_id, dtype=torch.int32)
-    labels = torch.full((count, max_length), IGNORE_INDEX, dtype=torch.int32)
-    attention = torch.zeros((count, max_length), dtype=torch.int8)
+    input_ids = np.full((count, max_length), pad_id, dtype=np.int32)
+    labels = np.full((count, max_length), IGNORE_INDEX, dtype=np.int32)
+    attention = np.zeros((count, max_length), dtype=np.int8)
     for number, (row, *_) in enumerate(rows):
-        ids = _ids(row)
-        input_ids[number, :len(ids)] = torch.frombuffer(ids, dtype=torch.int32)
-        labels[number, :len(ids)] = torch.frombuffer(_labels(ids, row["spans"]),
-                                                     dtype=torch.int32)
+        ids = np.frombuffer(row["ids"], dtype=np.int32)
+        input_ids[number, :len(ids)] = ids
+        for start, end in row["spans"]:
+            labels[number, start:end] = ids[start:end]
         attention[number, :len(ids)] = 1
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels,
-            "commit_time": torch.tensor([time for _, _, time, _ in rows], dtype=torch.int64),
+            "commit_time": np.array([time for _, _, time, _ in rows], dtype=np.int64),
             "commit_sha": [sha for _, sha, _, _ in rows],
             "repository": [repository for *_, repository in rows],
             "path": [row["paths"] for row, *_ in rows],
@@ -51,8 +52,6 @@ def sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
     """Sequential mode: examples back to back in full windows; segment_ids number the
     original examples within a window (-1 on the padding of the last window) so a trainer
     can keep attention inside each one."""
-    import torch
-
     stream, label_stream, segment_stream, starts = array("i"), array("i"), array("i"), []
     for number, (row, sha, time, repository) in enumerate(rows):
         ids = _ids(row)
@@ -68,21 +67,19 @@ def sequential_tensors(rows: list, max_length: int, pad_id: int) -> dict:
     segment_stream += array("i", [-1]) * pad
 
     def as_windows(values: array):
-        if not values:                      # frombuffer refuses an empty buffer
-            return torch.zeros((0, max_length), dtype=torch.int32)
-        return torch.frombuffer(values, dtype=torch.int32).view(windows, max_length)
+        return np.frombuffer(values, dtype=np.int32).reshape(windows, max_length)
 
     input_ids, labels, segments = map(as_windows, (stream, label_stream, segment_stream))
     # Renumber segments from 0 in each window, keeping -1 for padding.
-    first = segments[:, :1].clamp(min=0)
-    segments = torch.where(segments >= 0, segments - first, segments)
+    first = np.maximum(segments[:, :1], 0)
+    segments = np.where(segments >= 0, segments - first, segments)
     window_commits = [[] for _ in range(windows)]
     window_repositories = [[] for _ in range(windows)]
     for offset, sha, repository in starts:
         window_commits[offset // max_length].append(sha)
         window_repositories[offset // max_length].append(repository)
-    return {"input_ids": input_ids, "attention_mask": (segments >= 0).to(torch.int8),
+    return {"input_ids": input_ids, "attention_mask": (segments >= 0).astype(np.int8),
             "labels": labels, "segment_ids": segments,
-            "commit_time": torch.tensor([rows[segment_stream[w * max_length]][2]
-                                         for w in range(windows)], dtype=torch.int64),
+            "commit_time": np.array([rows[segment_stream[w * max_length]][2]
+                                     for w in range(windows)], dtype=np.int64),
             "commit_sha": window_commits, "repository": window_repositories}

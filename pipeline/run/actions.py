@@ -140,8 +140,8 @@ def _build_missing(session: RunSession, stage: str, settings: Settings, shas: li
         if processes > 1 and meanwhile is not None:
             meanwhile()
         elif processes == 1:
-            # A few commits (a pull): the merge follows in a second or two, and its part
-            # writer takes longer than that to import torch.
+            # A few commits (a pull): the merge follows in a second, and its part writer
+            # (a new process that imports numpy) starts meanwhile.
             session.start_part_writer()
     for sha in session.build(stage, settings, missing):
         events.commit_built(stage, sha)
@@ -196,7 +196,7 @@ def merge_dataset(session: RunSession, settings: Settings) -> None:
 
     def store_rows(work):
         session.store_rows(settings, work)
-        # The workers have stopped: the part writer imports torch, and the report's drawer
+        # The workers have stopped: the part writer starts, and the report's drawer imports
         # matplotlib (the report task follows), while the merge reads the rows.
         session.start_part_writer()
         session.start_report_drawer()

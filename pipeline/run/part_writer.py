@@ -1,12 +1,11 @@
 """Parts' rows in, their .pt files written by a process of their own out.
 
-torch writes the .pt files. Importing it takes a process a second, and a process that has
-imported it takes half a second more to exit. So this process is started before a merge
-writes its parts (once the worker processes have packed its rows and stopped, or when a
-pull's few commits are built): it imports torch while the doit process reads the rows,
-writes each part's .pt while the doit process writes its .jsonl, and ends without
-Python's teardown (os._exit) once told the merge is done. The doit process never imports
-torch.
+A part's tensors are built and written (pipeline.merge.pt_file, without torch) while the
+doit process writes the part's .jsonl, which takes about as long. So this process is
+started before a merge writes its parts (once the worker processes have packed its rows
+and stopped, or when a pull's few commits are built): it imports numpy while the doit
+process reads the rows, writes each part's .pt as the rows come, and ends once told the
+merge is done.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import importlib
 import multiprocessing
 import os
 import signal
-import threading
 from pathlib import Path
 
 from pipeline.config import Settings
@@ -73,9 +71,7 @@ class PartWriter:
 def _serve(connection) -> None:
     interrupts.leave_to_parent()
     signal.signal(signal.SIGTERM, _stop)
-    # torch now, while the doit process prepares the rows; in a thread, so that a part's
-    # rows are taken as soon as they are sent (the doit process writes its .jsonl meanwhile)
-    threading.Thread(target=importlib.import_module, args=("torch",), daemon=True).start()
+    importlib.import_module("pipeline.merge.pt_file")    # numpy, before the first part
     try:
         while True:
             try:
@@ -92,7 +88,7 @@ def _serve(connection) -> None:
         pass                              # stopped by kill(): a temporary file is removed
     finally:
         connection.close()
-        os._exit(0)      # what it wrote is closed and renamed: skip torch's slow teardown
+        os._exit(0)      # what it wrote is closed and renamed: skip Python's teardown
 
 
 def _stop(signum, frame):

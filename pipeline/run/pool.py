@@ -235,8 +235,8 @@ class Pool(BlockPool):
 
     def __init__(self, settings: Settings, size: int):
         super().__init__()
-        # spawn, not fork: the doit process holds a sqlite connection, git pipes and
-        # torch's threads, none of which a child may share.
+        # spawn, not fork: the doit process holds a sqlite connection, git pipes and the
+        # tokenizer trainer's threads, none of which a child may share.
         self.executor = ProcessPoolExecutor(
             max_workers=size, initializer=_start_worker, initargs=(os.getpid(), settings),
             mp_context=multiprocessing.get_context("spawn"))
