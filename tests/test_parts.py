@@ -115,11 +115,12 @@ def test_the_part_writer_ignores_a_ctrl_c_that_comes_while_it_starts(tmp_path):
     assert process.exitcode == 0
 
 
-def test_the_pools_workers_pack_a_first_merges_rows_as_the_merge_itself_would(workdir,
-                                                                              sample_repo):
-    """A first merge of many commits has the tokens stage's workers pack its rows; a merge
-    alone (jobs=1) packs the same records, byte for byte, and writes the same outputs.
-    The workers also left the token shards' summaries, which the merge took in."""
+def test_the_pools_workers_write_a_first_merges_parts_as_the_merge_itself_would(workdir,
+                                                                                sample_repo):
+    """A first merge of many commits has the pool's workers write its parts, packing their
+    rows; a merge alone (jobs=1) packs the same rows records and part records, byte for
+    byte, and writes the same outputs. The tokens stage's workers also left the token
+    shards' summaries, which the merge took in."""
     extend_sample_repository(sample_repo, 40)          # enough commits for a pool
     args = [f"repo={sample_repo}", "jobs=2"]
     code, record = run_doit(*args, "tokens")
@@ -133,9 +134,10 @@ def test_the_pools_workers_pack_a_first_merges_rows_as_the_merge_itself_would(wo
     code, record = run_doit(*args)               # the tokens stage's pool is gone: a new one
     assert code == 0 and record.processes["merge"] == 2 and record.pools_started == ["rows"]
     assert not list(new_summaries.iterdir())         # taken into the summaries' index
-    rows = workdir / "cache" / "rows"
-    by_workers = {path.name: path.read_bytes() for path in rows.rglob("*.msgpack")}
-    assert len(by_workers) > 20
+    records = {kind: workdir / "cache" / kind for kind in ("rows", "parts")}
+    by_workers = {kind: {path.name: path.read_bytes() for path in folder.rglob("*.msgpack")}
+                  for kind, folder in records.items()}
+    assert len(by_workers["rows"]) > 20 and len(by_workers["parts"]) > 2
     outputs = split_outputs(workdir / "dataset")
 
     for merged in ("rows", "parts", "merge"):
@@ -143,5 +145,7 @@ def test_the_pools_workers_pack_a_first_merges_rows_as_the_merge_itself_would(wo
     (workdir / "dataset" / "manifest.json").unlink()
     code, record = run_doit(f"repo={sample_repo}", "jobs=1")
     assert code == 0 and record.processes.get("merge", 1) == 1
-    assert {path.name: path.read_bytes() for path in rows.rglob("*.msgpack")} == by_workers
+    for kind, folder in records.items():
+        assert {path.name: path.read_bytes() for path in folder.rglob("*.msgpack")} == \
+            by_workers[kind], kind
     assert split_outputs(workdir / "dataset") == outputs

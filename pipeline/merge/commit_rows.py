@@ -4,8 +4,8 @@ jsonl lines and what stats.json counts of them, cached by content.
 A commit's rows depend only on its token shard, which of its segments the merge keeps and
 its repository's name; so they are a cache record keyed by exactly those, and a merge
 after `git pull` packs and decodes only the commits it has not seen with that key. When
-many are missing (a first merge) the pool's workers pack them first, on every core (with
-one repository and the local executor; see RunSession.store_rows).
+many are missing (a first merge) the pool's workers write the parts, packing their rows on
+every core (with one repository and the local executor; see RunSession.write_parts).
 """
 
 from __future__ import annotations
@@ -91,15 +91,6 @@ def _build(settings: Settings, layout: Layout, decoder: Decoder, work: list) -> 
     return [_record(shard.sha, shard.committer_time, name, examples, packing,
                     [next(lines) for _ in examples])
             for shard, name, examples, packing in packed]
-
-
-def store_rows(settings: Settings, layout: Layout, decoder: Decoder, key: str, shard,
-               kept: list, name: str) -> None:
-    """Pack and store one commit's rows (rows key, token shard, kept positions, repository
-    name) as commit_rows does: what a pool worker does for the merge (see
-    Worker.store_rows)."""
-    store.write_record(store.record_path(settings.cache, "rows", key),
-                       _build(settings, layout, decoder, [(shard, kept, name)])[0])
 
 
 def missing_rows(settings: Settings, wanted: list) -> list:

@@ -114,30 +114,32 @@ def _file_entry(path: Path) -> dict:
 
 def _remove_other_parts(out: Path, names: set) -> None:
     """Part files of an earlier merge that this one does not write (a split now has fewer
-    parts), and the one-file splits of earlier versions."""
+    parts), the one-file splits of earlier versions, and the temporary file of a part whose
+    writer was killed (a pool's worker at Ctrl-C)."""
     for split in SPLITS:
         for path in [*out.glob(f"{split}-*.pt"), *out.glob(f"{split}-*.jsonl"),
-                     out / f"{split}.pt", out / f"{split}.jsonl"]:
+                     *out.glob(f".{split}-*.tmp"), out / f"{split}.pt", out / f"{split}.jsonl"]:
             if path.name not in names:
                 path.unlink(missing_ok=True)
 
 
 def merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard,
-          tokenizer_info: dict, tokenizer, key: str, tensor_writer, store_rows) -> dict:
+          tokenizer_info: dict, tokenizer, key: str, tensor_writer, write_parts) -> dict:
     """Write the split parts (tensors, by tensor_writer: see parts.write_part; and texts),
     stats and manifest from the token shards of the timeline's commits
     (token_keys and token_shard(position) in its order); returns the stats.
-    store_rows(work) first packs and stores the rows no record holds ((sha, kept positions,
-    repository name, rows key) of each commit), or leaves them to the merge. The garbage
+    write_parts(jobs, missing rows) first writes the parts to write elsewhere (the pool's
+    workers: see Worker.write_part for jobs) and returns name -> (key, record) of those it
+    wrote, or leaves them to the merge. The garbage
     collector waits: the merge holds a summary per commit and makes no cycles, and its
     passes over them would cost a 20,000-commit merge a second."""
     with store.collection_paused():
         return _merge(settings, timeline, token_keys, token_shard, tokenizer_info, tokenizer,
-                      key, tensor_writer, store_rows)
+                      key, tensor_writer, write_parts)
 
 
 def _merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard,
-           tokenizer_info: dict, tokenizer, key: str, tensor_writer, store_rows) -> dict:
+           tokenizer_info: dict, tokenizer, key: str, tensor_writer, write_parts) -> dict:
     out = settings.dataset
     out.mkdir(parents=True, exist_ok=True)
     written = _written_parts(out)
@@ -176,20 +178,23 @@ def _merge(settings: Settings, timeline: Timeline, token_keys: list, token_shard
     done = {name: written_part(settings, out, name, [w[0] for w in wanted], layout.pad_id,
                                written.get(name))
             for split in SPLITS for name, wanted in plans[split]}
-    # The rows of the parts to write that no record holds, packed first by store_rows (the
-    # pool's workers, when there are many); commit_rows packs any it leaves.
-    unpacked = [w for split in SPLITS for name, wanted in plans[split] if done[name] is None
-                for w in missing_rows(settings, wanted)]
-    store_rows([(timeline.commits[position]["sha"], segments, repository, key)
-                for key, position, segments, repository in unpacked])
+    # The parts to write, with the sha and time of each commit, written first by
+    # write_parts when the rows no record holds are many; the others here.
+    jobs = [(name, [(*commit, *commit_of(commit[1])) for commit in wanted])
+            for split in SPLITS for name, wanted in plans[split] if done[name] is None]
+    missing = sum(len(missing_rows(settings, wanted)) for _, wanted in jobs)
+    written_elsewhere = write_parts(jobs, missing)
 
     files, parts, measures = {}, {}, {}
     for split in SPLITS:
         parts[split], split_measures = [], []
         for name, wanted in plans[split]:
-            part_key, part = write_part(settings, out, name, [w[0] for w in wanted],
-                                        lambda wanted=wanted: rows_of(wanted),
-                                        layout.pad_id, done[name], tensor_writer)
+            if name in written_elsewhere:
+                part_key, part = written_elsewhere[name]
+            else:
+                part_key, part = write_part(settings, out, name, [w[0] for w in wanted],
+                                            lambda wanted=wanted: rows_of(wanted),
+                                            layout.pad_id, done[name], tensor_writer)
             parts[split].append({"name": name, "key": part_key})
             split_measures.append(part["measures"])
             files.update({f"{name}{suffix}": entry for suffix, entry in part["files"].items()})

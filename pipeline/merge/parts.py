@@ -85,6 +85,13 @@ def write_tensors(settings: Settings, out: Path, name: str, rows: list, pad_id: 
     return _write_file(out / f"{name}.pt", lambda writer: write_pt(writer, tensors))
 
 
+def tensors_here(settings: Settings, out: Path, name: str, rows: list, pad_id: int):
+    """A tensor_writer for write_part that writes the .pt in this process (a pool's worker,
+    which writes whole parts) before the .jsonl."""
+    entry = write_tensors(settings, out, name, rows, pad_id)
+    return lambda: entry
+
+
 def _write_lines(out: Path, name: str, records: list) -> dict:
     def lines(writer):
         for record in records:
@@ -106,8 +113,8 @@ def write_part(settings: Settings, out: Path, name: str, rows_keys: list, record
                pad_id: int, written: dict | None, tensor_writer) -> tuple[str, dict]:
     """The part's key and record (its files' hashes and sizes, its rows' measures and
     keys). Its files are written unless they are (written: see written_part): NAME.pt by
-    tensor_writer (a PartWriter's write_tensors: it gives back a function that waits for
-    the file's entry), NAME.jsonl here meanwhile.
+    tensor_writer (a PartWriter's write_tensors, or tensors_here: it gives back a function
+    that waits for the file's entry), NAME.jsonl here meanwhile.
     records_of() gives its commits' rows."""
     key = part_key(settings, rows_keys, pad_id)
     if written is not None:

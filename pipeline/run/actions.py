@@ -194,18 +194,18 @@ def merge_dataset(session: RunSession, settings: Settings) -> None:
         worker = session.worker(repositories[timeline.sources[position]])
         return worker.shard("tokens", timeline.commits[position]["sha"])
 
-    def store_rows(work):
-        session.store_rows(settings, work)
-        # The workers have stopped: the part writer starts, and the report's drawer imports
-        # matplotlib (the report task follows), while the merge reads the rows.
-        session.start_part_writer()
+    def write_parts(jobs, missing_rows):
+        written = session.write_parts(settings, jobs, missing_rows)
+        # The workers have stopped: the report's drawer imports matplotlib (the report task
+        # follows) while the merge writes what is left.
         session.start_report_drawer()
+        return written
 
     def write_tensors(*part):
         return session.start_part_writer().write_tensors(*part)
 
     stats = merge(settings, timeline, token_keys, token_shard, info, tokenizer,
-                  current_merge_key(session, settings), write_tensors, store_rows)
+                  current_merge_key(session, settings), write_tensors, write_parts)
     session.end_part_writer()
     events.add_stage_time("merge", time.perf_counter() - started)
     events.record_outcome(stats)

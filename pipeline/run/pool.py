@@ -5,7 +5,7 @@ process. Workers take consecutive commits in blocks: a worker's symbol index and
 parses then move a few commits at a time, as they do in one process. A pool serves one
 repository's per-commit stages of one `doit` run: the run session starts it for the
 chunks stage, keeps its workers for the tokens stage (starting processes again would cost
-each a second of imports and set-up) and for packing a first merge's rows, and stops it
+each a second of imports and set-up) and for writing a first merge's parts, and stops it
 then, at another repository's stage and at the end of the run, so no idle worker holds on
 to its memory.
 
@@ -31,6 +31,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import NamedTuple
 
 from pipeline.config import Settings
@@ -218,8 +219,8 @@ def _build_block(stage: str, shas: list) -> list:
     return _worker.build_block(stage, shas)
 
 
-def _store_rows(work: list) -> None:
-    _worker.store_rows(work)
+def _write_part(out: Path, name: str, wanted: list) -> tuple:
+    return _worker.write_part(out, name, wanted)
 
 
 _ENDED_ABRUPTLY = (
@@ -259,17 +260,15 @@ class Pool(BlockPool):
         except BrokenProcessPool:
             raise PipelineError(_ENDED_ABRUPTLY) from None
 
-    def store_rows(self, work: list) -> None:
-        """Pack and store the merge's rows of work's commits (see Worker.store_rows), in
-        blocks of consecutive commits, as the tokens stage's: the merge waits for them all.
-        """
-        size = BLOCK["tokens"]
+    def write_parts(self, out: Path, jobs: list) -> dict:
+        """Write the merge's parts of jobs ((name, its commits) each: see Worker.write_part)
+        into out, one part per task, the workers taking the next as they finish; returns
+        part name -> (key, record)."""
         with interrupts.held():
-            futures = [self.executor.submit(_store_rows, work[i:i + size])
-                       for i in range(0, len(work), size)]
+            futures = {name: self.executor.submit(_write_part, out, name, wanted)
+                       for name, wanted in jobs}
         try:
-            for future in futures:
-                future.result()
+            return {name: future.result() for name, future in futures.items()}
         except BrokenProcessPool:
             raise PipelineError(_ENDED_ABRUPTLY) from None
 

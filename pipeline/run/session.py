@@ -168,7 +168,7 @@ class RunSession:
 
     def start_merge(self, settings: Settings) -> None:
         """The merge begins: it needs the memory of this process's Workers (their symbol
-        indexes), and of the pool and Ray unless the pool is to pack its rows (store_rows).
+        indexes), and of the pool and Ray unless the pool is to write its parts (write_parts).
         """
         self.close_workers()
         if self._pool is not None:
@@ -179,21 +179,24 @@ class RunSession:
             self.stop_pool()
             ray_pool.disconnect()
 
-    def store_rows(self, settings: Settings, work: list) -> None:
-        """The merge's rows of work's commits ((sha, kept positions, repository name, rows
-        key) of each) packed and stored by the pool's workers when there are many: those of
-        the tokens stage if they are up. Then the pool is stopped, and Ray left: the merge
-        needs their memory. With several repositories, or Ray, the merge packs them
-        itself."""
+    def write_parts(self, settings: Settings, jobs: list, missing_rows: int) -> dict:
+        """The merge's parts of jobs ((name, its commits) each: see Worker.write_part),
+        written by the pool's workers when the rows they lack (missing_rows) are many: those
+        of the tokens stage if they are up. Then the pool is stopped, and Ray left: the
+        merge needs their memory. Returns part name -> (key, record) of those written: none
+        with few missing rows (a pull), several repositories, or Ray, where the merge
+        writes the parts itself."""
+        written = {}
         repositories = settings.repository_settings()
-        if self._pool_packs_rows(settings):
-            size = self.processes("rows", repositories[0], len(work))
+        if self._pool_packs_rows(settings) and jobs:
+            size = self.processes("rows", repositories[0], missing_rows)
             if size > 1:
                 self._use_pool("rows", repositories[0], size)
                 events.processes_used("merge", size)
-                self._pool.store_rows(work)
+                written = self._pool.write_parts(settings.dataset, jobs)
         self.stop_pool()
         ray_pool.disconnect()
+        return written
 
     def _built_ahead(self, stage: str, settings: Settings) -> dict:
         """sha -> block of the commits the stage's pool started ahead of their tasks."""

@@ -17,8 +17,9 @@ from pipeline.chunks.shard import build_chunk_shard, chunk_shard_path, shard_key
 from pipeline.config import Settings
 from pipeline.git.commit_list import current_pointer, read_commit_list
 from pipeline.git.history import BlobReader, open_repository
-from pipeline.merge.commit_rows import store_rows
+from pipeline.merge.commit_rows import commit_rows
 from pipeline.merge.decoding import Decoder
+from pipeline.merge.parts import tensors_here, write_part
 from pipeline.merge.summaries import store_new_summaries, summarize
 from pipeline.records import ChunkShard, Commit, TokenShard, to_plain
 from pipeline.rust.parsing import RecentParses
@@ -136,16 +137,25 @@ class Worker:
         self._end_block(stage, shas)
         return shas
 
-    def store_rows(self, work: list) -> None:
-        """Pack and store the merge's rows of commits of this repository: work holds
-        (sha, kept positions, repository name, rows key) of each."""
+    def write_part(self, out: Path, name: str, wanted: list) -> tuple:
+        """Write one part of the merge into out, as the merge itself would (parts.write_part;
+        its commits' rows packed and stored where no record holds them); returns its key and
+        record. wanted: (rows key, history position, kept positions, repository name, sha,
+        committer time) of each of its commits, of this repository."""
         self._enter("tokens")
         _, tokenizer, layout = self.tokenizer()
         if self._decoder is None:           # made here: only a pool's worker packs rows
             self._decoder = Decoder(tokenizer)
-        for sha, kept, name, key in work:
-            store_rows(self.settings, layout, self._decoder, key, self.shard("tokens", sha),
-                       kept, name)
+        commits = {position: (sha, time) for _, position, _, _, sha, time in wanted}
+
+        def records_of():
+            return commit_rows(self.settings, layout, self._decoder,
+                               [commit[:4] for commit in wanted],
+                               lambda position: self.shard("tokens", commits[position][0]),
+                               commits.__getitem__)
+
+        return write_part(self.settings, out, name, [commit[0] for commit in wanted],
+                          records_of, layout.pad_id, None, tensors_here)
 
     def _end_block(self, stage: str, shas: list) -> None:
         if stage == "chunks" and shas:
