@@ -183,6 +183,8 @@ def build_token_shards(session: RunSession, settings: Settings, shas: list) -> N
 @user_errors_fail_the_task
 def merge_dataset(session: RunSession, settings: Settings) -> None:
     session.start_merge(settings)
+    # The report's drawer imports matplotlib while the merge runs (the report task follows).
+    session.start_report_drawer()
     started = time.perf_counter()
     repositories = settings.repository_settings()
     info, tokenizer, _ = session.worker(repositories[0]).tokenizer()
@@ -194,18 +196,12 @@ def merge_dataset(session: RunSession, settings: Settings) -> None:
         worker = session.worker(repositories[timeline.sources[position]])
         return worker.shard("tokens", timeline.commits[position]["sha"])
 
-    def write_parts(jobs, missing_rows):
-        written = session.write_parts(settings, jobs, missing_rows)
-        # The workers have stopped: the report's drawer imports matplotlib (the report task
-        # follows) while the merge writes what is left.
-        session.start_report_drawer()
-        return written
-
     def write_tensors(*part):
         return session.start_part_writer().write_tensors(*part)
 
     stats = merge(settings, timeline, token_keys, token_shard, info, tokenizer,
-                  current_merge_key(session, settings), write_tensors, write_parts)
+                  current_merge_key(session, settings), write_tensors,
+                  functools.partial(session.write_parts, settings))
     session.end_part_writer()
     events.add_stage_time("merge", time.perf_counter() - started)
     events.record_outcome(stats)

@@ -112,13 +112,19 @@ class Worker:
         return READERS[stage](plain) if plain is not None else self.build(stage, sha)
 
     def _enter(self, stage: str) -> None:
-        """A pool's worker drops its symbol index and parses (a few hundred MB on a large
-        history) when it goes on to the tokens stage, which does not use them. (A chunks
-        commit built after that, such as a damaged chunk shard rebuilt for its tokens,
-        moves the new index there: slower, the same shard.) The doit process's worker
-        builds a few commits and is closed before the merge: it keeps them."""
-        if self._pooled and stage != self._stage and stage == "tokens":
-            self.index = self._new_index()
+        """A pool's worker drops what the stage it leaves kept and the next does not use:
+        going on to the tokens stage, its symbol index and parses (a few hundred MB on a
+        large history) and its `git cat-file` process (the tokens stage reads no blobs);
+        going on to write the merge's parts, its recent encodings. (A shard rebuilt later,
+        such as a damaged chunk shard rebuilt for its tokens, starts them again: slower,
+        the same shard.) The doit process's worker builds a few commits and is closed
+        before the merge: it keeps them."""
+        if self._pooled and stage != self._stage and stage in ("tokens", "parts"):
+            if stage == "tokens":
+                self.index = self._new_index()
+                self.repo.git.clear_cache()
+            elif self._tokenizer is not None:
+                self._text_ids = TextIds(self._tokenizer[1])
             _return_freed_memory()
         self._stage = stage
 
@@ -142,7 +148,7 @@ class Worker:
         its commits' rows packed and stored where no record holds them); returns its key and
         record. wanted: (rows key, history position, kept positions, repository name, sha,
         committer time) of each of its commits, of this repository."""
-        self._enter("tokens")
+        self._enter("parts")
         _, tokenizer, layout = self.tokenizer()
         if self._decoder is None:           # made here: only a pool's worker packs rows
             self._decoder = Decoder(tokenizer)
