@@ -1,11 +1,11 @@
 """Parts' rows in, their .pt files written by a process of their own out.
 
-A part's tensors are built and written (pipeline.merge.pt_file, without torch) while the
-doit process writes the part's .jsonl, which takes about as long. So this process is
-started before a merge writes its parts (once the worker processes have packed its rows
-and stopped, or when a pull's few commits are built): it imports numpy while the doit
-process reads the rows, writes each part's .pt as the rows come, and ends once told the
-merge is done.
+The parts a merge writes in the doit process (a pull's; a first merge's are written by
+the pool's workers) have their tensors built and written here (pipeline.merge.pt_file,
+without torch) while the doit process writes each part's .jsonl, which takes about as
+long. This process is started as a pull's few commits are built (or at the first such
+part): it imports numpy meanwhile, writes each part's .pt as its rows come, and ends once
+told the merge is done.
 """
 
 from __future__ import annotations

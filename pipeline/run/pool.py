@@ -152,25 +152,33 @@ class BlockPool:
         waiting = set(mine.values()) | {self._start(stage, block) for block in own}
         later.reverse()                    # popped from the end: in order
         wanted = set(shas)
-        while wanted and waiting:
-            # Two blocks per worker under way: one to build, one ready to start.
-            while later and len(self._running) < 2 * self.size:
-                block = later.pop()
-                self.ahead.update(dict.fromkeys(block, self._start(stage, block)))
-            for handle in self._finished(self._running | waiting):
-                self._running.discard(handle)
-                if handle in waiting:
-                    waiting.discard(handle)
-                    taken = self._take(stage, handle, wanted)
-                    wanted.difference_update(taken)
-                    yield from taken
-                elif handle in self._unclaimed:
-                    self._check(handle)
-            if stored is not None and self.workers_store_shards:
-                found = [sha for sha in shas if sha in wanted and stored(sha)]
-                wanted.difference_update(found)
-                yield from found
-        self._unclaimed |= waiting - set(self.ahead.values())
+        try:
+            while wanted and waiting:
+                # Two blocks per worker under way: one to build, one ready to start.
+                while later and len(self._running) < 2 * self.size:
+                    block = later.pop()
+                    self.ahead.update(dict.fromkeys(block, self._start(stage, block)))
+                if stored is not None and self.workers_store_shards:
+                    found = [sha for sha in shas if sha in wanted and stored(sha)]
+                    wanted.difference_update(found)
+                    yield from found
+                    if not wanted:
+                        break
+                for handle in self._finished(self._running | waiting):
+                    self._running.discard(handle)
+                    if handle in waiting:
+                        waiting.discard(handle)
+                        taken = self._take(stage, handle, wanted)
+                        wanted.difference_update(taken)
+                        yield from taken
+                    elif handle in self._unclaimed:
+                        self._check(handle)
+        finally:
+            self._unclaimed |= waiting - set(self.ahead.values())
+        if not after:
+            # The stage's last task: its blocks end (storing what a block stores last, the
+            # definitions or summaries) before the run can end and stop the workers.
+            self.finish_stage()
 
     def finish_stage(self) -> None:
         """The stage is over and the workers go on with the next one (or stop): wait for
@@ -178,12 +186,14 @@ class BlockPool:
         or started ahead for tasks that did not run), raise the error one of them ended
         with, then forget them, so that no handle of this stage's stands for a commit of
         the next."""
-        while self._running:
-            self._running -= self._finished(self._running)
-        unclaimed, self._unclaimed = self._unclaimed, set()
-        for handle in unclaimed:
-            self._check(handle)
-        self.ahead.clear()
+        try:
+            while self._running:
+                self._running -= self._finished(self._running)
+            unclaimed, self._unclaimed = self._unclaimed, set()
+            for handle in unclaimed:
+                self._check(handle)
+        finally:
+            self.ahead.clear()
 
     def _check(self, handle) -> None:
         """Raise the error a finished block ended with, if any (its shards are stored)."""
@@ -279,7 +289,8 @@ class Pool(BlockPool):
         """
         self.executor.shutdown(wait=True, cancel_futures=True)
         for future in list(self._unclaimed):
-            self._check(future)
+            if not future.cancelled():    # a cancelled block never started: no error
+                self._check(future)
 
     def terminate(self) -> None:
         """Stop now, killing the workers mid-block: the run is over (Ctrl-C, a failed task)

@@ -163,7 +163,7 @@ class RunSession:
             events.pool_started(stage)
 
     @staticmethod
-    def _pool_packs_rows(settings: Settings) -> bool:
+    def _pool_writes_parts(settings: Settings) -> bool:
         return len(settings.repository_settings()) == 1 and settings.executor != "ray"
 
     def start_merge(self, settings: Settings) -> None:
@@ -175,7 +175,7 @@ class RunSession:
             # The last tokens task may have ended before its block stored the block's
             # summaries, which the merge reads first.
             self._pool.finish_stage()
-        if not self._pool_packs_rows(settings):
+        if not self._pool_writes_parts(settings):
             self.stop_pool()
             ray_pool.disconnect()
 
@@ -188,7 +188,7 @@ class RunSession:
         writes the parts itself."""
         written = {}
         repositories = settings.repository_settings()
-        if self._pool_packs_rows(settings) and jobs:
+        if self._pool_writes_parts(settings) and jobs:
             size = self.processes("rows", repositories[0], missing_rows)
             if size > 1:
                 self._use_pool("rows", repositories[0], size)

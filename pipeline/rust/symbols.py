@@ -151,8 +151,8 @@ class SymbolIndex:
         """Move to commit (a worker's block's last) and store the definitions computed since
         the last call of the file versions in its tree: another worker's block, or a later
         run, starts from there. Versions that came and went meanwhile are not stored
-        (about half of them with blocks of 64 commits): a file creation costs more than
-        extracting them again in the rare run that needs them."""
+        (about half of them with blocks of 64 commits, more in longer blocks): a file
+        creation costs more than extracting them again in the rare run that needs them."""
         self.move_to(commit)
         present = set(self.tree.values())
         for blob, (stored_at, found) in self._unstored.items():
