@@ -95,31 +95,36 @@ class TextIds:
 
     def __init__(self, tokenizer, capacity: int = 2_000_000, line_capacity: int = 1_000_000):
         self.tokenizer = tokenizer
+        # The same ids without their tokens' strings and offsets, which only the texts used
+        # once (a message, cut after a line's last token) need: a quarter less CPU
+        # encoding ripgrep's source files (tokenizers 0.21 and later).
+        self._encode_ids = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
         self._texts = RecentlyUsed(capacity)
         self._pieces = RecentlyUsed(line_capacity) if splits_at_line_ends(tokenizer) else None
 
     def encode(self, texts: list, once: list = ()) -> tuple[list, list]:
-        """(ids of each of texts, Encoding of each of once) from one batched encode of the
+        """(ids of each of texts, Encoding of each of once) from batched encodes of the
         texts (or lines) not remembered and of once (texts used once, as a message: not
-        remembered)."""
+        remembered, encoded with their tokens)."""
         missing = self._texts.missing(texts)
         if self._pieces is None:
-            encodings = self.tokenizer.encode_batch([*once, *missing], add_special_tokens=False)
+            encodings = self._encode_ids(missing, add_special_tokens=False)
             found = {text: array(ID_TYPE, encoding.ids)
-                     for text, encoding in zip(missing, encodings[len(once):])}
+                     for text, encoding in zip(missing, encodings)}
         else:
             pieces_of = [_PIECE.findall(text) for text in missing]
             new_pieces = self._pieces.missing(piece for pieces in pieces_of for piece in pieces)
-            encodings = self.tokenizer.encode_batch([*once, *new_pieces],
-                                                    add_special_tokens=False)
+            encodings = self._encode_ids(new_pieces, add_special_tokens=False)
             self._pieces.add({piece: array(ID_TYPE, encoding.ids)
-                              for piece, encoding in zip(new_pieces, encodings[len(once):])})
+                              for piece, encoding in zip(new_pieces, encodings)})
             found = dict(zip(missing, map(self._joined, pieces_of)))
             self._pieces.trim()
         result = [found[text] if text in found else self._texts.values[text] for text in texts]
         self._texts.add(found)
         self._texts.trim()
-        return result, encodings[:len(once)]
+        once_encodings = self.tokenizer.encode_batch(list(once), add_special_tokens=False) \
+            if once else []
+        return result, once_encodings
 
     def _joined(self, pieces: list) -> array:
         ids, remembered = array(ID_TYPE), self._pieces.values
