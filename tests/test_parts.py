@@ -149,3 +149,15 @@ def test_the_pools_workers_write_a_first_merges_parts_as_the_merge_itself_would(
         assert {path.name: path.read_bytes() for path in folder.rglob("*.msgpack")} == \
             by_workers[kind], kind
     assert split_outputs(workdir / "dataset") == outputs
+
+    # Every part again, from cached rows (commits_per_part changed): many parts, so the
+    # workers write them, as a merge alone writes them.
+    code, record = run_doit(*args, "commits_per_part=2")
+    assert code == 0 and record.processes["merge"] == 2
+    assert sum(len(split["parts"]) for split in manifest(workdir)["splits"].values()) >= 32
+    outputs = split_outputs(workdir / "dataset")
+    shutil.rmtree(workdir / "cache" / "parts")
+    (workdir / "dataset" / "manifest.json").unlink()
+    code, record = run_doit(f"repo={sample_repo}", "jobs=1", "commits_per_part=2")
+    assert code == 0 and record.processes.get("merge", 1) == 1
+    assert split_outputs(workdir / "dataset") == outputs

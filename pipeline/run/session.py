@@ -181,15 +181,16 @@ class RunSession:
 
     def write_parts(self, settings: Settings, jobs: list, missing_rows: int) -> dict:
         """The merge's parts of jobs ((name, its commits) each: see Worker.write_part),
-        written by the pool's workers when the rows they lack (missing_rows) are many: those
-        of the tokens stage if they are up. Then the pool is stopped, and Ray left: the
-        merge needs their memory. Returns part name -> (key, record) of those written: none
-        with few missing rows (a pull), several repositories, or Ray, where the merge
-        writes the parts itself."""
+        written by the pool's workers when the rows they lack (missing_rows) or the parts
+        are many (a first merge; every part again, as after commits_per_part changed):
+        those of the tokens stage if they are up. Then the pool is stopped, and Ray left:
+        the merge needs their memory. Returns part name -> (key, record) of those written:
+        none for a few (a pull's), several repositories, or Ray, where the merge writes the
+        parts itself."""
         written = {}
         repositories = settings.repository_settings()
         if self._pool_writes_parts(settings) and jobs:
-            size = self.processes("rows", repositories[0], missing_rows)
+            size = self.processes("rows", repositories[0], max(missing_rows, len(jobs)))
             if size > 1:
                 self._use_pool("rows", repositories[0], size)
                 events.processes_used("merge", size)
