@@ -22,6 +22,7 @@ from pipeline.tokens.layout import Layout
 from pipeline.tokens.segments import ID_TYPE
 from pipeline.tokens.text_ids import id_count
 
+
 @dataclass
 class Row:
     """A row being filled: its ids, loss spans and what it already shows."""

@@ -36,6 +36,8 @@ _ARCHIVE = "archive/"
 # A zip without its 64-bit extension (torch.save would use it): no record, nor the whole
 # archive, may reach 4 GiB. A part of 100 commits holds some 25 MB on cargo.
 _ZIP32_LIMIT = 0xFFFFFFFF
+_TOO_LARGE = ("a dataset part's tensors would reach 4 GiB: set a smaller commits_per_part "
+              "(or max_length) in the settings.")
 
 
 class _Pickler:
@@ -161,8 +163,7 @@ class _ZipWriter:
         unpadded = self.offset + 30 + len(name_bytes) + 4
         extra = b"FB" + struct.pack("<H", -unpadded % _ALIGNMENT) + bytes(-unpadded % _ALIGNMENT)
         if self.offset + 30 + len(name_bytes) + len(extra) + size > _ZIP32_LIMIT:
-            raise PipelineError("a dataset part's tensors would reach 4 GiB: set a smaller "
-                                "commits_per_part (or max_length) in the settings.")
+            raise PipelineError(_TOO_LARGE)
         self.writer.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, crc,
                                       size, size, len(name_bytes), len(extra)))
         self.writer.write(name_bytes)
@@ -178,8 +179,7 @@ class _ZipWriter:
                                      crc, size, size, len(name_bytes), 0, 0, 0, 0, 0, offset)
             directory += name_bytes
         if self.offset + len(directory) > _ZIP32_LIMIT:
-            raise PipelineError("a dataset part's tensors would reach 4 GiB: set a smaller "
-                                "commits_per_part (or max_length) in the settings.")
+            raise PipelineError(_TOO_LARGE)
         self.writer.write(directory)
         self.writer.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(self.entries),
                                       len(self.entries), len(directory), self.offset, 0))

@@ -239,6 +239,14 @@ _ENDED_ABRUPTLY = (
     "another number) or free some memory.")
 
 
+def _result(future):
+    """A worker's result, or the error it raised; a pool whose worker died says so."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise PipelineError(_ENDED_ABRUPTLY) from None
+
+
 class Pool(BlockPool):
     """Worker processes for one stage of a run."""
 
@@ -265,10 +273,7 @@ class Pool(BlockPool):
 
     def _take(self, stage: str, future, wanted: set) -> list:
         """The commits of wanted the block stored (it may hold those of another task)."""
-        try:
-            return [sha for sha in future.result() if sha in wanted]
-        except BrokenProcessPool:
-            raise PipelineError(_ENDED_ABRUPTLY) from None
+        return [sha for sha in _result(future) if sha in wanted]
 
     def write_parts(self, out: Path, jobs: list) -> dict:
         """Write the merge's parts of jobs ((name, its commits) each: see Worker.write_part)
@@ -277,10 +282,7 @@ class Pool(BlockPool):
         with interrupts.held():
             futures = {name: self.executor.submit(_write_part, out, name, wanted)
                        for name, wanted in jobs}
-        try:
-            return {name: future.result() for name, future in futures.items()}
-        except BrokenProcessPool:
-            raise PipelineError(_ENDED_ABRUPTLY) from None
+        return {name: _result(future) for name, future in futures.items()}
 
     def shutdown(self) -> None:
         """Stop once the blocks being built are done (the stage is over: there are none,

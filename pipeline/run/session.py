@@ -146,9 +146,7 @@ class RunSession:
             return
         self._use_pool(stage, settings, size)
         after = self._missing_after(stage, settings, shas[-1], self._pool.lookahead(stage))
-        keys = self._keys(stage, settings)
-        yield from self._pool.build(stage, shas, after, lambda sha: os.path.exists(
-            store.record_file(settings.cache, stage, keys[sha])))
+        yield from self._pool.build(stage, shas, after, self._stored(stage, settings))
 
     def _use_pool(self, stage: str, settings: Settings, size: int) -> None:
         """A pool of size processes for the stage of one repository's commits: the one that
@@ -171,10 +169,6 @@ class RunSession:
         indexes), and of the pool and Ray unless the pool is to write its parts (write_parts).
         """
         self.close_workers()
-        if self._pool is not None:
-            # The last tokens task may have ended before its block stored the block's
-            # summaries, which the merge reads first.
-            self._pool.finish_stage()
         if not self._pool_writes_parts(settings):
             self.stop_pool()
             ray_pool.disconnect()
@@ -213,9 +207,13 @@ class RunSession:
     def missing(self, stage: str, settings: Settings, shas: list) -> list:
         """Those of shas whose shards of stage this run builds: not stored, or built ahead
         of their task by the stage's pool."""
-        ahead, keys = self._built_ahead(stage, settings), self._keys(stage, settings)
-        return [sha for sha in shas if sha in ahead
-                or not os.path.exists(store.record_file(settings.cache, stage, keys[sha]))]
+        ahead, stored = self._built_ahead(stage, settings), self._stored(stage, settings)
+        return [sha for sha in shas if sha in ahead or not stored(sha)]
+
+    def _stored(self, stage: str, settings: Settings):
+        """sha -> whether its shard of stage is in the cache."""
+        keys = self._keys(stage, settings)
+        return lambda sha: os.path.exists(store.record_file(settings.cache, stage, keys[sha]))
 
     def _missing_after(self, stage: str, settings: Settings, last: str, count: int) -> list:
         """Up to count commits after last, in the run's order, whose shards of stage were not
@@ -223,11 +221,10 @@ class RunSession:
         ahead (it skips those it has under way). The cache is looked at once per stage:
         only this run's pool stores these shards meanwhile."""
         listing, positions = self._listing(settings)
-        keys = self._keys(stage, settings)
-        unbuilt = self._memo(
-            self._unbuilt[stage], settings, keys,
-            lambda: [position for position, sha in enumerate(keys)
-                     if not os.path.exists(store.record_file(settings.cache, stage, keys[sha]))])
+        keys, stored = self._keys(stage, settings), self._stored(stage, settings)
+        unbuilt = self._memo(self._unbuilt[stage], settings, keys,
+                             lambda: [position for position, sha in enumerate(keys)
+                                      if not stored(sha)])
         start = bisect.bisect_right(unbuilt, positions[last])
         return [listing["commits"][position]["sha"] for position in unbuilt[start:start + count]]
 

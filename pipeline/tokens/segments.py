@@ -163,7 +163,7 @@ def build_token_shard(settings: Settings, tokenizer, layout: Layout, shard: Chun
     if text_ids is None:
         text_ids = TextIds(tokenizer)
     per_chunk = [_texts_of(chunk) for chunk in shard.chunks]
-    # The message and the texts not remembered, encoded together once per commit.
+    # The texts not remembered, encoded in one batch per commit (the message in another).
     ids, (message_encoding,) = text_ids.encode(
         [text for texts in per_chunk for text in texts], [redact(shard.message)])
     truncations, segments, position = Counter(), [], 0
