@@ -160,6 +160,8 @@ def test_a_symbol_index_moved_along_history_equals_one_built_at_each_commit(rust
             manifest.format("network", 2), "src/lib.rs": None}),
         rust_repo.commit("the manifests go", {"Cargo.toml": None, "net/Cargo.toml": None,
                                               "net/tls/Cargo.toml": None}),
+        # No manifest changes: the module's other file takes over without a remap.
+        rust_repo.commit("the module's chosen file goes", {"src/util.rs": None}),
     ]
     repo = open_repository(str(rust_repo.path))
     settings = Settings(repo=str(rust_repo.path), cache_dir=str(tmp_path / "cache"))
@@ -184,5 +186,7 @@ def test_a_symbol_index_moved_along_history_equals_one_built_at_each_commit(rust
     # by path, util.rs before util/mod.rs, though util/mod.rs came first
     assert moved.modules[("", "util")] == "src/util.rs"
     assert moved.modules[("", "")] == "src/main.rs"              # lib.rs gone
+    moved.move_to(shas[6])
+    assert moved.modules[("", "util")] == "src/util/mod.rs"
     moved.move_to(None)
     assert _index_view(moved) == ({}, {}, {}, {}, {})

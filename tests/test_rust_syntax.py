@@ -1,9 +1,12 @@
 """tree-sitter-rust analysis of hand-written Rust: items, owners, docs, imports, errors,
 references, and incremental parses that agree with parses from scratch."""
 
+import random
+import re
+
 import pytest
 
-from pipeline.rust.parsing import RecentParses, _hunk_edits, parse
+from pipeline.rust.parsing import RecentParses, _hunk_edits, _renamed_macros, parse
 from pipeline.rust.references import item_references
 from pipeline.rust.syntax import analyse
 
@@ -240,3 +243,19 @@ def test_macros_named_like_keywords_or_types_parse_and_keep_their_text(call, mac
     # At a module's top level the invocation is an item, named as written.
     top = analyse(macros[0].encode() + b"! { x }\n")["items"]
     assert [item["name"] for item in top] == [macros[0] + "!"]
+
+
+# What _renamed_macros must do, as one regex pass (the spec the fast version is checked by).
+_RENAMED_BY_REGEX = re.compile(rb"\b(?:try|str|bool|char|[iu](?:8|16|32|64|128|size)|f32|f64)"
+                               rb"(?=!\s*[(\[{])")
+
+
+def test_macros_are_renamed_exactly_where_the_one_pass_regex_renames_them():
+    pieces = [b"try", b"str", b"bool", b"char", b"u8", b"i128", b"usize", b"isize", b"f32",
+              b"f64", b"u16", b"x", b"_", b"9", b"retry", b"astr", b"!", b"! ", b"!\n\t",
+              b"(", b"[", b"{", b"}", b" ", b"\n", b"::", b"8", b"size", b"\xc3\xa9"]
+    generator = random.Random(7)
+    for _ in range(3000):
+        source = b"".join(generator.choice(pieces) for _ in range(generator.randint(0, 30)))
+        expected = _RENAMED_BY_REGEX.sub(lambda name: name.group()[:-1] + b"_", source)
+        assert _renamed_macros(source) == expected, source

@@ -35,16 +35,37 @@ def get_parser() -> Parser:
 # cargo's tests since 2024) would be syntax errors, and their whole file would fall back to
 # line windows. The parser sees a same-length macro name instead (`tr_!`, `st_!`); offsets
 # do not move and every text is still sliced from the original bytes.
-_RENAMED_MACROS = re.compile(rb"\b(?:try|str|bool|char|[iu](?:8|16|32|64|128|size)|f32|f64)"
-                             rb"(?=!\s*[(\[{])")
-# Substrings one of those names leaves: most files have none, and need no regex pass.
+# A macro's name as it ends at a `!`, and what must follow the `!` for it to be a macro call.
+_MACRO_NAME = re.compile(rb"(?:try|str|bool|char|[iu](?:8|16|32|64|128|size)|f32|f64)\Z")
+_MACRO_CALL = re.compile(rb"!\s*[(\[{]")
+_LONGEST_NAME = len(b"usize")
+_WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+# What the end of one of those names and its `!` leave: each `!` they find is checked.
 _MACRO_HINTS = (b"try!", b"str!", b"bool!", b"char!", b"8!", b"16!", b"32!", b"64!", b"size!")
 
 
 def _renamed_macros(source: bytes) -> bytes:
-    if not any(hint in source for hint in _MACRO_HINTS):
-        return source
-    return _RENAMED_MACROS.sub(lambda name: name.group()[:-1] + b"_", source)
+    """source with the last letter of each such macro's name made `_`. The hints are found
+    with bytes.find (C speed) and each checked where it lies, not by a regex pass over the
+    whole file: on 386 MB of cargo's file versions, whose tests call `str![...]`
+    throughout, that took 2.25 s against 2.70."""
+    bangs = []
+    for hint in _MACRO_HINTS:
+        at = source.find(hint)
+        while at >= 0:
+            bangs.append(at + len(hint) - 1)
+            at = source.find(hint, at + 1)
+    renamed = None
+    for bang in bangs:
+        name = _MACRO_NAME.search(source, max(0, bang - _LONGEST_NAME), bang)
+        # A name is whole when no word character comes before it (the leftmost one found
+        # is the longest: any shorter one starts within it, after a word character).
+        if name is None or (name.start() and source[name.start() - 1] in _WORD_BYTES):
+            continue
+        if _MACRO_CALL.match(source, bang):
+            renamed = renamed or bytearray(source)
+            renamed[bang - 1] = ord("_")
+    return source if renamed is None else bytes(renamed)
 
 
 def node_text(source: bytes, node) -> str:

@@ -84,6 +84,12 @@ def definitions_path(cache_root, blob: str, max_file_bytes: int) -> Path:
     return store.record_path(cache_root, "definitions", key)
 
 
+def _module_file_order(path: str) -> tuple:
+    """Which of several files giving one module is its file: lib.rs before main.rs, then by
+    path."""
+    return path.endswith("main.rs"), path
+
+
 class SymbolIndex:
     """The definitions and crate layout of one tree, moved from commit to commit."""
 
@@ -94,6 +100,7 @@ class SymbolIndex:
         self.exclude_globs = tuple(exclude_globs)    # with vendored code: never indexed
         self.cache_root, self.max_file_bytes = cache_root, max_file_bytes
         self.tree: dict = {}                      # path -> blob sha (.rs and Cargo.toml)
+        self._manifests: dict = {}                # path -> blob sha of the Cargo.toml files
         self.by_name: dict = defaultdict(dict)    # name -> {path: [Definition]}
         self.modules: dict = {}                   # (crate dir, module path) -> file path
         self._module_files: dict = {}             # (crate dir, module path) -> its file paths
@@ -177,7 +184,7 @@ class SymbolIndex:
         if commit == self.commit:
             return
         if commit is None:
-            self.tree, self.by_name = {}, defaultdict(dict)
+            self.tree, self._manifests, self.by_name = {}, {}, defaultdict(dict)
             self._read_crates()
             self._map_modules()
             self.commit = None
@@ -201,6 +208,10 @@ class SymbolIndex:
                     files_moved.append(path)
             else:
                 manifests_changed = True
+                if blob is None:
+                    del self._manifests[path]
+                else:
+                    self._manifests[path] = blob
             if blob is None:
                 del self.tree[path]
             else:
@@ -216,12 +227,11 @@ class SymbolIndex:
         """Read the crates from the manifests; whether they changed (a version bump does
         not change them)."""
         crate_names = {}
-        for path, blob in self.tree.items():
-            if path.endswith("Cargo.toml"):
-                directory = path[:-len("Cargo.toml")].rstrip("/")
-                name = self._package_name(blob)
-                if name is not None:
-                    crate_names[directory] = name
+        for path, blob in self._manifests.items():
+            directory = path[:-len("Cargo.toml")].rstrip("/")
+            name = self._package_name(blob)
+            if name is not None:
+                crate_names[directory] = name
         crate_dirs = {name: directory for directory, name in crate_names.items()}
         if crate_dirs == self.crate_dirs:
             return False
@@ -241,15 +251,20 @@ class SymbolIndex:
         as a library): the same choice whatever the order the files came in."""
         key = (self.crate_of(path), module_path(path))
         files = self._module_files.setdefault(key, set())
+        winner = self.modules.get(key)
         if present:
             files.add(path)
+            # Only the new file can displace the winner: no min over all of them, which made
+            # _map_modules quadratic in the files of one module (cargo's test fixtures).
+            if winner is None or _module_file_order(path) < _module_file_order(winner):
+                self.modules[key] = path
         else:
             files.discard(path)
-        if files:
-            self.modules[key] = min(files, key=lambda p: (p.endswith("main.rs"), p))
-        else:
-            del self._module_files[key]
-            self.modules.pop(key, None)
+            if not files:
+                del self._module_files[key]
+                self.modules.pop(key, None)
+            elif path == winner:
+                self.modules[key] = min(files, key=_module_file_order)
 
     def _package_name(self, blob: str) -> str | None:
         """The package name of a Cargo.toml version, as `use` writes it. Memoised: the
