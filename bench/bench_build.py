@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench_scale import build_round, run_doit
+from bench_scale import build_round, build_rounds, run_doit
 
 
 def sample_round() -> dict:
@@ -25,7 +25,8 @@ def sample_round() -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="bench-sample-"))
     try:
         run_doit(workdir, "sample_repo")
-        return build_round(workdir / "cache" / "sample_repo")
+        (workdir / "build").mkdir()
+        return build_round(workdir / "cache" / "sample_repo", workdir / "build")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -36,7 +37,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     options = parser.parse_args()
     repo = options.repo.expanduser().resolve() if options.repo else None
-    rounds = [build_round(repo) if repo else sample_round() for _ in range(options.runs)]
+    rounds = (list(build_rounds(repo, options.runs)) if repo
+              else [sample_round() for _ in range(options.runs)])
     if repo:
         commits = subprocess.run(["git", "-C", str(repo), "rev-list", "--count", "HEAD"],
                                  capture_output=True, text=True).stdout.strip()
