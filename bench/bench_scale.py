@@ -173,7 +173,9 @@ def build_rounds(repo: Path, runs: int):
     round, not between rounds: on a filesystem without a journal (this machine's ext4),
     creating files right after thousands were deleted is slower, and a ripgrep build that
     followed the deletion of the previous round's workdir took 5 % longer (11.7-12.2 s
-    against 11.3-11.5 s, three alternating pairs)."""
+    against 11.3-11.5 s, three alternating pairs). So all the workdirs exist until then:
+    runs times one build's cache on disk. (bench_build.py's rounds on the small generated
+    sample still clean up as they go.)"""
     workdirs = []
     try:
         for _ in range(runs):

@@ -157,7 +157,8 @@ def test_a_symbol_index_moved_along_history_equals_one_built_at_each_commit(rust
             "pub struct Conn;\n", "net/tls/src/peer.rs": "pub fn dial() {}\n"}),
         rust_repo.commit("two files give one module; a crate renamed", {
             "src/util.rs": "pub fn other() {}\n", "net/Cargo.toml":
-            manifest.format("network", 2), "src/lib.rs": None}),
+            manifest.format("network", 2), "src/lib.rs": None,
+            "src/domain/mod.rs": "pub fn d() {}\n", "src/domain.rs": "pub fn e() {}\n"}),
         rust_repo.commit("the manifests go", {"Cargo.toml": None, "net/Cargo.toml": None,
                                               "net/tls/Cargo.toml": None}),
         # No manifest changes: the module's other file takes over without a remap.
@@ -185,6 +186,7 @@ def test_a_symbol_index_moved_along_history_equals_one_built_at_each_commit(rust
     assert moved.crate_dirs == {"app": "", "network": "net", "tls": "net/tls"}
     # by path, util.rs before util/mod.rs, though util/mod.rs came first
     assert moved.modules[("", "util")] == "src/util.rs"
+    assert moved.modules[("", "domain")] == "src/domain.rs"     # no main.rs, for all its name
     assert moved.modules[("", "")] == "src/main.rs"              # lib.rs gone
     moved.move_to(shas[6])
     assert moved.modules[("", "util")] == "src/util/mod.rs"

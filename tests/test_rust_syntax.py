@@ -253,7 +253,8 @@ _RENAMED_BY_REGEX = re.compile(rb"\b(?:try|str|bool|char|[iu](?:8|16|32|64|128|s
 def test_macros_are_renamed_exactly_where_the_one_pass_regex_renames_them():
     pieces = [b"try", b"str", b"bool", b"char", b"u8", b"i128", b"usize", b"isize", b"f32",
               b"f64", b"u16", b"x", b"_", b"9", b"retry", b"astr", b"!", b"! ", b"!\n\t",
-              b"(", b"[", b"{", b"}", b" ", b"\n", b"::", b"8", b"size", b"\xc3\xa9"]
+              b"(", b"[", b"{", b"}", b" ", b"\n", b"\r", b"\x0b", b"::", b"8", b"size", b"i",
+              b"u", b"\xc3\xa9", b"!(", b"![", b"!{"]
     generator = random.Random(7)
     for _ in range(3000):
         source = b"".join(generator.choice(pieces) for _ in range(generator.randint(0, 30)))

@@ -16,7 +16,7 @@ from pipeline.rust import symbols, syntax
 from pipeline.rust.symbols import SymbolIndex
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 21
+CHUNKER_VERSION = 22
 
 
 def shard_key(settings: Settings, sha: str) -> str:

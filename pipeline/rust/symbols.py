@@ -87,7 +87,7 @@ def definitions_path(cache_root, blob: str, max_file_bytes: int) -> Path:
 def _module_file_order(path: str) -> tuple:
     """Which of several files giving one module is its file: lib.rs before main.rs, then by
     path."""
-    return path.endswith("main.rs"), path
+    return path.rpartition("/")[2] == "main.rs", path
 
 
 class SymbolIndex:
