@@ -19,7 +19,7 @@ from pipeline.config import Settings
 from pipeline.git.sample_repo import commit_count, extend_sample_repository
 from pipeline.loading import jsonl_lines, load_split, load_tensors
 from pipeline.run.part_writer import PartWriter
-from pipeline.tokens.segments import ID_TYPE
+from pipeline.tokens.text_ids import ID_TYPE
 
 
 def manifest(workdir) -> dict:

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 
 from pipeline.records import Example, Segment
 from pipeline.tokens.layout import Layout
-from pipeline.tokens.segments import ID_TYPE
-from pipeline.tokens.text_ids import id_count
+from pipeline.tokens.text_ids import ID_TYPE, id_count
 
 
 @dataclass

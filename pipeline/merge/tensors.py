@@ -9,7 +9,7 @@ from array import array
 
 import numpy as np
 
-from pipeline.tokens.segments import ID_TYPE
+from pipeline.tokens.text_ids import ID_TYPE
 
 IGNORE_INDEX = -100
 
@@ -35,10 +35,9 @@ def commit_tensors(rows: list, max_length: int, pad_id: int) -> dict:
     labels = np.full((count, max_length), IGNORE_INDEX, dtype=np.int32)
     attention = np.zeros((count, max_length), dtype=np.int8)
     for number, (row, *_) in enumerate(rows):
-        ids = np.frombuffer(row["ids"], dtype=np.int32)
-        input_ids[number, :len(ids)] = ids
-        for start, end in row["spans"]:
-            labels[number, start:end] = ids[start:end]
+        ids = _ids(row)
+        input_ids[number, :len(ids)] = np.frombuffer(ids, dtype=np.int32)
+        labels[number, :len(ids)] = np.frombuffer(_labels(ids, row["spans"]), dtype=np.int32)
         attention[number, :len(ids)] = 1
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels,
             "commit_time": np.array([time for _, _, time, _ in rows], dtype=np.int64),
