@@ -179,6 +179,24 @@ def test_a_modified_oversize_item_yields_only_its_changed_region(rust_repo):
     assert chunk["changed_lines"] == [[123, 123]] and chunk["part"].startswith("1.1 of 1")
 
 
+def big_table(inserted: bool = False) -> str:
+    rows = [f'    ("k{i}", {i}),\n' for i in range(200)]
+    if inserted:
+        rows.insert(100, '    ("new", -1),\n')
+    return "pub const TABLE: &[(&str, i32)] = &[\n" + "".join(rows) + "];\n"
+
+
+def test_a_line_inserted_in_an_oversize_table_is_its_only_region(rust_repo):
+    """A table has no syntax children to cut between: its lines are the pieces, so one
+    inserted line is the one region, not every later piece moved by a line."""
+    rust_repo.commit("table", {"src/table.rs": big_table()})
+    sha = rust_repo.commit("one more row", {"src/table.rs": big_table(inserted=True)})
+    (chunk,) = shard_of(rust_repo, sha, max_item_chars=500)["chunks"]
+    assert chunk["old_code"] == ""
+    assert chunk["new_code"].endswith('    // …\n    ("new", -1),\n')
+    assert '"k' not in chunk["new_code"] and chunk["changed_lines"][-1][1] == 102
+
+
 def test_a_single_line_over_budget_is_no_target_and_is_counted(rust_repo):
     sha = rust_repo.commit("long line", {"src/long.rs": "pub const TABLE: [u8; 3] = [" +
                                          "1, " * 400 + "];\n"})

@@ -36,15 +36,19 @@ def _container(node):
 
 
 def _line_cuts(source: bytes, start: int, end: int, limit: int) -> list:
-    """Cut points between lines so that no piece is over limit (unless one line is)."""
-    cuts, piece_start, position = [], start, start
+    """Every line start in (start, end), if the range is over limit: where no syntax child
+    is left to cut between (a long table, a long string), each line is a piece. Pieces as
+    long as the limit would move their bounds with every line added or removed before
+    them, so that one inserted line made all the item's later pieces differ; pack() joins
+    lines again."""
+    if end - start <= limit:
+        return []
+    cuts, position = [], start
     while True:
         newline = source.find(b"\n", position, end)
-        if newline < 0:
+        if newline < 0 or newline + 1 >= end:
             return cuts
-        if newline + 1 - piece_start > limit and position > piece_start:
-            cuts.append(position)
-            piece_start = position
+        cuts.append(newline + 1)
         position = newline + 1
 
 
