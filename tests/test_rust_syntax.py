@@ -254,7 +254,7 @@ def test_macros_are_renamed_exactly_where_the_one_pass_regex_renames_them():
     pieces = [b"try", b"str", b"bool", b"char", b"u8", b"i128", b"usize", b"isize", b"f32",
               b"f64", b"u16", b"x", b"_", b"9", b"retry", b"astr", b"!", b"! ", b"!\n\t",
               b"(", b"[", b"{", b"}", b" ", b"\n", b"\r", b"\x0b", b"::", b"8", b"size", b"i",
-              b"u", b"\xc3\xa9", b"!(", b"![", b"!{"]
+              b"u", b"\xc3\xa9", b"!(", b"![", b"!{", b"16", b"32", b"64", b"128", b"e", b"y"]
     generator = random.Random(7)
     for _ in range(3000):
         source = b"".join(generator.choice(pieces) for _ in range(generator.randint(0, 30)))

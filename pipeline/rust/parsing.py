@@ -40,23 +40,21 @@ _MACRO_NAME = re.compile(rb"(?:try|str|bool|char|[iu](?:8|16|32|64|128|size)|f32
 _MACRO_CALL = re.compile(rb"!\s*[(\[{]")
 _LONGEST_NAME = len(b"usize")
 _WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
-# What the end of one of those names and its `!` leave: each `!` they find is checked.
-_MACRO_HINTS = (b"try!", b"str!", b"bool!", b"char!", b"8!", b"16!", b"32!", b"64!", b"size!")
+# The last byte of each of those names: only a `!` after one of them is checked.
+_NAME_ENDS = frozenset(b"yrl8624e")
 
 
 def _renamed_macros(source: bytes) -> bytes:
-    """source with the last letter of each such macro's name made `_`. The hints are found
-    with bytes.find (C speed) and each checked where it lies, not by a regex pass over the
-    whole file: on 386 MB of cargo's file versions, whose tests call `str![...]`
-    throughout, that took 2.25 s against 2.70."""
-    bangs = []
-    for hint in _MACRO_HINTS:
-        at = source.find(hint)
-        while at >= 0:
-            bangs.append(at + len(hint) - 1)
-            at = source.find(hint, at + 1)
-    renamed = None
-    for bang in bangs:
+    """source with the last letter of each such macro's name made `_`. One split at every
+    `!` (C speed), and only a `!` after a name's last byte is checked where it lies: a
+    bytes.find per name took 2.2 s on 388 MB of cargo's file versions, whose tests call
+    `str![...]` throughout, and this 0.33-0.57 s (a regex pass: 2.5 s)."""
+    pieces = source.split(b"!")
+    renamed, bang = None, -1
+    for piece in pieces[:-1]:
+        bang += len(piece) + 1
+        if not piece or piece[-1] not in _NAME_ENDS:
+            continue
         name = _MACRO_NAME.search(source, max(0, bang - _LONGEST_NAME), bang)
         # A name is whole when no word character comes before it (the leftmost one found
         # is the longest: any shorter one starts within it, after a word character).
