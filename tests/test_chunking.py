@@ -8,8 +8,10 @@ import pytest
 
 from conftest import build_chunk_shard
 from pipeline.chunks.changed_items import _line_groups
+from pipeline.chunks.pieces import _container
 from pipeline.rust.files import module_path
 from pipeline.config import Settings
+from pipeline.rust.parsing import get_parser
 
 PEER_V1 = """use std::fmt;
 
@@ -195,6 +197,23 @@ def test_a_line_inserted_in_an_oversize_table_is_its_only_region(rust_repo):
     assert chunk["old_code"] == ""
     assert chunk["new_code"].endswith('    // …\n    ("new", -1),\n')
     assert '"k' not in chunk["new_code"] and chunk["changed_lines"][-1][1] == 102
+
+
+def test_an_item_is_cut_inside_its_widest_container_the_last_of_equally_wide_ones():
+    """_container's choice: the widest node to cut in that has more than one named child;
+    of equally wide ones, the last."""
+    same = b"fn f() {\n    a(1);\n    b(2);\n}\nfn g() {\n    c(3);\n    d(4);\n}\n"
+    root = get_parser().parse(same).root_node
+    assert same[_container(root).start_byte:].startswith(b"{\n    c(3);")
+    wider = b"fn f() {\n    a(1);\n    b(2);\n    e(5);\n}\nfn g() {\n    c(3);\n    d(4);\n}\n"
+    root = get_parser().parse(wider).root_node
+    assert wider[_container(root).start_byte:].startswith(b"{\n    a(1);")
+    # A block of one statement is no place to cut; the call's token tree (`m!`) is.
+    one = b"fn f() {\n    m!(a, b, c);\n}\n"
+    container = _container(get_parser().parse(one).root_node)
+    assert container.type == "token_tree" and one[container.start_byte:container.end_byte] \
+        == b"(a, b, c)"
+    assert _container(get_parser().parse(b"const X: u8 = 1;\n").root_node) is None
 
 
 def test_a_single_line_over_budget_is_no_target_and_is_counted(rust_repo):
