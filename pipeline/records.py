@@ -18,13 +18,26 @@ ABSENT_MODE = "000000"          # the side of a change where the file does not e
 SKIPPED_MODES = {"120000": "symlink", "160000": "submodule"}
 
 
+# Values to_plain returns as they are, known by their exact type without further checks.
+_PLAIN_TYPES = frozenset({str, int, float, bool, bytes, type(None), dict})
+_FIELD_NAMES: dict = {}          # record class -> its field names
+
+
 def to_plain(value):
-    """A record (or list of them) as plain dicts and lists, for msgpack."""
-    if dataclasses.is_dataclass(value):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [to_plain(item) for item in value]
-    return value
+    """A record (or list of them) as plain dicts and lists, for msgpack. A chunk shard is
+    thousands of values: each is known by its exact type first (dataclasses.fields() and
+    is_dataclass() on every one took 6 % of the chunks stage)."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return value
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        if isinstance(value, (list, tuple)):
+            return [to_plain(item) for item in value]
+        if not dataclasses.is_dataclass(value):
+            return value
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
+    return {name: to_plain(getattr(value, name)) for name in names}
 
 
 @dataclass(frozen=True)
