@@ -27,101 +27,89 @@ _SIMPLE_KINDS = {
 }
 # Items whose body holds further items: methods of impls and traits, items of inline mods.
 _ITEM_CONTAINERS = {"impl_item", "trait_item", "mod_item"}
-_BODY_FIELDS = ("body", "value")
 
 
 def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _is_doc_or_attribute(node) -> bool:
-    if node.type == "attribute_item":
-        return True
-    if node.type in ("line_comment", "block_comment"):
-        text = node.text
-        return (text.startswith(b"///") and not text.startswith(b"////")) or (
-            text.startswith(b"/**") and not text.startswith(b"/***"))
-    return False
+_COMMENTS = ("line_comment", "block_comment")
 
 
-def _item_name(source: bytes, node, kind: str) -> str:
-    if node.type == "impl_item":
+def _is_doc_comment(node) -> bool:
+    text = node.text
+    return (text.startswith(b"///") and not text.startswith(b"////")) or (
+        text.startswith(b"/**") and not text.startswith(b"/***"))
+
+
+def _item_name(source: bytes, node, node_type: str, kind: str) -> str:
+    if node_type == "impl_item":
         trait, target = node.child_by_field_name("trait"), node.child_by_field_name("type")
         head = f"impl {node_text(source, trait)} for " if trait is not None else "impl "
         return _squash(head + (node_text(source, target) if target is not None else "?"))
-    if node.type == "macro_invocation":
+    if node_type == "macro_invocation":
         return node_text(source, node.child_by_field_name("macro")) + "!"
-    if node.type == "use_declaration":
+    if node_type == "use_declaration":
         return _squash(node_text(source, node.child_by_field_name("argument")))
-    if node.type == "foreign_mod_item":
+    if node_type == "foreign_mod_item":
         return "extern"
     name = node.child_by_field_name("name")
     return node_text(source, name) if name is not None else kind
 
 
-def _body_start(node) -> int:
-    """Where the item's body begins (its end if it has none): the header is what precedes."""
-    for field in _BODY_FIELDS:
-        body = node.child_by_field_name(field)
-        if body is not None:
-            return body.start_byte
-    return node.end_byte
-
-
-def _item_node(node):
-    """The item a top-level/body node stands for, if any (a `foo!(..);` is a statement)."""
-    if node.type in _SIMPLE_KINDS:
-        return node
-    if node.type == "expression_statement" and node.named_child_count == 1:
-        inner = node.named_children[0]
-        if inner.type == "macro_invocation":
-            return inner
-    return None
-
-
 def _collect(container, source: bytes, scope: str, owner: str, parent: int, out: dict):
-    """Append the items (and flattened imports) directly inside container."""
+    """Append the items (and flattened imports) directly inside container. Each node's
+    type is read once: a tree-sitter property makes a new Python value at every access,
+    and the items of every parsed file version pass through here."""
     pending_start = None
     for node in container.children:
-        if _is_doc_or_attribute(node):
+        node_type = node.type
+        if node_type == "attribute_item" or (node_type in _COMMENTS and _is_doc_comment(node)):
             if pending_start is None:
                 pending_start = node
             continue
-        item_node = _item_node(node)
-        if item_node is None:
-            if node.type not in ("line_comment", "block_comment"):
+        if node_type in _SIMPLE_KINDS:
+            item_node, item_type = node, node_type
+        elif node_type == "expression_statement" and node.named_child_count == 1 and \
+                (inner := node.named_children[0]).type == "macro_invocation":
+            item_node, item_type = inner, "macro_invocation"   # `foo!(..);`, a statement
+        else:
+            if node_type not in _COMMENTS:
                 pending_start = None
             continue
         start = pending_start if pending_start is not None else node
         pending_start = None
-        _add_item(node, item_node, start, source, scope, owner, parent, out)
+        _add_item(node, item_node, item_type, start, source, scope, owner, parent, out)
 
 
-def _add_item(node, item_node, start, source, scope, owner, parent, out):
+def _add_item(node, item_node, item_type, start, source, scope, owner, parent, out):
     items = out["items"]
-    kind = _SIMPLE_KINDS[item_node.type]
+    kind = _SIMPLE_KINDS[item_type]
     if kind == "fn" and owner:
         kind = "method"
-    name = _item_name(source, item_node, kind)
+    name = _item_name(source, item_node, item_type, kind)
     qualname = f"{scope}{owner}::{name}" if owner else f"{scope}{name}"
     index = len(items)
+    # Where the item's body begins (its end if it has none): the header is what precedes.
+    body = item_node.child_by_field_name("body")
+    header_end = body if body is not None else item_node.child_by_field_name("value")
     items.append({
         "kind": kind, "name": name, "qualname": qualname, "owner": owner,
         "start_byte": start.start_byte, "end_byte": node.end_byte,
         "start_line": start.start_point.row + 1, "end_line": node.end_point.row + 1,
-        "body_start": _body_start(item_node), "parent": parent,
+        "body_start": header_end.start_byte if header_end is not None else item_node.end_byte,
+        "parent": parent,
     })
-    if item_node.type == "use_declaration":
+    if item_type == "use_declaration":
         first = len(out["imports"])
         _flatten_use(source, item_node.child_by_field_name("argument"), "", out["imports"])
         if parent < 0:            # the file's own scope (not an inline `mod tests`)
             out["module_imports"].extend(out["imports"][first:])
-    body = item_node.child_by_field_name("body")
-    if item_node.type in _ITEM_CONTAINERS and body is not None:
-        if item_node.type == "mod_item":
+    if item_type in _ITEM_CONTAINERS and body is not None:
+        if item_type == "mod_item":
             _collect(body, source, f"{scope}{name}::", "", index, out)
         else:
-            inner_owner = name if item_node.type == "impl_item" else f"trait {name}"
+            inner_owner = name if item_type == "impl_item" else f"trait {name}"
             _collect(body, source, scope, inner_owner, index, out)
 
 
