@@ -63,6 +63,21 @@ def test_texts_joined_from_remembered_runs_are_the_tokenizers_own_decode():
             assert decoder.decode(lists[batch:batch + 9]) == expected[batch:batch + 9]
 
 
+def test_runs_of_any_tokens_decode_as_the_tokenizer_decodes_them():
+    """A run is decoded from its tokens' bytes: random tokens of the whole vocabulary make
+    every kind of invalid UTF-8 (lone continuation bytes, cut and overlong sequences), each
+    replaced as the tokenizer's ByteLevel decoder replaces it."""
+    rng = random.Random(11)
+    for tokenizer in byte_level_tokenizers():
+        added = set(tokenizer.get_added_tokens_decoder())
+        model_ids = [id_ for id_ in range(tokenizer.get_vocab_size()) if id_ not in added]
+        lists = [array("i", rng.choices(model_ids, k=rng.randrange(0, 40))).tobytes()
+                 for _ in range(2000)]
+        expected = decoded(tokenizer, lists)
+        assert sum("\ufffd" in text for text in expected) > 500
+        assert Decoder(tokenizer).decode(lists) == expected
+
+
 def test_another_decoder_is_given_whole_lists():
     """A decoder that looks at its neighbours (WordPiece joins tokens with spaces and cleans
     up around punctuation) would be wrong joined: it decodes whole lists, exactly."""
