@@ -78,6 +78,26 @@ def test_runs_of_any_tokens_decode_as_the_tokenizer_decodes_them():
         assert Decoder(tokenizer).decode(lists) == expected
 
 
+def test_tokens_outside_the_byte_alphabet_and_ids_named_twice_decode_as_the_tokenizer_does():
+    """A token with a character the ByteLevel decoder cannot map back to a byte is its own
+    UTF-8; a vocabulary that names a piece twice still decodes each id to its own token."""
+    byte_level = {chr(character): i for i, character in enumerate(range(ord("¡"), ord("¬") + 1))}
+    outside = Tokenizer(models.BPE(vocab={**byte_level, "€": len(byte_level),
+                                          "x€y": len(byte_level) + 1}, merges=[]))
+    repeated = Tokenizer(models.Unigram([("a", -1.0), ("b", -1.0), ("a", -1.0), ("€", -1.0)]))
+    rng = random.Random(5)
+    for tokenizer in (outside, repeated):
+        tokenizer.decoder = decoders.ByteLevel()
+        assert joins_at_added_tokens(tokenizer, {})
+        lists = [array("i", rng.choices(range(tokenizer.get_vocab_size()),
+                                        k=rng.randrange(0, 12))).tobytes() for _ in range(500)]
+        expected = decoded(tokenizer, lists)
+        assert any("€" in text for text in expected)
+        assert Decoder(tokenizer).decode(lists) == expected
+    # The byte-level tokens alone are continuation bytes: broken characters.
+    assert "\ufffd" in decoded(outside, [array("i", [0, len(byte_level)]).tobytes()])[0]
+
+
 def test_another_decoder_is_given_whole_lists():
     """A decoder that looks at its neighbours (WordPiece joins tokens with spaces and cleans
     up around punctuation) would be wrong joined: it decodes whole lists, exactly."""

@@ -109,17 +109,18 @@ def _byte_of_character() -> dict:
 
 
 def _token_bytes(tokenizer) -> list:
-    """Each model token id's bytes as the ByteLevel decoder makes them: the token's
-    characters mapped back to bytes, or, if one of them is not in the alphabet, the token's
-    own UTF-8 (ids without a token: no bytes, as decode skips them)."""
+    """Each token id's bytes as the ByteLevel decoder makes them of the token decode gives
+    it (tokenizer.id_to_token: a vocabulary may name one id twice): the token's characters
+    mapped back to bytes, or, if one of them is not in the alphabet, the token's own UTF-8.
+    An id without a token has none, as decode skips it."""
     byte_of = _byte_of_character()
-    vocabulary = tokenizer.get_vocab(with_added_tokens=False)
-    table = [b""] * (max(vocabulary.values(), default=-1) + 1)
-    for token, id_ in vocabulary.items():
+    table = []
+    for id_ in range(tokenizer.get_vocab_size(with_added_tokens=True)):
+        token = tokenizer.id_to_token(id_) or ""
         try:
-            table[id_] = bytes(byte_of[character] for character in token)
+            table.append(bytes(byte_of[character] for character in token))
         except KeyError:
-            table[id_] = token.encode()
+            table.append(token.encode())
     return table
 
 
