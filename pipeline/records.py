@@ -32,11 +32,14 @@ def to_plain(value):
         return value
     names = _FIELD_NAMES.get(kind)
     if names is None:
-        if isinstance(value, (list, tuple)):
+        if dataclasses.is_dataclass(value):
+            names = tuple(f.name for f in dataclasses.fields(value))
+            if not isinstance(value, type):     # a record, not a record class
+                _FIELD_NAMES[kind] = names
+        elif isinstance(value, (list, tuple)):
             return [to_plain(item) for item in value]
-        if not dataclasses.is_dataclass(value):
+        else:
             return value
-        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
     return {name: to_plain(getattr(value, name)) for name in names}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 
@@ -84,12 +85,18 @@ def test_a_message_over_budget_is_cut_at_a_line_boundary_with_a_visible_marker()
     tokenizer = train_tokenizer(CORPUS, 400)
     message = "Use the euclidean norm\n\n" + "".join(f"Line {i} of the reason.\n"
                                                      for i in range(30))
-    result = build_examples(Settings(budget_message=24), tokenizer, shard(message=message),
+    result = build_examples(Settings(budget_message=30), tokenizer, shard(message=message),
                             "demo")
     shown = between(tokenizer, result["examples"][0]["input_ids"], "<commit_msg>",
                     "<commit_after>")
     assert result["truncations"] == {"message": 1}
     assert shown.endswith(" …") and message.startswith(shown[:-2]) and len(shown) < len(message)
+    # Cut after the last whole line that fits the budget (30 less the marker's 4 tokens),
+    # which here ends before it.
+    kept = shown[:-2]
+    assert kept.endswith("\n") and len(tokenizer.encode(kept).ids) < 26
+    next_line = message[len(kept):].split("\n", 1)[0] + "\n"
+    assert len(tokenizer.encode(kept + next_line).ids) > 26
 
 
 def test_a_given_tokenizer_gets_the_markers_it_lacks_when_asked_and_lists_them(
@@ -183,3 +190,22 @@ def test_the_header_allowance_covers_name_path_and_markers():
     from pipeline.tokens.segments import NAME_TOKENS, PATH_TOKENS
     markers = 6       # <reponame> <filename> <commit_before> <commit_msg> <commit_after> <|endoftext|>
     assert NAME_TOKENS + PATH_TOKENS + markers <= HEADER_TOKENS
+
+
+def test_to_plain_turns_records_into_dicts_and_sequences_into_lists_whatever_their_class():
+    @dataclasses.dataclass(frozen=True)
+    class Pair:
+        left: object
+        right: object
+
+    @dataclasses.dataclass(frozen=True)
+    class Row(tuple):          # a record that is also a tuple is still a record
+        name: str = "default"
+
+    value = [Pair((1, Pair("a", [b"x"])), {"k": (1, 2)}), Row("r"), True, None, 1.5]
+    expected = [{"left": [1, {"left": "a", "right": [b"x"]}], "right": {"k": (1, 2)}},
+                {"name": "r"}, True, None, 1.5]
+    assert to_plain(value) == expected
+    # A record class is read as its defaults, and not taken for the class of every class.
+    assert to_plain(Row) == {"name": "default"} and to_plain(int) is int
+    assert to_plain(value) == expected
