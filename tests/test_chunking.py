@@ -8,7 +8,7 @@ import pytest
 
 from conftest import build_chunk_shard
 from pipeline.chunks.changed_items import _line_groups
-from pipeline.chunks.pieces import _container
+from pipeline.chunks.pieces import _container, _encloses
 from pipeline.rust.files import module_path
 from pipeline.config import Settings
 from pipeline.rust.parsing import get_parser
@@ -214,6 +214,52 @@ def test_an_item_is_cut_inside_its_widest_container_the_last_of_equally_wide_one
     assert container.type == "token_tree" and one[container.start_byte:container.end_byte] \
         == b"(a, b, c)"
     assert _container(get_parser().parse(b"const X: u8 = 1;\n").root_node) is None
+    # Of two nodes with one span, the outer one encloses the inner one.
+    root = get_parser().parse(b"fn f() {}").root_node
+    function = root.named_children[0]
+    assert (root.start_byte, root.end_byte) == (function.start_byte, function.end_byte)
+    assert _encloses(root, function) and not _encloses(function, root)
+
+
+# What _container must choose, as a walk over the named nodes (the spec the query is checked
+# by): the first widest of them, in a walk that visits later siblings first.
+_CUTTABLE = {"block", "declaration_list", "field_declaration_list", "enum_variant_list",
+             "match_block", "ordered_field_declaration_list", "token_tree", "use_list"}
+
+
+def _container_by_walk(node):
+    best, best_width, stack = None, -1, [node]
+    while stack:
+        current = stack.pop()
+        width = current.end_byte - current.start_byte
+        if current.type in _CUTTABLE and current.named_child_count > 1 and width > best_width:
+            best, best_width = current, width
+        stack.extend(current.named_children)
+    return best
+
+
+def test_the_container_query_chooses_as_the_walk_over_the_tree_does():
+    pieces = ["fn f() {", "}", "{", "(", ")", "[", "]", "a;", "b(1);", "m!(", "m![", "m!{",
+              "match x {", "A => 1,", "_ => {}", "use a::{b, c};", "struct S {", "x: u8,",
+              "enum E {", "V,", "impl T for S {", "mod m {", "struct P(u8, u8);", " ", "\n",
+              "let v = vec![1, 2];", "if c { d(); e(); }", "/* x */", "// y\n", "\"s{\"",
+              "'c'", "::", "=>", ","]
+    generator, chosen = random.Random(13), 0
+    for _ in range(1500):
+        source = "".join(generator.choice(pieces) for _ in range(generator.randint(1, 40)))
+        nodes, stack = [], [get_parser().parse(source.encode()).root_node]
+        while stack:
+            nodes.append(stack.pop())
+            stack.extend(nodes[-1].children)
+        for node in generator.sample(nodes, min(len(nodes), 6)):
+            expected = _container_by_walk(node)
+            found = _container(node)
+            assert (found is None) == (expected is None), source
+            if expected is not None:
+                chosen += 1
+                assert (found.start_byte, found.end_byte, found.type) == (
+                    expected.start_byte, expected.end_byte, expected.type), source
+    assert chosen > 400
 
 
 def test_a_single_line_over_budget_is_no_target_and_is_counted(rust_repo):

@@ -30,13 +30,26 @@ def _container(node):
     more than the rest of the splitting, on long tables with no container at all."""
     best, best_width, best_start = None, -1, -1
     for candidate in QueryCursor(_CUTTABLE_QUERY).captures(node).get("container", ()):
-        width = candidate.end_byte - candidate.start_byte
-        # Captures come in document order, an outer node before an inner one that starts
-        # with it: a tie goes to a later start only.
-        if (width > best_width or (width == best_width and candidate.start_byte > best_start)) \
-                and candidate.named_child_count > 1:
-            best, best_width, best_start = candidate, width, candidate.start_byte
+        width, start = candidate.end_byte - candidate.start_byte, candidate.start_byte
+        if candidate.named_child_count < 2 or width < best_width:
+            continue
+        # Equally wide: a later one, or one around the best so far (the same span). The
+        # captures' order does not matter (inside an ERROR node it is not the file's).
+        if width > best_width or start > best_start or (
+                start == best_start and _encloses(candidate, best)):
+            best, best_width, best_start = candidate, width, start
     return best
+
+
+def _encloses(outer, inner) -> bool:
+    """Whether outer is an ancestor of inner, which has the same span."""
+    parent = inner.parent
+    while parent is not None and parent.start_byte == inner.start_byte \
+            and parent.end_byte == inner.end_byte:
+        if parent.id == outer.id:
+            return True
+        parent = parent.parent
+    return False
 
 
 def _line_cuts(source: bytes, start: int, end: int, limit: int) -> list:
