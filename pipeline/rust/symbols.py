@@ -217,15 +217,12 @@ class SymbolIndex:
             else:
                 self.tree[path] = blob
         self.commit = commit
-        if manifests_changed and self._read_crates():
-            self._map_modules()
-        else:                     # the crates stay: only the added and removed files' modules
-            for path in files_moved:
-                self._place_module(path, path in self.tree)
+        crates_moved = self._read_crates() if manifests_changed else set()
+        self._move_modules(crates_moved, files_moved)
 
-    def _read_crates(self) -> bool:
-        """Read the crates from the manifests; whether they changed (a version bump does
-        not change them)."""
+    def _read_crates(self) -> set:
+        """Read the crates from the manifests; the crate directories that came or went (a
+        version bump or a renamed crate moves none)."""
         crate_names = {}
         for path, blob in self._manifests.items():
             directory = path[:-len("Cargo.toml")].rstrip("/")
@@ -234,9 +231,33 @@ class SymbolIndex:
                 crate_names[directory] = name
         crate_dirs = {name: directory for directory, name in crate_names.items()}
         if crate_dirs == self.crate_dirs:
-            return False
+            return set()
+        moved = self._crate_set ^ set(crate_dirs.values())
         self.crate_dirs, self._crate_set = crate_dirs, set(crate_dirs.values())
-        return True
+        return moved
+
+    def _move_modules(self, crates_moved: set, files_moved: list) -> None:
+        """Place the files that came and remove those that went; where crate directories
+        came or went, place again the files under them, whose crate may have changed (the
+        others' innermost crate is the same, so their memoised crate_of stays right). Not
+        every file again: cargo's test fixtures add and remove crates every few commits."""
+        came = {path for path in files_moved if path in self.tree}
+        for path in files_moved:
+            if path not in came:          # under the crate it was placed with
+                self._place_module(path, False)
+        if crates_moved:
+            prefixes = tuple(f"{directory}/" for directory in crates_moved)
+            # Placed files, and paths only asked for (a chunk's new file, at its parent).
+            under = [path for path in self._crate_of
+                     if "" in crates_moved or path.startswith(prefixes)]
+            for path in under:
+                if path in self.tree and path.endswith(".rs") and path not in came:
+                    self._place_module(path, False)
+                    came.add(path)
+            for path in under:
+                del self._crate_of[path]
+        for path in sorted(came):
+            self._place_module(path, True)
 
     def _map_modules(self) -> None:
         """Every file's module, after the crates changed."""
