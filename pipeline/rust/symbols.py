@@ -260,7 +260,7 @@ class SymbolIndex:
             self._place_module(path, True)
 
     def _map_modules(self) -> None:
-        """Every file's module, after the crates changed."""
+        """Every file's module, placed anew (the index moved to the empty tree)."""
         self._crate_of, self.modules, self._module_files = {}, {}, {}
         for path in self.tree:
             if path.endswith(".rs"):
