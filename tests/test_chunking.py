@@ -8,7 +8,7 @@ import pytest
 
 from conftest import build_chunk_shard
 from pipeline.chunks.changed_items import _line_groups
-from pipeline.chunks.pieces import _container, _encloses
+from pipeline.chunks.pieces import _CUTTABLE_NODES, _container, _encloses
 from pipeline.rust.files import module_path
 from pipeline.config import Settings
 from pipeline.rust.parsing import get_parser
@@ -223,8 +223,6 @@ def test_an_item_is_cut_inside_its_widest_container_the_last_of_equally_wide_one
 
 # What _container must choose, as a walk over the named nodes (the spec the query is checked
 # by): the first widest of them, in a walk that visits later siblings first.
-_CUTTABLE = {"block", "declaration_list", "field_declaration_list", "enum_variant_list",
-             "match_block", "ordered_field_declaration_list", "token_tree", "use_list"}
 
 
 def _container_by_walk(node):
@@ -232,7 +230,7 @@ def _container_by_walk(node):
     while stack:
         current = stack.pop()
         width = current.end_byte - current.start_byte
-        if current.type in _CUTTABLE and current.named_child_count > 1 and width > best_width:
+        if current.type in _CUTTABLE_NODES and current.named_child_count > 1 and width > best_width:
             best, best_width = current, width
         stack.extend(current.named_children)
     return best

@@ -186,7 +186,7 @@ class SymbolIndex:
         if commit is None:
             self.tree, self._manifests, self.by_name = {}, {}, defaultdict(dict)
             self._read_crates()
-            self._map_modules()
+            self._crate_of, self.modules, self._module_files = {}, {}, {}
             self.commit = None
             return
         if self.commit is None:
@@ -259,13 +259,6 @@ class SymbolIndex:
         for path in sorted(came):
             self._place_module(path, True)
 
-    def _map_modules(self) -> None:
-        """Every file's module, placed anew (the index moved to the empty tree)."""
-        self._crate_of, self.modules, self._module_files = {}, {}, {}
-        for path in self.tree:
-            if path.endswith(".rs"):
-                self._place_module(path, True)
-
     def _place_module(self, path: str, present: bool) -> None:
         """Add (present) or remove a file as its module's file. Where several files give one
         module, the first by path wins, lib.rs before main.rs (a crate with both is used
@@ -276,7 +269,7 @@ class SymbolIndex:
         if present:
             files.add(path)
             # Only the new file can displace the winner: no min over all of them, which made
-            # _map_modules quadratic in the files of one module (cargo's test fixtures).
+            # placing every file quadratic in the files of one module (cargo's test fixtures).
             if winner is None or _module_file_order(path) < _module_file_order(winner):
                 self.modules[key] = path
         else:
