@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from conftest import build_chunk_shard
-from pipeline.config import Settings
 from pipeline.chunks.context import owner_names
+from pipeline.config import Settings
+from pipeline.git.commit_list import build_commit_list
+from pipeline.records import to_plain
+from pipeline.run.worker import Worker
 
 WORKSPACE = {
     "Cargo.toml": '[workspace]\nmembers = ["crates/core", "crates/app"]\n',
@@ -148,3 +151,33 @@ def test_generic_parameters_locals_and_test_helpers_do_not_pull_in_definitions(w
                                                "matched(2).ok();")})
     context, _ = context_of(workspace, sha, "each::each")
     assert [s for s in context if s["kind"] != "import"] == []
+
+
+def test_a_commit_without_chunks_leaves_the_index_and_the_next_context_unchanged(workspace):
+    """The index moves only for commits with chunks: one that changes no Rust (or only
+    skipped files) leaves it where it was, and the next commit gets the context a fresh
+    index gives it."""
+    first = workspace.commit("Peer gets a name; serve: add two", {
+        "crates/core/src/model.rs": WORKSPACE["crates/core/src/model.rs"].replace(
+            "pub id: u64,", "pub id: u64,\n    pub name: String,"),
+        "crates/app/src/server.rs": SERVER.replace("BODY", "2")})
+    docs = workspace.commit("docs only", {"README.md": "A workspace.\n"})
+    last = workspace.commit("serve: add three", {
+        "crates/app/src/server.rs": SERVER.replace("BODY", "3")})
+    config = Settings(repo=str(workspace.path), cache_dir=str(workspace.path.parent / "cache"))
+    worker = Worker(config)
+    try:
+        build_commit_list(config, worker.repo)
+        shards = [to_plain(worker.make("chunks", sha)[0]) for sha in (first, docs)]
+        assert shards[1]["chunks"] == [] and shards[1]["context_counts"] == {}
+        assert worker.index.commit == worker.commit(first).parents[0]    # not moved
+        after_docs = to_plain(worker.make("chunks", last)[0])
+    finally:
+        worker.close()
+    fresh = build_chunk_shard(config, last)
+    for shard in (after_docs, fresh):
+        shard.pop("seconds")
+    assert after_docs == fresh
+    (serve,) = [c for c in fresh["chunks"] if c["qualname"] == "server::serve"]
+    # As the author saw it: with the name the commit before the docs gave it.
+    assert "pub name: String," in next(s["text"] for s in serve["context"] if s["name"] == "Peer")

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from pipeline.rust.parsing import RecentParses, _hunk_edits, _renamed_macros, parse
+from pipeline.rust.parsing import (RecentParses, _hunk_edits, _renamed_macros,
+                                   common_prefix, common_suffix, parse)
 from pipeline.rust.references import item_references
 from pipeline.rust.syntax import analyse
 
@@ -180,6 +181,58 @@ def test_changed_lines_become_one_edit_each_and_the_last_line_one_span():
     edits = _hunk_edits(VERSIONS[0], VERSIONS[-1])
     assert len(edits) == 2 and edits[0]["start_byte"] > edits[1]["start_byte"]    # last first
     assert _hunk_edits(b"fn a() {}\nfn b() {}", b"fn a() {}\nfn c() {}") is None
+
+
+def test_common_prefix_and_suffix_of_bytes_and_lists_are_the_longest():
+    rng = random.Random(7)
+    for _ in range(2000):
+        old = bytes(rng.choices(b"ab\n", k=rng.randrange(0, 12)))
+        new = bytes(rng.choices(b"ab\n", k=rng.randrange(0, 12)))
+        for a, b in ((old, new), (old.split(b"\n"), new.split(b"\n"))):
+            head = max(k for k in range(min(len(a), len(b)) + 1) if a[:k] == b[:k])
+            tail = max(k for k in range(min(len(a), len(b)) + 1)
+                       if a[len(a) - k:] == b[len(b) - k:])
+            assert (common_prefix(a, b), common_suffix(a, b)) == (head, tail), (a, b)
+
+
+def _applied(old: bytes, new: bytes, edits: list) -> bytes:
+    """old with each edit's bytes replaced by new's at the same place (edits come last first,
+    so an edit's new position is its old one moved by the edits before it in the file)."""
+    out, cursor, moved = [], 0, 0
+    for edit in reversed(edits):
+        start = edit["start_byte"]
+        assert cursor <= start and start == (old.rfind(b"\n", 0, start) + 1)  # a line start
+        assert edit["start_point"] == (old.count(b"\n", 0, start), 0)
+        assert edit["old_end_point"] == (old.count(b"\n", 0, edit["old_end_byte"]), 0)
+        out += [old[cursor:start], new[start + moved:edit["new_end_byte"] + moved]]
+        moved += edit["new_end_byte"] - edit["old_end_byte"]
+        cursor = edit["old_end_byte"]
+    return b"".join(out + [old[cursor:]])
+
+
+def test_hunk_edits_describe_random_line_changes_exactly():
+    rng = random.Random(15)
+    lines = [b"fn a() {", b"}", b"", b"    x += 1;", b"    let y = f(x);", b"// note",
+             b"struct S { long_field_name: u64 }", b"\tz", b"}}"]
+    described = 0
+    for _ in range(3000):
+        old_lines = rng.choices(lines, k=rng.randrange(0, 30))
+        new_lines = list(old_lines)
+        for _ in range(rng.randrange(1, 4)):
+            at = rng.randrange(len(new_lines) + 1)
+            new_lines[at:at + rng.randrange(0, 3)] = rng.choices(lines, k=rng.randrange(0, 3))
+        old, new = (b"\n".join(found) + rng.choice([b"", b"\n"])
+                    for found in (old_lines, new_lines))
+        edits = _hunk_edits(old, new)
+        if edits is None:
+            # Only where the changes reach the last line: it differs, or one version is
+            # the other with lines added at its end.
+            assert (old.rsplit(b"\n", 1)[-1] != new.rsplit(b"\n", 1)[-1]
+                    or old.startswith(new) or new.startswith(old)), (old, new)
+            continue
+        described += 1
+        assert _applied(old, new, edits) == new, (old, new)
+    assert described > 1200
 
 
 def test_recent_parses_reuse_a_known_version_and_stay_within_their_budget():

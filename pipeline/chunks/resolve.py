@@ -94,13 +94,13 @@ def _via_path(index, chunk: Chunk, imports: list, path: str) -> Definition | Non
 def _via_imports(index, chunk: Chunk, imports: list, name: str) -> Definition | None:
     """The definition a `use` of the chunk's file brings in under name, if it is in the repo."""
     for path, alias in imports:
-        segments = path.split("::")
         if alias == "*":
-            found = _in_module(index, chunk, segments[:-1], name)
+            found = _in_module(index, chunk, path.split("::")[:-1], name)
         elif alias == name:
+            segments = path.split("::")
             found = _in_module(index, chunk, segments[:-1], segments[-1])
         else:
-            continue
+            continue          # most of them: no path split for each of a file's imports
         if found is not None:
             return found
     return None

@@ -40,11 +40,17 @@ def build_chunk_shard(settings: Settings, commit: Commit, repo, reader,
     else:
         changes = commit.changes
     files, counts = commit_chunks(settings, index.parses, reader, commit, changes)
-    # Context is the parent's tree, as the author saw it (a root commit has none). The
-    # index moves after the chunker: the file versions it needs are then parsed already.
-    index.move_to(commit.parents[0] if commit.parents else None)
-    same_commit = same_commit_definitions(index, changes)
-    context_counts = attach_context(files, index, same_commit, settings)
+    context_counts: dict = {}
+    # A commit without chunks (a merge left out, one without Rust changes, one whose
+    # changes were all skipped) needs no context, so the index stays where it is: moving it
+    # to a merge's parent, then back to the next branch commit's older base, was a fifth
+    # of cargo's chunks stage.
+    if any(file.chunks for file in files):
+        # Context is the parent's tree, as the author saw it (a root commit has none). The
+        # index moves after the chunker: the file versions it needs are then parsed already.
+        index.move_to(commit.parents[0] if commit.parents else None)
+        same_commit = same_commit_definitions(index, changes)
+        context_counts = attach_context(files, index, same_commit, settings)
     return ChunkShard(sha=commit.sha, message=commit.message,
                       committer_time=commit.committer_time,
                       chunks=[chunk for file in files for chunk in file.chunks],

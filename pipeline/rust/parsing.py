@@ -98,6 +98,21 @@ def common_prefix(old, new) -> int:
     return low
 
 
+def common_suffix(old, new) -> int:
+    """Length of the longest common suffix of two byte strings or lists, as common_prefix:
+    no reversed copies of whole files."""
+    low, high = 0, min(len(old), len(new))
+    same_tail = old.endswith if isinstance(old, bytes) else \
+        lambda tail: old[len(old) - len(tail):] == tail
+    while low < high:
+        middle = (low + high + 1) // 2
+        if same_tail(new[len(new) - middle:]):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 def _point(source: bytes, offset: int) -> tuple[int, int]:
     return source.count(b"\n", 0, offset), offset - (source.rfind(b"\n", 0, offset) + 1)
 
@@ -105,7 +120,7 @@ def _point(source: bytes, offset: int) -> tuple[int, int]:
 def _span_edit(old: bytes, new: bytes) -> dict:
     """One edit covering everything from the first to the last byte that differs."""
     start = common_prefix(old, new)
-    tail = common_prefix(old[start:][::-1], new[start:][::-1])
+    tail = common_suffix(old[start:], new[start:])
     old_end, new_end = len(old) - tail, len(new) - tail
     return {"start_byte": start, "old_end_byte": old_end, "new_end_byte": new_end,
             "start_point": _point(old, start), "old_end_point": _point(old, old_end),
@@ -119,7 +134,7 @@ def _line_hunks(old: list, new: list, old_at: int, new_at: int, out: list, depth
     such runs describe old -> new exactly, which is all the parser needs."""
     head = common_prefix(old, new)
     old, new, old_at, new_at = old[head:], new[head:], old_at + head, new_at + head
-    tail = common_prefix(old[::-1], new[::-1])
+    tail = common_suffix(old, new)
     old, new = old[:len(old) - tail], new[:len(new) - tail]
     if not old and not new:
         return
@@ -135,6 +150,15 @@ def _line_hunks(old: list, new: list, old_at: int, new_at: int, out: list, depth
             _line_hunks(old[k:], new[j:], old_at + k, new_at + j, out, depth + 1)
             return
     out.append((old_at, len(old), new_at, len(new)))
+
+
+def _lines_before_tail(rest: bytes, at: int, starts_line: bool) -> list:
+    """rest's lines but those within its shared tail (which starts at `at`, on a line of
+    its own if starts_line): only the bytes before the tail's first newline are split, not
+    the whole rest of a large file."""
+    if starts_line:
+        return rest[:at - 1].split(b"\n") if at else []
+    return rest[:rest.find(b"\n", at)].split(b"\n")
 
 
 def _hunk_edits(old: bytes, new: bytes) -> list | None:
@@ -153,17 +177,16 @@ def _hunk_edits(old: bytes, new: bytes) -> list | None:
         return None             # one version is the other and more lines: the last changed
     start = old.rfind(b"\n", 0, shared) + 1       # where the first changed line starts
     old_rest, new_rest = old[start:], new[start:]
-    same = common_prefix(old_rest[::-1], new_rest[::-1])
-    # The lines within the shared tail, and the line it starts with if that starts a line
-    # in both versions (after a newline, or where the changed lines start).
+    same = common_suffix(old_rest, new_rest)
+    # Where the shared tail starts, and whether it starts a line in both versions (after a
+    # newline, or where the changed lines start): the lines from there on are left alone.
     old_at, new_at = len(old_rest) - same, len(new_rest) - same
     starts_lines = (old_rest[old_at - 1:old_at] in (b"\n", b"")
                     and new_rest[new_at - 1:new_at] in (b"\n", b""))
-    tail_lines = old_rest.count(b"\n", old_at) + starts_lines
-    if not tail_lines:
-        return None                                   # the last line changed
-    old_lines = old_rest.split(b"\n")[:-tail_lines]
-    new_lines = new_rest.split(b"\n")[:-tail_lines]
+    if not starts_lines and old_rest.find(b"\n", old_at) < 0:
+        return None                 # no line lies within the shared tail: the last changed
+    old_lines = _lines_before_tail(old_rest, old_at, starts_lines)
+    new_lines = _lines_before_tail(new_rest, new_at, starts_lines)
     first_line = old.count(b"\n", 0, start)
     hunks: list = []
     _line_hunks(old_lines, new_lines, first_line, first_line, hunks)
