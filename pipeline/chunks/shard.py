@@ -19,11 +19,22 @@ from pipeline.rust.symbols import SymbolIndex
 CHUNKER_VERSION = 22
 
 
+def _key_parts(settings: Settings) -> list:
+    """What a chunk shard's key holds besides its commit: the stage's settings and code."""
+    return [settings.section_hash(settings.chunk_section()), syntax.ANALYSER_VERSION,
+            symbols.DEFINITIONS_VERSION, CHUNKER_VERSION]
+
+
 def shard_key(settings: Settings, sha: str) -> str:
     """A commit sha names its whole tree, so this key stands for the shard's content."""
-    return store.content_key([sha, settings.section_hash(settings.chunk_section()),
-                              syntax.ANALYSER_VERSION, symbols.DEFINITIONS_VERSION,
-                              CHUNKER_VERSION])
+    return store.content_key([sha, *_key_parts(settings)])
+
+
+def shard_keys(settings: Settings, shas) -> dict:
+    """sha -> shard_key of each sha, the settings hashed once (a no-op `doit` on a
+    20,000-commit history makes them all)."""
+    parts = _key_parts(settings)
+    return {sha: store.content_key([sha, *parts]) for sha in shas}
 
 
 def chunk_shard_path(settings: Settings, sha: str) -> Path:

@@ -50,7 +50,8 @@ def shallow_boundary(repo) -> list:
 
 
 def build_commit_list(settings: Settings, repo) -> dict:
-    """Resolve the ref, list its history unless already stored, and point the run at it."""
+    """Resolve the ref, list its history unless already stored, and point the run at it;
+    returns the list as read_commit_list reads it (so the run need not read it again)."""
     head = resolve_ref(repo, settings.ref)
     path = list_path(settings, head)
     stored = store.read_record(path)
@@ -70,6 +71,10 @@ def build_commit_list(settings: Settings, repo) -> dict:
                   "fetch_error": why,
                   "commits": commits}
         store.write_record(path, stored)
+        stored = store.read_record(path)      # as stored: lists, where it was made with tuples
+        if stored is None:
+            raise PipelineError(f"the commit list just written to {path} cannot be read back; "
+                                "check the disk and run `doit` again.")
     name = repository_name(settings, repo)
     store.write_record(pointer_path(settings), {"list": str(path), "head": head, "name": name})
     return {**stored, "name": name}

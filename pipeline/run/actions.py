@@ -115,6 +115,7 @@ def list_commits(session: RunSession, settings: Settings) -> None:
 
 def _list_repository_commits(session: RunSession, settings: Settings) -> None:
     listing = build_commit_list(settings, session.worker(settings).repo)
+    session.listed(settings, listing)
     if listing.get("shallow"):
         events.warn(f"history starts at {', '.join(listing['shallow'])}: the repository is "
                     "shallow; `git fetch --unshallow` for full history.")

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from pipeline import store
-from pipeline.chunks.shard import shard_key
+from pipeline.chunks.shard import shard_keys
 from pipeline.config import Settings
 from pipeline.errors import PipelineError
 from pipeline.git.commit_list import current_pointer, read_commit_list
@@ -26,7 +26,7 @@ from pipeline.run.part_writer import PartWriter
 from pipeline.run.pool import Pool, processes_for
 from pipeline.run.worker import Worker
 from pipeline.timeline import Timeline, make_timeline
-from pipeline.tokens.segments import token_shard_key
+from pipeline.tokens.segments import token_shard_keys
 from pipeline.tokens.tokenizer import cached_tokenizer, current_tokenizer_info
 
 
@@ -90,15 +90,22 @@ class RunSession:
         """One repository's commit list of the current run, read once per list."""
         return self._listing(settings)[0]
 
-    def _listing(self, settings: Settings) -> tuple:
-        """(commit list, sha -> position) of one repository."""
+    def _listing(self, settings: Settings, listed: dict | None = None) -> tuple:
+        """(commit list, sha -> position) of one repository; listed: the list the pointer
+        names, if at hand (see listed)."""
         pointer = current_pointer(settings)
 
         def read():
-            listing = read_commit_list(pointer)
+            listing = listed if listed is not None else read_commit_list(pointer)
             return listing, {commit["sha"]: position
                              for position, commit in enumerate(listing["commits"])}
         return self._memo(self._listings, settings, pointer, read)
+
+    def listed(self, settings: Settings, listing: dict) -> None:
+        """The commit list the commits task has just built or read (build_commit_list): the
+        run takes it from there instead of reading it again (on a 20,000-commit history, a
+        tenth of a no-op `doit`)."""
+        self._listing(settings, listing)
 
     def timeline(self, settings: Settings) -> Timeline:
         """The run's commits of every repository in temporal order, made once per lists."""
@@ -112,8 +119,8 @@ class RunSession:
         """sha -> chunk shard key of one repository's commits in order, computed once per
         commit list: the chunks and tokens tasks, the merge key and the merge all need them."""
         return self._memo(self._chunk_keys, settings, current_pointer(settings)["list"],
-                          lambda: {commit["sha"]: shard_key(settings, commit["sha"])
-                                   for commit in self.commit_list(settings)["commits"]})
+                          lambda: shard_keys(settings, [commit["sha"] for commit in
+                                                        self.commit_list(settings)["commits"]]))
 
     def token_keys(self, settings: Settings) -> dict:
         """sha -> token shard key of one repository's commits in order, computed once per
@@ -121,8 +128,8 @@ class RunSession:
         tokenizer_hash = current_tokenizer_info(settings)["hash"]
         return self._memo(self._token_keys, settings,
                           (current_pointer(settings)["list"], tokenizer_hash),
-                          lambda: {sha: token_shard_key(settings, key, tokenizer_hash)
-                                   for sha, key in self.chunk_keys(settings).items()})
+                          lambda: token_shard_keys(settings, self.chunk_keys(settings),
+                                                   tokenizer_hash))
 
     def _keys(self, stage: str, settings: Settings) -> dict:
         """sha -> the stage's shard key (each call reads the commit-list pointer: once per
