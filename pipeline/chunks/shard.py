@@ -54,8 +54,8 @@ def build_chunk_shard(settings: Settings, commit: Commit, repo, reader,
     context_counts: dict = {}
     # A commit without chunks (a merge left out, one without Rust changes, one whose
     # changes were all skipped) needs no context, so the index stays where it is: moving it
-    # to a merge's parent, then back to the next branch commit's older base, was a fifth
-    # of cargo's chunks stage.
+    # to a merge's parent, then back to the next branch commit's older base, took 12 % of
+    # the per-commit seconds of cargo's chunks stage.
     if any(file.chunks for file in files):
         # Context is the parent's tree, as the author saw it (a root commit has none). The
         # index moves after the chunker: the file versions it needs are then parsed already.
