@@ -86,27 +86,26 @@ class ParsedFile:
 def common_prefix(old, new) -> int:
     """Length of the longest common prefix of two byte strings or lists, by binary search
     over slice comparisons (C speed)."""
-    low, high = 0, min(len(old), len(new))
     # For bytes, startswith copies one slice, where == of two slices copies both.
     same_head = old.startswith if isinstance(old, bytes) else lambda head: old[:len(head)] == head
-    while low < high:
-        middle = (low + high + 1) // 2
-        if same_head(new[:middle]):
-            low = middle
-        else:
-            high = middle - 1
-    return low
+    return _longest(lambda length: same_head(new[:length]), min(len(old), len(new)))
 
 
 def common_suffix(old, new) -> int:
     """Length of the longest common suffix of two byte strings or lists, as common_prefix:
     no reversed copies of whole files."""
-    low, high = 0, min(len(old), len(new))
     same_tail = old.endswith if isinstance(old, bytes) else \
         lambda tail: old[len(old) - len(tail):] == tail
+    return _longest(lambda length: same_tail(new[len(new) - length:]), min(len(old), len(new)))
+
+
+def _longest(holds, most: int) -> int:
+    """The largest length in [0, most] for which holds(length) is true, holds being true
+    up to some length and false after it (holds(0) is taken to be true)."""
+    low, high = 0, most
     while low < high:
         middle = (low + high + 1) // 2
-        if same_tail(new[len(new) - middle:]):
+        if holds(middle):
             low = middle
         else:
             high = middle - 1

@@ -30,16 +30,21 @@ FORMAT_VERSION = 6
 NAME_TOKENS, PATH_TOKENS = 16, 44
 
 
+def _key_parts(settings: Settings, tokenizer_hash: str) -> list:
+    """What a token shard's key holds besides its chunk shard's key: the tokenizer, the
+    stage's settings and the layout's version."""
+    return [tokenizer_hash, settings.section_hash(settings.format_section()), FORMAT_VERSION]
+
+
 def token_shard_key(settings: Settings, chunk_key: str, tokenizer_hash: str) -> str:
     """A chunk shard is a pure function of its key, so its key stands for its content."""
-    return token_shard_keys(settings, {"": chunk_key}, tokenizer_hash)[""]
+    return store.content_key([chunk_key, *_key_parts(settings, tokenizer_hash)])
 
 
 def token_shard_keys(settings: Settings, chunk_keys: dict, tokenizer_hash: str) -> dict:
     """sha -> token_shard_key of each (sha -> chunk shard key), the settings hashed once."""
-    section = settings.section_hash(settings.format_section())
-    return {sha: store.content_key([chunk_key, tokenizer_hash, section, FORMAT_VERSION])
-            for sha, chunk_key in chunk_keys.items()}
+    parts = _key_parts(settings, tokenizer_hash)
+    return {sha: store.content_key([chunk_key, *parts]) for sha, chunk_key in chunk_keys.items()}
 
 
 def token_shard_path(settings: Settings, sha: str, tokenizer_hash: str) -> Path:
