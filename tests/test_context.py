@@ -181,3 +181,69 @@ def test_a_commit_without_chunks_leaves_the_index_and_the_next_context_unchanged
     (serve,) = [c for c in fresh["chunks"] if c["qualname"] == "server::serve"]
     # As the author saw it: with the name the commit before the docs gave it.
     assert "pub name: String," in next(s["text"] for s in serve["context"] if s["name"] == "Peer")
+
+
+SEARCH = """use crate::other::Config as Settings;
+
+pub struct Limits {
+    pub max: usize,
+}
+
+pub fn search(limits: &Limits) -> Result<usize, String> {
+    Ok(limits.max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Server;
+
+    #[test]
+    fn finds() {
+        let server = Server { name: String::new() };
+        let settings: Option<Settings> = None;
+        assert_eq!(search(&Limits { max: 1 }).unwrap(), 1);
+    }
+}
+"""
+
+
+def test_an_import_of_a_mod_tests_reaches_only_that_module(workspace):
+    """`use super::*` in `mod tests` means the file's module there; applied at the file's
+    scope it named the crate root, whose `Result` alias is not the std `Result` that
+    `search` returns (ripgrep's grep-searcher got its binary's alias this way)."""
+    workspace.commit("search", {
+        "crates/app/src/lib.rs": "pub mod other;\npub mod search;\npub mod server;\n"
+                                 "pub mod state;\n\n"
+                                 "pub type Result<T> = std::result::Result<T, String>;\n",
+        "crates/app/src/search.rs": SEARCH})
+    sha = workspace.commit("search: one more, and test it", {
+        "crates/app/src/search.rs": SEARCH.replace("Ok(limits.max)", "Ok(limits.max + 1)")
+        .replace("unwrap(), 1)", "unwrap(), 2)")})
+    search, counts = context_of(workspace, sha, "search::search")
+    assert [s for s in search if s["kind"] != "import"] == []
+    finds, _ = context_of(workspace, sha, "search::tests::finds")
+    # The test module's own import reaches its test, and so do the file's (`use super::*`);
+    # `Limits` and `search` are the file's own.
+    assert sorted((s["name"], s["path"]) for s in finds if s["kind"] != "import") == [
+        ("Config", "crates/app/src/other.rs"), ("Server", "crates/app/src/state.rs")]
+    assert counts["resolved_by_path"] == 2 and counts["common_name_skipped"] >= 1
+
+
+def test_a_crate_the_commit_adds_is_not_the_crate_around_it(workspace):
+    """A package added inside another's directory: `crate::` in its files names the new
+    crate, whose definitions the same commit gives, not the enclosing crate's."""
+    new_crate = {
+        "crates/app/search/Cargo.toml": '[package]\nname = "app-search"\nversion = "0.1.0"\n',
+        "crates/app/search/src/lib.rs": "pub mod state;\n\nuse crate::state::Server;\n\n"
+                                        "pub fn serve_all(server: &Server) -> u32 {\n"
+                                        "    server.id\n}\n",
+        "crates/app/search/src/state.rs": "pub struct Server {\n    pub id: u32,\n}\n"}
+    added = workspace.commit("a search crate", new_crate)
+    later = workspace.commit("serve_all: one more", {
+        "crates/app/search/src/lib.rs": new_crate["crates/app/search/src/lib.rs"].replace(
+            "server.id", "server.id + 1")})
+    for sha, origin in ((added, "commit"), (later, "parent")):
+        context, _ = context_of(workspace, sha, "serve_all")
+        assert [(s["path"], s["origin"]) for s in context if s["name"] == "Server"] == [
+            ("crates/app/search/src/state.rs", origin)]

@@ -9,7 +9,7 @@ import pytest
 from pipeline.rust.parsing import (RecentParses, _hunk_edits, _renamed_macros,
                                    common_prefix, common_suffix, parse)
 from pipeline.rust.references import item_references
-from pipeline.rust.syntax import analyse
+from pipeline.rust.syntax import analyse, inline_scope
 
 SOURCE = b'''//! Crate docs stay with the file.
 use std::{fmt::{self, Display}, io::*};
@@ -119,10 +119,10 @@ def test_references_leave_out_generic_parameters_and_bound_locals():
 
 def test_use_trees_are_flattened_to_full_paths():
     imports = analyse(SOURCE)["imports"]
-    assert ["std::fmt", "fmt"] in imports
-    assert ["std::fmt::Display", "Display"] in imports
-    assert ["std::io::*", "*"] in imports
-    assert ["crate::net::Peer", "Remote"] in imports
+    assert ["std::fmt", "fmt", ""] in imports
+    assert ["std::fmt::Display", "Display", ""] in imports
+    assert ["std::io::*", "*", ""] in imports
+    assert ["crate::net::Peer", "Remote", ""] in imports
 
 
 def test_syntax_errors_and_bad_bytes_are_flagged_not_fatal():
@@ -313,3 +313,28 @@ def test_macros_are_renamed_exactly_where_the_one_pass_regex_renames_them():
         source = b"".join(generator.choice(pieces) for _ in range(generator.randint(0, 30)))
         expected = _RENAMED_BY_REGEX.sub(lambda name: name.group()[:-1] + b"_", source)
         assert _renamed_macros(source) == expected, source
+
+
+def test_an_import_records_the_inline_module_it_is_written_in():
+    source = b'''use std::fmt;
+
+pub fn top() {}
+
+mod outer {
+    use super::fmt::Write;
+
+    mod tests {
+        use super::*;
+
+        fn check() {}
+    }
+}
+'''
+    analysis = analyse(source)
+    assert analysis["imports"] == [["std::fmt", "fmt", ""],
+                                   ["super::fmt::Write", "Write", "outer"],
+                                   ["super::*", "*", "outer::tests"]]
+    items = analysis["items"]
+    scopes = {item["qualname"]: inline_scope(items, item) for item in items}
+    assert scopes["top"] == "" and scopes["outer"] == ""
+    assert scopes["outer::tests::check"] == "outer::tests"

@@ -24,7 +24,7 @@ from pipeline.rust.files import module_path, path_skip_reason, skip_reason
 from pipeline.rust.parsing import ParsedFile, RecentParses, common_prefix, common_suffix
 from pipeline.rust.references import REFERENCE_ROLES, item_references
 from pipeline.rust.symbols import DEFINITION_KINDS
-from pipeline.rust.syntax import analyse
+from pipeline.rust.syntax import analyse, inline_scope
 from pipeline.text import cut_at_line, decode
 
 FALLBACK_CONTEXT_LINES = 3
@@ -105,11 +105,13 @@ def _uses(items: list, places: list) -> dict:
 
 
 def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | None,
-                 counts, sources: dict) -> list:
-    """The file's chunks; sources gets where their unit texts lie in old and new."""
+                 counts, sources: dict) -> tuple[list, list]:
+    """The file's chunks and the inline module each lies in (its scope, see
+    pipeline.rust.syntax); sources gets where their unit texts lie in old and new."""
     prefix = module_path(change.new_path)
     prefix = f"{prefix}::" if prefix else ""
     whole: set = set()        # (file id, index) of containers that are chunks whole
+    scopes: list = []
     old_units = units(old) if old is not None else {}
     new_units = units(new) if new is not None else {}
     old_items = analyse(old)["items"] if old is not None else []
@@ -136,17 +138,23 @@ def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | Non
                            if new_unit.item is None else "modified")
             uses = _uses([new_unit.item, old_unit.item],
                          [u.place for u in (new_unit, old_unit) if u.place])
-            chunks += _unit_chunks(settings, change, new_unit.item or old_unit.item,
-                                   prefix + name, change_kind, *texts, uses,
-                                   signatures(old_unit, new_unit))
+            made = _unit_chunks(settings, change, new_unit.item or old_unit.item,
+                                prefix + name, change_kind, *texts, uses,
+                                signatures(old_unit, new_unit))
+            scope = (inline_scope(new_items, new_unit.item) if new_unit.item is not None
+                     else inline_scope(old_items, old_unit.item))
+            chunks += made
+            scopes += [scope] * len(made)
     old_rest = residual(old) if old is not None else ""
     new_rest = residual(new) if new is not None else ""
     if code_lines(old_rest) != code_lines(new_rest):
         file_change = "added" if old is None else "deleted" if new is None else "modified"
-        chunks += _unit_chunks(settings, change, {"kind": "file", "start_line": 1},
-                               prefix.rstrip(":") or change.new_path, file_change, old_rest,
-                               new_rest, _uses([], []))
-    return chunks
+        made = _unit_chunks(settings, change, {"kind": "file", "start_line": 1},
+                            prefix.rstrip(":") or change.new_path, file_change, old_rest,
+                            new_rest, _uses([], []))
+        chunks += made
+        scopes += [""] * len(made)
+    return chunks, scopes
 
 
 def _line_groups(old_lines: list, new_lines: list, context: int):
@@ -164,8 +172,9 @@ def _line_groups(old_lines: list, new_lines: list, context: int):
                for tag, i1, i2, j1, j2 in group]
 
 
-def _fallback_chunks(settings, change, old_src, new_src) -> list:
-    """Windows of lines around each changed hunk, for files tree-sitter cannot parse cleanly."""
+def _fallback_chunks(settings, change, old_src, new_src) -> tuple[list, list]:
+    """Windows of lines around each changed hunk, for files tree-sitter cannot parse
+    cleanly; their scope is taken to be the file's own."""
     old_lines = decode(old_src or b"").splitlines()
     new_lines = decode(new_src or b"").splitlines()
     chunks = []
@@ -177,7 +186,7 @@ def _fallback_chunks(settings, change, old_src, new_src) -> list:
             f"{change.new_path}:{new_start + 1}", "modified",
             "\n".join(old_lines[old_start:old_end]), "\n".join(new_lines[new_start:new_end]),
             _uses([], []))
-    return chunks
+    return chunks, [""] * len(chunks)
 
 
 @dataclass
@@ -213,13 +222,18 @@ def _read_side(reader: BlobReader, parses: RecentParses, path: str, blob: str, m
 
 @dataclass
 class FileChunks:
-    """The chunks of one changed file and its imports ([path, alias] of its `use` trees)."""
+    """The chunks of one changed file and its imports ([path, alias, scope] of its `use`
+    trees, pipeline.rust.syntax)."""
     path: str
     chunks: list              # Chunk
-    parent_imports: list      # as the author saw them: the parent version's, all scopes
+    scopes: list              # the inline module each chunk lies in ('' for the file's)
+    parent_imports: list      # as the author saw them: the parent version's
     new_imports: list         # the new version's: they help resolve names, never shown
-    shown_imports: list       # the parent version's at the file's own scope: the snippet
     own_names: set = field(default_factory=set)   # what the file defines, before or after
+
+    def shown_imports(self) -> list:
+        """The snippet's imports: the parent version's at the file's own scope."""
+        return [[path, alias] for path, alias, scope in self.parent_imports if not scope]
 
 
 def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
@@ -249,17 +263,16 @@ def file_chunks(settings, parses: RecentParses, reader, change: FileChange,
     old_an = analyse(old) if old is not None else None
     new_an = analyse(new) if new is not None else None
     imports = [an["imports"] if an else [] for an in (old_an, new_an)]
-    imports.append(old_an["module_imports"] if old_an else [])
     if any(an and an["decode_errors"] for an in (old_an, new_an)):
         counts.flagged["non_utf8_decoded_with_replacement"] += 1
     sources: dict = {}    # unit text -> (parsed file, start, end): its comments are known
     if any(an and an["has_error"] for an in (old_an, new_an)):
         counts.flagged["syntax_error_fallback"] += 1
-        chunks = _fallback_chunks(settings, change, old_src, new_src)
+        chunks, scopes = _fallback_chunks(settings, change, old_src, new_src)
     else:
-        chunks = _item_chunks(settings, change, old, new, counts, sources)
-    return FileChunks(change.new_path, _targets(chunks, settings, counts, sources), *imports,
-                      own_names=_defined_names(old_an) | _defined_names(new_an))
+        chunks, scopes = _item_chunks(settings, change, old, new, counts, sources)
+    return FileChunks(change.new_path, *_targets(chunks, scopes, settings, counts, sources),
+                      *imports, own_names=_defined_names(old_an) | _defined_names(new_an))
 
 
 def _defined_names(analysis: dict | None) -> set:
@@ -271,16 +284,18 @@ def _defined_names(analysis: dict | None) -> set:
             and (item["parent"] < 0 or items[item["parent"]]["kind"] == "mod")}
 
 
-def _targets(chunks: list, settings, counts: FileCounts, sources: dict) -> list:
-    """The chunks worth learning; the others counted by reason."""
-    kept = []
-    for chunk in chunks:
+def _targets(chunks: list, scopes: list, settings, counts: FileCounts,
+             sources: dict) -> tuple[list, list]:
+    """The chunks worth learning and their scopes; the others counted by reason."""
+    kept, kept_scopes = [], []
+    for chunk, scope in zip(chunks, scopes):
         reason = chunk_skip_reason(chunk, settings, sources)
         if reason is None:
             kept.append(chunk)
+            kept_scopes.append(scope)
         else:
             counts.skipped[reason] += 1
-    return kept
+    return kept, kept_scopes
 
 
 def commit_chunks(settings: Settings, parses: RecentParses, reader: BlobReader,

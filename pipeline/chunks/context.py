@@ -13,7 +13,8 @@ import re
 from collections import Counter
 
 from pipeline.chunks.pieces import ELISION
-from pipeline.chunks.resolve import resolve
+from pipeline.chunks.resolve import (Place, SameCommit, chunk_place, imports_reaching,
+                                     resolve)
 from pipeline.config import Settings
 from pipeline.records import Chunk, Snippet
 from pipeline.rust.parsing import parse
@@ -102,20 +103,18 @@ def _wanted(chunk: Chunk) -> list:
         if name not in owners]
 
 
-def chunk_context(index: SymbolIndex, same_commit: dict, chunk: Chunk, files: dict,
-                  settings: Settings, counts: Counter) -> tuple[list, list]:
-    """The context snippets of one chunk within the per-snippet, per-kind and total
-    budgets, and the spare ones that come next: a row that already shows some of the
+def chunk_context(index: SymbolIndex, same_commit: SameCommit, place: Place,
+                  shown_imports: list, settings: Settings, counts: Counter) -> tuple[list, list]:
+    """The context snippets of the chunk at place within the per-snippet, per-kind and
+    total budgets, and the spare ones that come next: a row that already shows some of the
     first gives the room they would take to the spare ones (pipeline.merge.packing).
-    files: path -> (imports as the author saw them, imports of the new version, the first's
-    at the file's own scope, names the file defines). A file-level chunk gets no import
-    snippet: its old code is the file's imports already."""
-    seen_imports, new_imports, shown_imports, own_names = files[chunk.path]
+    shown_imports: the file's own imports as the author saw them. A file-level chunk gets
+    no import snippet: its old code is the file's imports already."""
+    chunk = place.chunk
     snippets = import_snippet(chunk.path, shown_imports) if chunk.kind != "file" else []
     found, owners, priority = [], len(owner_names(chunk.owner)), 0
     for position, (name, role) in enumerate(_wanted(chunk)):
-        resolved = resolve(index, same_commit, own_names, chunk, seen_imports + new_imports,
-                           name, role, counts)
+        resolved = resolve(index, same_commit, place, name, role, counts)
         if resolved is not None and resolved not in found:
             found.append(resolved)
             priority += position < owners
@@ -142,15 +141,19 @@ def chunk_context(index: SymbolIndex, same_commit: dict, chunk: Chunk, files: di
     return snippets, spare
 
 
-def attach_context(files: list, index: SymbolIndex, same_commit: dict,
+def attach_context(files: list, index: SymbolIndex, same_commit: SameCommit,
                    settings: Settings) -> dict:
-    """Give every chunk of a commit's files (FileChunks) its context; returns how names
-    were resolved, counted."""
+    """Give every chunk of a commit's files (FileChunks) its context, the index being at
+    the commit's parent; returns how names were resolved, counted."""
     counts: Counter = Counter()
-    imports = {file.path: (file.parent_imports, file.new_imports, file.shown_imports,
-                           file.own_names) for file in files}
     for file in files:
-        for chunk in file.chunks:
+        imports, shown = file.parent_imports + file.new_imports, file.shown_imports()
+        reaching: dict = {}          # scope -> the imports that reach it
+        for chunk, scope in zip(file.chunks, file.scopes):
+            if scope not in reaching:
+                reaching[scope] = imports_reaching(file.path, imports, scope)
+            place = chunk_place(index, same_commit, chunk, scope, reaching[scope],
+                                file.own_names)
             chunk.context, chunk.spare_context = chunk_context(
-                index, same_commit, chunk, imports, settings, counts)
+                index, same_commit, place, shown, settings, counts)
     return dict(sorted(counts.items()))

@@ -1,18 +1,21 @@
 """A name a chunk's code uses in, the one definition it stands for out (or none).
 
 The repository is the one the author saw: the symbol index of the parent commit's tree.
-A name is resolved through the file's `use` paths and the crate's module tree (`crate::`,
-`self::`, `super::`, workspace crates by package name), else by a unique definition in the
-tree; a name defined more than once, a name too common to be told apart by uniqueness
-(`new`, `from`, `fmt`, ...), a name the file imports from outside the repository, or a
-name defined in the changed file itself is skipped rather than guessed: a wrong snippet is
-worse than none. A name the parent tree lacks may be
-defined by the same commit in another file: that definition is given, marked as such.
+A name is resolved through the `use` paths that reach the chunk's code (those of its
+inline module and the enclosing ones) and the crate's module tree (`crate::`, `self::`,
+`super::`, workspace crates by package name), else by a unique definition in its crate;
+a name defined more than once, a name too common to be told apart by uniqueness (`new`,
+`from`, `fmt`, ...), a name the file imports from outside the repository, or a name
+defined in the changed file itself is skipped rather than guessed: a wrong snippet is
+worse than none. A name the parent tree lacks in the chunk's crate may be defined by the
+same commit in another file: that definition is given, marked as such. The chunk's crate
+is the one of the commit's tree: a crate the commit adds is none of the parent tree's.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from typing import NamedTuple
 
 from pipeline.records import ABSENT_MODE, SKIPPED_MODES, Chunk
 from pipeline.rust.files import module_path, path_skip_reason
@@ -45,9 +48,49 @@ FnOnce Hash Eq PartialEq Ord PartialOrd Deref AsRef Borrow ToString Formatter Se
 PARENT, SAME_COMMIT = "parent", "commit"
 
 
-def _module_file(index: SymbolIndex, from_path: str, segments: list):
-    """(file, remaining segments) that a `use` path's module part names, or None."""
-    crate, here = index.crate_of(from_path), [p for p in module_path(from_path).split("::") if p]
+class SameCommit(NamedTuple):
+    """What the chunk's commit itself brings (the index is at its parent)."""
+    sha: str
+    definitions: dict     # name -> the definitions its changes add or change
+    paths: list           # where its changed Rust files lie now
+
+
+class Place(NamedTuple):
+    """Where a chunk's code lies, as resolving its names needs it (made once per chunk)."""
+    chunk: Chunk
+    crate: str            # the directory of its crate in the commit's own tree
+    module: list          # its module path: its file's, then the inline modules it lies in
+    imports: list         # (path, alias, module the `use` is written in), innermost first
+    own_names: set        # what the chunk's own file defines, before or after the commit
+    new_crate: bool       # its crate is one the commit adds: the parent tree has none of it
+
+
+def imports_reaching(path: str, imports: list, scope: str) -> list:
+    """(path, alias, module the `use` is written in) of the file's imports ([path, alias,
+    scope]) that reach its code in inline module scope ('' for the file's own), innermost
+    first: a `use` in a `mod tests` reaches only that module's items, while the file's own
+    reach into `mod tests` (its `use super::*`)."""
+    file_module = [part for part in module_path(path).split("::") if part]
+    reaching = [(imported, alias, file_module + (written.split("::") if written else []))
+                for imported, alias, written in imports
+                if not written or written == scope or scope.startswith(written + "::")]
+    reaching.sort(key=lambda found: -len(found[2]))          # stable: file order within one
+    return reaching
+
+
+def chunk_place(index: SymbolIndex, same_commit: SameCommit, chunk: Chunk, scope: str,
+                reaching: list, own_names: set) -> Place:
+    """The Place of a chunk lying in inline module scope of its file, reached by imports
+    (imports_reaching)."""
+    module = [part for part in module_path(chunk.path).split("::") if part]
+    crate = index.commit_crate_of(same_commit.sha, chunk.path)
+    return Place(chunk, crate, module + (scope.split("::") if scope else []), reaching,
+                 own_names, crate != index.crate_of(chunk.path))
+
+
+def _module_file(index: SymbolIndex, crate: str, here: list, segments: list):
+    """(file, remaining segments) that a `use` path's module part names, written in module
+    here of crate, or None."""
     head = segments[0]
     if head == "crate":
         modules = segments[1:]
@@ -67,10 +110,10 @@ def _module_file(index: SymbolIndex, from_path: str, segments: list):
     return None
 
 
-def _in_module(index, chunk: Chunk, module: list, name: str) -> Definition | None:
-    """The definition of name in the module a path (segments) names from chunk's file; no
-    segments name the crate's root (2015's `use Error;`)."""
-    target = _module_file(index, chunk.path, module or ["crate"])
+def _in_module(index, crate: str, here: list, module: list, name: str) -> Definition | None:
+    """The definition of name in the module a path (segments) names from module here of
+    crate; no segments name the crate's root (2015's `use Error;`)."""
+    target = _module_file(index, crate, here, module or ["crate"])
     if target is None:
         return None
     file, rest = target
@@ -80,25 +123,25 @@ def _in_module(index, chunk: Chunk, module: list, name: str) -> Definition | Non
     return None
 
 
-def _via_path(index, chunk: Chunk, imports: list, path: str) -> Definition | None:
+def _via_path(index, place: Place, path: str) -> Definition | None:
     """The definition a name written with its path (`model::Peer`) stands for: the path's
-    head expanded through the file's imports first (`use std::io;` makes `io::` std's)."""
-    segments = path.split("::")
-    for imported, alias in imports:
+    head expanded through the imports first (`use std::io;` makes `io::` std's)."""
+    segments, here = path.split("::"), place.module
+    for imported, alias, written_in in place.imports:
         if alias == segments[0]:
-            segments = imported.split("::") + segments[1:]
+            segments, here = imported.split("::") + segments[1:], written_in
             break
-    return _in_module(index, chunk, segments[:-1], segments[-1])
+    return _in_module(index, place.crate, here, segments[:-1], segments[-1])
 
 
-def _via_imports(index, chunk: Chunk, imports: list, name: str) -> Definition | None:
-    """The definition a `use` of the chunk's file brings in under name, if it is in the repo."""
-    for path, alias in imports:
+def _via_imports(index, place: Place, name: str) -> Definition | None:
+    """The definition a `use` reaching the chunk brings in under name, if it is in the repo."""
+    for path, alias, written_in in place.imports:
         if alias == "*":
-            found = _in_module(index, chunk, path.split("::")[:-1], name)
+            found = _in_module(index, place.crate, written_in, path.split("::")[:-1], name)
         elif alias == name:
             segments = path.split("::")
-            found = _in_module(index, chunk, segments[:-1], segments[-1])
+            found = _in_module(index, place.crate, written_in, segments[:-1], segments[-1])
         else:
             continue          # most of them: no path split for each of a file's imports
         if found is not None:
@@ -106,11 +149,17 @@ def _via_imports(index, chunk: Chunk, imports: list, name: str) -> Definition | 
     return None
 
 
-def _outside(index, chunk: Chunk, path: str) -> bool:
-    """Whether a `use` path leads out of the repository (`std::`, a dependency)."""
+def _outside(index, same_commit: SameCommit, place: Place, path: str) -> bool:
+    """Whether a `use` path leads out of the repository (`std::`, a dependency). The
+    modules of a crate the commit adds are those of its files in the commit."""
     head = path.split("::")[0]
-    return head not in ("crate", "self", "super") and head not in index.crate_dirs and \
-        (index.crate_of(chunk.path), head) not in index.modules
+    if head in ("crate", "self", "super") or head in index.crate_dirs:
+        return False
+    if not place.new_crate:
+        return (place.crate, head) not in index.modules
+    return not any(module_path(file).partition("::")[0] == head and
+                   index.commit_crate_of(same_commit.sha, file) == place.crate
+                   for file in same_commit.paths)
 
 
 def _is_test_code(path: str, qualname: str) -> bool:
@@ -118,17 +167,21 @@ def _is_test_code(path: str, qualname: str) -> bool:
     return "tests" in qualname.split("::") or bool({"tests", "benches"} & set(path.split("/")))
 
 
-def _unique(index, chunk: Chunk, definitions: list, name: str, role: str, counts: Counter,
+def _candidates(definitions: list, crate_of, place: Place, role: str) -> list:
+    """The definitions of the right kind in the chunk's own crate (crate_of: a path's crate
+    in the tree the definitions are from). Test helpers are not what non-test code means
+    by a name; another crate's definitions are reached through imports, not by name alone."""
+    testing = _is_test_code(place.chunk.path, place.chunk.qualname)
+    return [d for d in definitions if d.kind in ROLE_KINDS[role]
+            and (testing or not _is_test_code(d.path, d.qualname))
+            and crate_of(d.path) == place.crate]
+
+
+def _unique(candidates: list, place: Place, name: str, role: str, counts: Counter,
             rule: str) -> Definition | None:
-    """The one definition of the right kind among definitions in the chunk's own crate,
-    if there is exactly one and it is not in the chunk's own file."""
-    own_files, crate = {chunk.path, chunk.old_path}, index.crate_of(chunk.path)
-    # Test helpers are not what non-test code means by a name; another crate's definitions
-    # are reached through imports, not by their name alone.
-    testing = _is_test_code(chunk.path, chunk.qualname)
-    candidates = [d for d in definitions if d.kind in ROLE_KINDS[role]
-                  and (testing or not _is_test_code(d.path, d.qualname))
-                  and index.crate_of(d.path) == crate]
+    """The one definition among candidates, if there is exactly one and it is not in the
+    chunk's own file."""
+    own_files = {place.chunk.path, place.chunk.old_path}
     if not candidates or any(d.path in own_files for d in candidates):
         return None        # (the chunk's own file: skipped before, by own_names)
     if (role == "call" and name in COMMON_NAMES) or name in STD_TYPE_NAMES:
@@ -141,19 +194,19 @@ def _unique(index, chunk: Chunk, definitions: list, name: str, role: str, counts
     return candidates[0]
 
 
-def resolve(index: SymbolIndex, same_commit: dict, own_names: set, chunk: Chunk,
-            imports: list, name: str, role: str, counts: Counter) -> tuple | None:
-    """(definition, origin) that name stands for in chunk's code, or None (local, unknown,
-    ambiguous, common). same_commit: name -> definitions the commit adds or changes;
-    own_names: what the chunk's own file defines, before or after the commit."""
+def resolve(index: SymbolIndex, same_commit: SameCommit, place: Place, name: str,
+            role: str, counts: Counter) -> tuple | None:
+    """(definition, origin) that name stands for in the code of the chunk at place, or None
+    (local, unknown, ambiguous, common)."""
+    chunk = place.chunk
     if "::" in name:
-        found = _via_path(index, chunk, imports, name)
+        found = _via_path(index, place, name)
         rule = "resolved_by_written_path"
     else:
-        if name in own_names:
+        if name in place.own_names:
             counts["defined_in_own_file"] += 1
             return None
-        found, rule = _via_imports(index, chunk, imports, name), "resolved_by_path"
+        found, rule = _via_imports(index, place, name), "resolved_by_path"
     if found is not None:
         if found.path in (chunk.path, chunk.old_path):
             return None
@@ -161,31 +214,40 @@ def resolve(index: SymbolIndex, same_commit: dict, own_names: set, chunk: Chunk,
         return found, PARENT
     if "::" in name:
         return None
-    if any(alias == name and _outside(index, chunk, path) for path, alias in imports):
+    if any(alias == name and _outside(index, same_commit, place, path)
+           for path, alias, _ in place.imports):
         counts["imported_from_outside"] += 1          # `use std::process::Command;`
         return None
-    in_parent = index.definitions(name)
+    in_parent = [] if place.new_crate else index.definitions(name)
     if in_parent:
-        found = _unique(index, chunk, in_parent, name, role, counts,
-                        "resolved_by_unique_name")
+        found = _unique(_candidates(in_parent, index.crate_of, place, role), place, name,
+                        role, counts, "resolved_by_unique_name")
         return (found, PARENT) if found is not None else None
-    found = _unique(index, chunk, same_commit.get(name, []), name, role, counts,
-                    "resolved_in_same_commit")
+    # A name the parent tree lacks (or a crate it lacks): maybe the commit defines it.
+    in_commit = _candidates(same_commit.definitions.get(name, []),
+                            lambda path: index.commit_crate_of(same_commit.sha, path),
+                            place, role)
+    found = _unique(in_commit, place, name, role, counts, "resolved_in_same_commit")
     return (found, SAME_COMMIT) if found is not None else None
 
 
-def same_commit_definitions(index: SymbolIndex, changes) -> dict:
-    """name -> the definitions a commit's changes add or change (their new versions)."""
+def same_commit(index: SymbolIndex, sha: str, changes) -> SameCommit:
+    """What commit sha's changes bring: the definitions they add or change (their new
+    versions), by name, and where its Rust files lie now."""
     found: dict = defaultdict(list)
     for change in changes or ():
         if change.new_mode == ABSENT_MODE or change.new_mode in SKIPPED_MODES or \
                 path_skip_reason(change.new_path, index.exclude_globs) is not None:
             continue
-        old_regular = change.old_mode != ABSENT_MODE and change.old_mode not in SKIPPED_MODES
+        # A moved file's definitions are new where it lies now (in a crate the commit adds,
+        # they are the only ones of their names there).
+        old_regular = change.old_mode != ABSENT_MODE and change.old_mode not in SKIPPED_MODES \
+            and change.old_path == change.new_path
         old = index.file_definitions(change.old_path, change.old_blob if old_regular else None)
         for name, definitions in index.file_definitions(change.new_path,
                                                         change.new_blob).items():
             for kind, _, qualname, text in definitions:
                 if (kind, name, qualname, text) not in old.get(name, []):
                     found[name].append(Definition(kind, name, qualname, change.new_path, text))
-    return found
+    return SameCommit(sha, found, [change.new_path for change in changes or ()
+                                   if change.new_mode != ABSENT_MODE])

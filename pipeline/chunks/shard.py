@@ -8,7 +8,7 @@ from pathlib import Path
 from pipeline import store
 from pipeline.chunks.changed_items import commit_chunks
 from pipeline.chunks.context import attach_context
-from pipeline.chunks.resolve import same_commit_definitions
+from pipeline.chunks.resolve import same_commit
 from pipeline.config import Settings
 from pipeline.git.history import first_parent_changes
 from pipeline.records import ChunkShard, Commit
@@ -16,7 +16,7 @@ from pipeline.rust import symbols, syntax
 from pipeline.rust.symbols import SymbolIndex
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 22
+CHUNKER_VERSION = 23
 
 
 def _key_parts(settings: Settings) -> list:
@@ -60,8 +60,8 @@ def build_chunk_shard(settings: Settings, commit: Commit, repo, reader,
         # Context is the parent's tree, as the author saw it (a root commit has none). The
         # index moves after the chunker: the file versions it needs are then parsed already.
         index.move_to(commit.parents[0] if commit.parents else None)
-        same_commit = same_commit_definitions(index, changes)
-        context_counts = attach_context(files, index, same_commit, settings)
+        context_counts = attach_context(files, index, same_commit(index, commit.sha, changes),
+                                        settings)
     return ChunkShard(sha=commit.sha, message=commit.message,
                       committer_time=commit.committer_time,
                       chunks=[chunk for file in files for chunk in file.chunks],

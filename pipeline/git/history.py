@@ -220,16 +220,20 @@ class TreeReader:
     def __init__(self, repo: git.Repo):
         self.git_dir = repo.git_dir
         self._repository = None                  # opened at first use
+        self._last_tree = (None, None)           # (commit, its tree) of the last file_blob
+
+    def _tree(self, commit: str):
+        if self._repository is None:
+            limit_libgit2_memory()
+            self._repository = pygit2.Repository(self.git_dir)
+        return self._repository[commit].peel(pygit2.Tree)
 
     def changes(self, old: str, new: str, suffixes: tuple) -> dict | None:
         """What tree_changes(repo, old, new, suffixes) gives, less the entries that make no
         difference to list_tree's view (a mode change, a symlink that stays left out), in
         the same order; None if an object could not be read (the caller asks git then)."""
         try:
-            if self._repository is None:
-                limit_libgit2_memory()
-                self._repository = pygit2.Repository(self.git_dir)
-            trees = [self._repository[commit].peel(pygit2.Tree) for commit in (old, new)]
+            trees = [self._tree(commit) for commit in (old, new)]
             deltas = trees[0].diff_to_tree(trees[1]).deltas
         except (KeyError, ValueError, pygit2.GitError):
             return None
@@ -241,6 +245,17 @@ class TreeReader:
                 if old_blob != new_blob:
                     changed[decode(path)] = new_blob
         return changed
+
+    def file_blob(self, commit: str, path: str) -> str | None:
+        """The blob id of the regular file at path in commit's tree; None if there is none
+        (or an object could not be read)."""
+        try:
+            if self._last_tree[0] != commit:
+                self._last_tree = (commit, self._tree(commit))
+            entry = self._last_tree[1][path]
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        return str(entry.id) if entry.filemode & _TYPE_BITS == _REGULAR_FILE else None
 
 
 def _file_blob(file) -> str | None:

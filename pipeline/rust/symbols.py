@@ -107,6 +107,7 @@ class SymbolIndex:
         self.crate_dirs: dict = {}                # crate name (as in `use`) -> crate dir
         self._crate_set: set = set()              # the crate directories crate_dirs names
         self._crate_of: dict = {}                 # path -> crate_of(path), for crate_dirs
+        self._added_packages = (None, {})         # (commit, {directory: _adds_package})
         self._package_names: dict = {}            # Cargo.toml blob -> its package name
         self.commit = None
         # The chunker's parses: it has usually just parsed the versions the index needs.
@@ -305,6 +306,29 @@ class SymbolIndex:
                     break
             self._crate_of[path] = directory
         return self._crate_of[path]
+
+    def commit_crate_of(self, commit: str, path: str) -> str:
+        """The crate of path in the tree of commit, a child of the index's commit: the
+        index's crate_of, unless commit adds a package manifest in a directory between path
+        and that crate. The file is then in a crate the index's tree lacks (ripgrep's
+        `grep-searcher`, added whole), and nothing there is its crate's."""
+        crate, directory = self.crate_of(path), path.rpartition("/")[0]
+        while directory and directory != crate:         # innermost first
+            if self._adds_package(commit, directory):
+                return directory
+            directory = directory.rpartition("/")[0]
+        return crate
+
+    def _adds_package(self, commit: str, directory: str) -> bool:
+        """Whether commit's tree has a package manifest in directory (one below every crate
+        of the index's tree that contains it), memoised for the commit."""
+        if self._added_packages[0] != commit:
+            self._added_packages = (commit, {})
+        memo = self._added_packages[1]
+        if directory not in memo:
+            blob = self.trees.file_blob(commit, f"{directory}/Cargo.toml")
+            memo[directory] = blob is not None and self._package_name(blob) is not None
+        return memo[directory]
 
     def definitions(self, name: str) -> list:
         return [d for defs in self.by_name.get(name, {}).values() for d in defs]

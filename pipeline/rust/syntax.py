@@ -5,7 +5,9 @@ file), owner (the impl or trait of a method), byte and line span including the d
 and attributes before it (tree-sitter makes those preceding siblings, not children),
 where its body starts (what precedes is its header), and its parent item's index (-1 at
 top level). What an item references is read from the tree only for the items that change
-(pipeline.rust.references).
+(pipeline.rust.references). An import is [path, alias, scope]: scope is the inline module
+its `use` is written in (`tests`; '' for the file's own), since a `use super::*` of a
+`mod tests` reaches only the items of that module.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 from pipeline.rust.parsing import ParsedFile, node_text, parse
 
 # Bump when the analysis output changes: it is part of every chunk and definitions cache key.
-ANALYSER_VERSION = 7
+ANALYSER_VERSION = 8
 
 _SIMPLE_KINDS = {
     "function_item": "fn", "function_signature_item": "fn", "struct_item": "struct",
@@ -103,8 +105,8 @@ def _add_item(node, item_node, item_type, start, source, scope, owner, parent, o
     if item_type == "use_declaration":
         first = len(out["imports"])
         _flatten_use(source, item_node.child_by_field_name("argument"), "", out["imports"])
-        if parent < 0:            # the file's own scope (not an inline `mod tests`)
-            out["module_imports"].extend(out["imports"][first:])
+        for flattened in out["imports"][first:]:
+            flattened.append(scope[:-2])          # `tests::` -> `tests`
     if item_type in _ITEM_CONTAINERS and body is not None:
         if item_type == "mod_item":
             _collect(body, source, f"{scope}{name}::", "", index, out)
@@ -119,6 +121,17 @@ def children_by_parent(items: list) -> dict:
     for item in items:
         children.setdefault(item["parent"], []).append(item)
     return children
+
+
+def inline_scope(items: list, item: dict) -> str:
+    """The inline modules an item lies in, outermost first (`a::tests`; '' at the file's own
+    scope): the scope of the imports that reach it."""
+    names = []
+    while item["parent"] >= 0:
+        item = items[item["parent"]]
+        if item["kind"] == "mod":
+            names.append(item["name"])
+    return "::".join(reversed(names))
 
 
 def _flatten_use(source: bytes, node, prefix: str, out: list) -> None:
@@ -156,9 +169,8 @@ def _analysis(file: ParsedFile) -> dict:
     source = file.source
     if file.tree is None:
         return {"version": ANALYSER_VERSION, "has_error": True, "decode_errors": False,
-                "line_count": source.count(b"\n") + 1, "items": [], "imports": [],
-                "module_imports": []}
-    out: dict = {"items": [], "imports": [], "module_imports": []}
+                "line_count": source.count(b"\n") + 1, "items": [], "imports": []}
+    out: dict = {"items": [], "imports": []}
     _collect(file.tree.root_node, source, "", "", -1, out)
     try:
         source.decode("utf-8")
@@ -167,7 +179,6 @@ def _analysis(file: ParsedFile) -> dict:
         decode_errors = True
     return {"version": ANALYSER_VERSION, "has_error": file.tree.root_node.has_error,
             "decode_errors": decode_errors, "line_count": source.count(b"\n") + 1,
-            "items": out["items"], "imports": out["imports"],
-            "module_imports": out["module_imports"]}
+            "items": out["items"], "imports": out["imports"]}
 
 
