@@ -247,3 +247,33 @@ def test_a_crate_the_commit_adds_is_not_the_crate_around_it(workspace):
         context, _ = context_of(workspace, sha, "serve_all")
         assert [(s["path"], s["origin"]) for s in context if s["name"] == "Server"] == [
             ("crates/app/search/src/state.rs", origin)]
+
+
+def test_a_name_another_workspace_crate_re_exports_is_that_crates(workspace):
+    """`use net_core::Config;` where net_core's root only re-exports it: the path leads to
+    no definition, and the app crate's own `Config` is not the one meant."""
+    load = "use net_core::Config;\n\npub fn load(config: Config) -> bool {\n    BODY\n}\n"
+    workspace.commit("re-export Config; load", {
+        "crates/core/src/lib.rs": "pub mod model;\npub mod util;\n\npub use util::Config;\n",
+        "crates/app/src/lib.rs": "pub mod load;\n" + WORKSPACE["crates/app/src/lib.rs"],
+        "crates/app/src/load.rs": load.replace("BODY", "config.verbose")})
+    sha = workspace.commit("load: say no", {
+        "crates/app/src/load.rs": load.replace("BODY", "!config.verbose")})
+    context, counts = context_of(workspace, sha, "load::load")
+    assert [s["path"] for s in context if s["name"] == "Config"] == ["crates/core/src/util.rs"]
+    assert counts["resolved_in_imported_crate"] == 1
+
+
+def test_a_2015_import_of_a_crate_root_name_is_no_outside_import(workspace):
+    """`use Server;` (2015 edition) names an item at the crate's root, here a re-export:
+    not a dependency, so the crate's one `Server` is the one meant."""
+    hello = "use Server;\n\npub fn hello(server: &Server) -> usize {\n    BODY\n}\n"
+    workspace.commit("hello", {
+        "crates/app/src/lib.rs": "pub mod hello;\n" + WORKSPACE["crates/app/src/lib.rs"] +
+                                 "\npub use state::Server;\n",
+        "crates/app/src/hello.rs": hello.replace("BODY", "server.name.len()")})
+    sha = workspace.commit("hello: one more", {
+        "crates/app/src/hello.rs": hello.replace("BODY", "server.name.len() + 1")})
+    context, counts = context_of(workspace, sha, "hello::hello")
+    assert [s["path"] for s in context if s["name"] == "Server"] == ["crates/app/src/state.rs"]
+    assert "imported_from_outside" not in counts

@@ -150,10 +150,11 @@ def _via_imports(index, place: Place, name: str) -> Definition | None:
 
 
 def _outside(index, same_commit: SameCommit, place: Place, path: str) -> bool:
-    """Whether a `use` path leads out of the repository (`std::`, a dependency). The
-    modules of a crate the commit adds are those of its files in the commit."""
+    """Whether a `use` path leads out of the repository (`std::`, a dependency). A path of
+    one name is an item of the crate's root (2015's `use Error;`); the modules of a crate
+    the commit adds are those of its files in the commit."""
     head = path.split("::")[0]
-    if head in ("crate", "self", "super") or head in index.crate_dirs:
+    if head in ("crate", "self", "super") or head in index.crate_dirs or head == path:
         return False
     if not place.new_crate:
         return (place.crate, head) not in index.modules
@@ -167,14 +168,24 @@ def _is_test_code(path: str, qualname: str) -> bool:
     return "tests" in qualname.split("::") or bool({"tests", "benches"} & set(path.split("/")))
 
 
-def _candidates(definitions: list, crate_of, place: Place, role: str) -> list:
-    """The definitions of the right kind in the chunk's own crate (crate_of: a path's crate
-    in the tree the definitions are from). Test helpers are not what non-test code means
-    by a name; another crate's definitions are reached through imports, not by name alone."""
+def _imported_crate(index, place: Place, name: str) -> str:
+    """The crate whose definitions name is looked for among: the workspace crate a `use`
+    of it names (`use grep::Match;` is grep's, even where grep's root only re-exports it
+    from a module), else the chunk's own."""
+    for path, alias, _ in place.imports:
+        if alias == name:
+            return index.crate_dirs.get(path.split("::")[0], place.crate)
+    return place.crate
+
+
+def _candidates(definitions: list, crate_of, crate: str, place: Place, role: str) -> list:
+    """The definitions of the right kind in crate (crate_of: a path's crate in the tree the
+    definitions are from). Test helpers are not what non-test code means by a name; another
+    crate's definitions are reached through imports, not by name alone."""
     testing = _is_test_code(place.chunk.path, place.chunk.qualname)
     return [d for d in definitions if d.kind in ROLE_KINDS[role]
             and (testing or not _is_test_code(d.path, d.qualname))
-            and crate_of(d.path) == place.crate]
+            and crate_of(d.path) == crate]
 
 
 def _unique(candidates: list, place: Place, name: str, role: str, counts: Counter,
@@ -218,15 +229,19 @@ def resolve(index: SymbolIndex, same_commit: SameCommit, place: Place, name: str
            for path, alias, _ in place.imports):
         counts["imported_from_outside"] += 1          # `use std::process::Command;`
         return None
-    in_parent = [] if place.new_crate else index.definitions(name)
+    # A unique definition in the crate the name comes from: a use of another workspace
+    # crate's item that its path does not lead to is that crate's, never the chunk's own.
+    crate = _imported_crate(index, place, name)
+    rule = "resolved_by_unique_name" if crate == place.crate else "resolved_in_imported_crate"
+    in_parent = [] if crate == place.crate and place.new_crate else index.definitions(name)
     if in_parent:
-        found = _unique(_candidates(in_parent, index.crate_of, place, role), place, name,
-                        role, counts, "resolved_by_unique_name")
+        found = _unique(_candidates(in_parent, index.crate_of, crate, place, role), place,
+                        name, role, counts, rule)
         return (found, PARENT) if found is not None else None
     # A name the parent tree lacks (or a crate it lacks): maybe the commit defines it.
     in_commit = _candidates(same_commit.definitions.get(name, []),
                             lambda path: index.commit_crate_of(same_commit.sha, path),
-                            place, role)
+                            crate, place, role)
     found = _unique(in_commit, place, name, role, counts, "resolved_in_same_commit")
     return (found, SAME_COMMIT) if found is not None else None
 
