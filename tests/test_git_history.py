@@ -149,7 +149,9 @@ def test_a_symbol_index_moved_along_history_equals_one_built_at_each_commit(rust
         rust_repo.commit("two crates", {
             "Cargo.toml": manifest.format("app", 1), "src/main.rs": "fn main() {}\n",
             "src/lib.rs": "pub struct App;\n", "net/Cargo.toml": manifest.format("net", 1),
-            "net/src/lib.rs": "pub struct Peer;\n", "net/src/peer.rs": "pub fn dial() {}\n"}),
+            "net/src/lib.rs": "pub struct Peer;\n", "net/src/peer.rs": "pub fn dial() {}\n",
+            # A fixture of the net crate: its module path is the crate root's, not its file.
+            "net/fixtures/bar/src/lib.rs": "pub struct Bar;\n"}),
         rust_repo.commit("a module moves into a directory, a file comes", {
             "net/src/peer.rs": None, "net/src/peer/mod.rs": "pub fn dial() {}\n",
             "src/util/mod.rs": "pub fn help() {}\n"}),
@@ -182,6 +184,7 @@ def test_a_symbol_index_moved_along_history_equals_one_built_at_each_commit(rust
             fresh.move_to(sha)
             assert _index_view(moved, every_path) == _index_view(fresh, every_path), sha
     moved.move_to(shas[3])
+    assert moved.modules[("net", "")] == "net/src/lib.rs"
     assert moved.modules[("net/tls", "peer")] == "net/tls/src/peer.rs"
     assert moved.crate_of("net/tls/src/peer.rs") == "net/tls"
     assert moved.crate_of("net/src/peer/mod.rs") == "net"

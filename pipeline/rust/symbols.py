@@ -11,6 +11,7 @@ index from there without parsing the files again.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import OrderedDict, defaultdict
 from pathlib import Path
@@ -84,10 +85,13 @@ def definitions_path(cache_root, blob: str, max_file_bytes: int) -> Path:
     return store.record_path(cache_root, "definitions", key)
 
 
-def _module_file_order(path: str) -> tuple:
-    """Which of several files giving one module is its file: lib.rs before main.rs, then by
+def _module_file_order(crate: str, path: str) -> tuple:
+    """Which of several files of crate giving one module is its file: those under the
+    crate's own src/ first (a fixture's `containers/bar/src/lib.rs` in cargo-test-support
+    is no root of that crate, for all its module path), lib.rs before main.rs, then by
     path."""
-    return path.rpartition("/")[2] == "main.rs", path
+    return (not path.startswith(f"{crate}/src/" if crate else "src/"),
+            path.rpartition("/")[2] == "main.rs", path)
 
 
 class SymbolIndex:
@@ -262,16 +266,17 @@ class SymbolIndex:
 
     def _place_module(self, path: str, present: bool) -> None:
         """Add (present) or remove a file as its module's file. Where several files give one
-        module, the first by path wins, lib.rs before main.rs (a crate with both is used
-        as a library): the same choice whatever the order the files came in."""
+        module, the first by _module_file_order wins (a crate with lib.rs and main.rs is
+        used as a library): the same choice whatever the order the files came in."""
         key = (self.crate_of(path), module_path(path))
+        order = functools.partial(_module_file_order, key[0])
         files = self._module_files.setdefault(key, set())
         winner = self.modules.get(key)
         if present:
             files.add(path)
             # Only the new file can displace the winner: no min over all of them, which made
             # placing every file quadratic in the files of one module (cargo's test fixtures).
-            if winner is None or _module_file_order(path) < _module_file_order(winner):
+            if winner is None or order(path) < order(winner):
                 self.modules[key] = path
         else:
             files.discard(path)
@@ -279,7 +284,7 @@ class SymbolIndex:
                 del self._module_files[key]
                 self.modules.pop(key, None)
             elif path == winner:
-                self.modules[key] = min(files, key=_module_file_order)
+                self.modules[key] = min(files, key=order)
 
     def _package_name(self, blob: str) -> str | None:
         """The package name of a Cargo.toml version, as `use` writes it. Memoised: the
