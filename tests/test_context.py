@@ -232,19 +232,25 @@ def test_an_import_of_a_mod_tests_reaches_only_that_module(workspace):
 
 def test_a_crate_the_commit_adds_is_not_the_crate_around_it(workspace):
     """A package added inside another's directory: `crate::` in its files names the new
-    crate, whose definitions the same commit gives, not the enclosing crate's."""
+    crate, whose definitions the same commit gives, not the enclosing crate's; so does its
+    package name in another crate's `use`."""
     new_crate = {
         "crates/app/search/Cargo.toml": '[package]\nname = "app-search"\nversion = "0.1.0"\n',
         "crates/app/search/src/lib.rs": "pub mod state;\n\nuse crate::state::Server;\n\n"
                                         "pub fn serve_all(server: &Server) -> u32 {\n"
                                         "    server.id\n}\n",
         "crates/app/search/src/state.rs": "pub struct Server {\n    pub id: u32,\n}\n"}
-    added = workspace.commit("a search crate", new_crate)
+    # The app crate uses it by its package name, which the parent tree does not know.
+    count = "use app_search::state::Server;\n\npub fn count(server: &Server) -> u32 {\n" \
+            "    server.id\n}\n"
+    added = workspace.commit("a search crate", {**new_crate, "crates/app/src/count.rs": count})
     later = workspace.commit("serve_all: one more", {
         "crates/app/search/src/lib.rs": new_crate["crates/app/search/src/lib.rs"].replace(
             "server.id", "server.id + 1")})
-    for sha, origin in ((added, "commit"), (later, "parent")):
-        context, _ = context_of(workspace, sha, "serve_all")
+    for sha, qualname, origin in ((added, "serve_all", "commit"),
+                                  (added, "count::count", "commit"),
+                                  (later, "serve_all", "parent")):
+        context, _ = context_of(workspace, sha, qualname)
         assert [(s["path"], s["origin"]) for s in context if s["name"] == "Server"] == [
             ("crates/app/search/src/state.rs", origin)]
 
@@ -277,3 +283,19 @@ def test_a_2015_import_of_a_crate_root_name_is_no_outside_import(workspace):
     context, counts = context_of(workspace, sha, "hello::hello")
     assert [s["path"] for s in context if s["name"] == "Server"] == ["crates/app/src/state.rs"]
     assert "imported_from_outside" not in counts
+
+
+def test_a_name_another_crate_gains_in_the_commit_is_that_crates_new_one(workspace):
+    """`use net_core::Limits;` where the commit adds `Limits` to net_core: the definition
+    the commit gives is the one meant, though the parent tree has an app `Limits`."""
+    workspace.commit("app limits", {"crates/app/src/other.rs": WORKSPACE[
+        "crates/app/src/other.rs"] + "\npub struct Limits {\n    pub max: u8,\n}\n"})
+    sha = workspace.commit("core limits, used by load", {
+        "crates/core/src/lib.rs": "pub mod limits;\npub mod model;\npub mod util;\n\n"
+                                  "pub use limits::Limits;\n",
+        "crates/core/src/limits.rs": "pub struct Limits {\n    pub max: u64,\n}\n",
+        "crates/app/src/load.rs": "use net_core::Limits;\n\n"
+                                  "pub fn load(limits: Limits) -> u64 {\n    limits.max\n}\n"})
+    context, _ = context_of(workspace, sha, "load::load")
+    assert [(s["path"], s["origin"]) for s in context if s["name"] == "Limits"] == [
+        ("crates/core/src/limits.rs", "commit")]

@@ -53,6 +53,7 @@ class SameCommit(NamedTuple):
     sha: str
     definitions: dict     # name -> the definitions its changes add or change
     paths: list           # where its changed Rust files lie now
+    new_crates: dict      # package name (as `use` writes it) -> directory of those it adds
 
 
 class Place(NamedTuple):
@@ -154,7 +155,8 @@ def _outside(index, same_commit: SameCommit, place: Place, path: str) -> bool:
     one name is an item of the crate's root (2015's `use Error;`); the modules of a crate
     the commit adds are those of its files in the commit."""
     head = path.split("::")[0]
-    if head in ("crate", "self", "super") or head in index.crate_dirs or head == path:
+    if head in ("crate", "self", "super") or head in index.crate_dirs or head == path or \
+            head in same_commit.new_crates:
         return False
     if not place.new_crate:
         return (place.crate, head) not in index.modules
@@ -168,13 +170,17 @@ def _is_test_code(path: str, qualname: str) -> bool:
     return "tests" in qualname.split("::") or bool({"tests", "benches"} & set(path.split("/")))
 
 
-def _imported_crate(index, place: Place, name: str) -> str:
+def _imported_crate(index, same_commit: SameCommit, place: Place, name: str) -> str:
     """The crate whose definitions name is looked for among: the workspace crate a `use`
     of it names (`use grep::Match;` is grep's, even where grep's root only re-exports it
-    from a module), else the chunk's own."""
+    from a module; `use cargo_util::ProcessBuilder;` names a crate the commit adds), else
+    the chunk's own."""
     for path, alias, _ in place.imports:
         if alias == name:
-            return index.crate_dirs.get(path.split("::")[0], place.crate)
+            head = path.split("::")[0]
+            if head in index.crate_dirs:
+                return index.crate_dirs[head]
+            return same_commit.new_crates.get(head, place.crate)
     return place.crate
 
 
@@ -231,9 +237,12 @@ def resolve(index: SymbolIndex, same_commit: SameCommit, place: Place, name: str
         return None
     # A unique definition in the crate the name comes from: a use of another workspace
     # crate's item that its path does not lead to is that crate's, never the chunk's own.
-    crate = _imported_crate(index, place, name)
+    crate = _imported_crate(index, same_commit, place, name)
     rule = "resolved_by_unique_name" if crate == place.crate else "resolved_in_imported_crate"
-    in_parent = [] if crate == place.crate and place.new_crate else index.definitions(name)
+    added = place.new_crate if crate == place.crate else crate in same_commit.new_crates.values()
+    in_parent = [] if added else index.definitions(name)
+    if crate != place.crate:      # none of them in the crate imported from: the commit's?
+        in_parent = _candidates(in_parent, index.crate_of, crate, place, role)
     if in_parent:
         found = _unique(_candidates(in_parent, index.crate_of, crate, place, role), place,
                         name, role, counts, rule)
@@ -248,7 +257,7 @@ def resolve(index: SymbolIndex, same_commit: SameCommit, place: Place, name: str
 
 def same_commit(index: SymbolIndex, sha: str, changes) -> SameCommit:
     """What commit sha's changes bring: the definitions they add or change (their new
-    versions), by name, and where its Rust files lie now."""
+    versions), by name, where its Rust files lie now, and the crates it adds."""
     found: dict = defaultdict(list)
     for change in changes or ():
         if change.new_mode == ABSENT_MODE or change.new_mode in SKIPPED_MODES or \
@@ -264,5 +273,10 @@ def same_commit(index: SymbolIndex, sha: str, changes) -> SameCommit:
             for kind, _, qualname, text in definitions:
                 if (kind, name, qualname, text) not in old.get(name, []):
                     found[name].append(Definition(kind, name, qualname, change.new_path, text))
-    return SameCommit(sha, found, [change.new_path for change in changes or ()
-                                   if change.new_mode != ABSENT_MODE])
+    paths = [change.new_path for change in changes or () if change.new_mode != ABSENT_MODE]
+    new_crates = {}
+    for path in paths:
+        crate = index.commit_crate_of(sha, path)
+        if crate != index.crate_of(path):
+            new_crates[index.added_package(sha, crate)] = crate
+    return SameCommit(sha, found, paths, new_crates)

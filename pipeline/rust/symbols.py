@@ -111,7 +111,7 @@ class SymbolIndex:
         self.crate_dirs: dict = {}                # crate name (as in `use`) -> crate dir
         self._crate_set: set = set()              # the crate directories crate_dirs names
         self._crate_of: dict = {}                 # path -> crate_of(path), for crate_dirs
-        self._added_packages = (None, {})         # (commit, {directory: _adds_package})
+        self._added_packages = (None, {})         # (commit, {directory: added_package})
         self._package_names: dict = {}            # Cargo.toml blob -> its package name
         self.commit = None
         # The chunker's parses: it has usually just parsed the versions the index needs.
@@ -319,20 +319,21 @@ class SymbolIndex:
         `grep-searcher`, added whole), and nothing there is its crate's."""
         crate, directory = self.crate_of(path), path.rpartition("/")[0]
         while directory and directory != crate:         # innermost first
-            if self._adds_package(commit, directory):
+            if self.added_package(commit, directory) is not None:
                 return directory
             directory = directory.rpartition("/")[0]
         return crate
 
-    def _adds_package(self, commit: str, directory: str) -> bool:
-        """Whether commit's tree has a package manifest in directory (one below every crate
-        of the index's tree that contains it), memoised for the commit."""
+    def added_package(self, commit: str, directory: str) -> str | None:
+        """The package name (as `use` writes it) of the manifest in directory in commit's
+        tree, asked of a directory below every crate of the index's tree that contains it
+        (so a package the commit adds); None if there is none. Memoised for the commit."""
         if self._added_packages[0] != commit:
             self._added_packages = (commit, {})
         memo = self._added_packages[1]
         if directory not in memo:
             blob = self.trees.file_blob(commit, f"{directory}/Cargo.toml")
-            memo[directory] = blob is not None and self._package_name(blob) is not None
+            memo[directory] = self._package_name(blob) if blob is not None else None
         return memo[directory]
 
     def definitions(self, name: str) -> list:
