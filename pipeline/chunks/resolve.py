@@ -241,11 +241,12 @@ def resolve(index: SymbolIndex, same_commit: SameCommit, place: Place, name: str
     rule = "resolved_by_unique_name" if crate == place.crate else "resolved_in_imported_crate"
     added = place.new_crate if crate == place.crate else crate in same_commit.new_crates.values()
     in_parent = [] if added else index.definitions(name)
-    if crate != place.crate:      # none of them in the crate imported from: the commit's?
-        in_parent = _candidates(in_parent, index.crate_of, crate, place, role)
-    if in_parent:
-        found = _unique(_candidates(in_parent, index.crate_of, crate, place, role), place,
-                        name, role, counts, rule)
+    candidates = _candidates(in_parent, index.crate_of, crate, place, role)
+    # A name the parent tree defines only in other crates is not looked for among what the
+    # commit adds to the chunk's own (ripgrep's `grep::searcher::BinaryDetection` would get
+    # a private flag type of that name); in the crate a `use` names, it may be the commit's.
+    if candidates or (in_parent and crate == place.crate):
+        found = _unique(candidates, place, name, role, counts, rule)
         return (found, PARENT) if found is not None else None
     # A name the parent tree lacks (or a crate it lacks): maybe the commit defines it.
     in_commit = _candidates(same_commit.definitions.get(name, []),
