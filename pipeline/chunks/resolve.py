@@ -52,8 +52,8 @@ class SameCommit(NamedTuple):
     """What the chunk's commit itself brings (the index is at its parent)."""
     sha: str
     definitions: dict     # name -> the definitions its changes add or change
-    paths: list           # where its changed Rust files lie now
     new_crates: dict      # package name (as `use` writes it) -> directory of those it adds
+    new_modules: set      # (crate directory, top module) its files give the crates it adds
 
 
 class Place(NamedTuple):
@@ -153,16 +153,13 @@ def _via_imports(index, place: Place, name: str) -> Definition | None:
 def _outside(index, same_commit: SameCommit, place: Place, path: str) -> bool:
     """Whether a `use` path leads out of the repository (`std::`, a dependency). A path of
     one name is an item of the crate's root (2015's `use Error;`); the modules of a crate
-    the commit adds are those of its files in the commit."""
+    the commit adds are those of its files in the commit (the parent tree has none)."""
     head = path.split("::")[0]
     if head in ("crate", "self", "super") or head in index.crate_dirs or head == path or \
             head in same_commit.new_crates:
         return False
-    if not place.new_crate:
-        return (place.crate, head) not in index.modules
-    return not any(module_path(file).partition("::")[0] == head and
-                   index.commit_crate_of(same_commit.sha, file) == place.crate
-                   for file in same_commit.paths)
+    return (place.crate, head) not in index.modules and \
+        (place.crate, head) not in same_commit.new_modules
 
 
 def _is_test_code(path: str, qualname: str) -> bool:
@@ -258,7 +255,7 @@ def resolve(index: SymbolIndex, same_commit: SameCommit, place: Place, name: str
 
 def same_commit(index: SymbolIndex, sha: str, changes) -> SameCommit:
     """What commit sha's changes bring: the definitions they add or change (their new
-    versions), by name, where its Rust files lie now, and the crates it adds."""
+    versions), by name, and the crates it adds with their modules."""
     found: dict = defaultdict(list)
     for change in changes or ():
         if change.new_mode == ABSENT_MODE or change.new_mode in SKIPPED_MODES or \
@@ -274,10 +271,11 @@ def same_commit(index: SymbolIndex, sha: str, changes) -> SameCommit:
             for kind, _, qualname, text in definitions:
                 if (kind, name, qualname, text) not in old.get(name, []):
                     found[name].append(Definition(kind, name, qualname, change.new_path, text))
-    paths = [change.new_path for change in changes or () if change.new_mode != ABSENT_MODE]
-    new_crates = {}
-    for path in paths:
-        crate = index.commit_crate_of(sha, path)
-        if crate != index.crate_of(path):
-            new_crates[index.added_package(sha, crate)] = crate
-    return SameCommit(sha, found, paths, new_crates)
+    new_crates, new_modules = {}, set()
+    for change in changes or ():
+        if change.new_mode != ABSENT_MODE:
+            crate = index.commit_crate_of(sha, change.new_path)
+            if crate != index.crate_of(change.new_path):
+                new_crates[index.added_package(sha, crate)] = crate
+                new_modules.add((crate, module_path(change.new_path).partition("::")[0]))
+    return SameCommit(sha, found, new_crates, new_modules)
