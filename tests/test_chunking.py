@@ -8,8 +8,8 @@ import pytest
 
 from conftest import build_chunk_shard
 from pipeline.chunks.changed_items import _line_groups
-from pipeline.chunks.pieces import _CUTTABLE_NODES, _container, _encloses
-from pipeline.rust.files import module_path
+from pipeline.chunks.pieces import _CUTTABLE_NODES, _container, _encloses, split_pieces
+from pipeline.rust.files import crate_root_module, module_path
 from pipeline.config import Settings
 from pipeline.rust.parsing import get_parser
 
@@ -51,6 +51,17 @@ def chunk_named(shard, qualname):
     ("build.rs", "build"), ("crates/a/src/x/y.rs", "x::y")])
 def test_module_paths_follow_the_crate_layout(path, module):
     assert module_path(path) == module
+
+
+@pytest.mark.parametrize("path, root", [
+    ("src/lib.rs", []), ("crates/a/src/tests/mod.rs", []), ("build.rs", []),
+    ("tests/cli.rs", ["tests"]), ("tests/common/mod.rs", ["tests"]),
+    ("crates/a/tests/testsuite/support/mod.rs", ["crates", "a", "tests", "testsuite"]),
+    ("benches/parse.rs", ["benches"]), ("examples/demo/main.rs", ["examples", "demo"])])
+def test_an_integration_test_benchmark_or_example_is_a_crate_root(path, root):
+    files = {"tests/cli.rs", "tests/common/mod.rs", "crates/a/tests/testsuite/main.rs",
+             "examples/demo/main.rs"}
+    assert crate_root_module(path, files.__contains__) == root
 
 
 def test_an_edited_method_is_one_chunk_with_old_and_new_code(rust_repo):

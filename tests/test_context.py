@@ -299,3 +299,48 @@ def test_a_name_another_crate_gains_in_the_commit_is_that_crates_new_one(workspa
     context, _ = context_of(workspace, sha, "load::load")
     assert [(s["path"], s["origin"]) for s in context if s["name"] == "Limits"] == [
         ("crates/core/src/limits.rs", "commit")]
+
+
+def test_an_integration_test_crates_paths_start_at_its_own_root(workspace):
+    """tests/suite/main.rs is the root of a crate of its own: 2015's `use support::..` and
+    `crate::support::..` in tests/suite/build.rs name tests/suite/support, not a dependency
+    and not the library's modules (which have a `Project` of their own)."""
+    build = ("use support::{project, Project};\nuse crate::support::Fixture;\n\n"
+             "#[test]\nfn builds() {\n    let p: Project = project();\n"
+             "    let f = Fixture::default();\n    BODY\n}\n")
+    workspace.commit("suite", {
+        "crates/app/src/other.rs": WORKSPACE["crates/app/src/other.rs"] +
+                                   "\npub struct Project;\n",
+        "crates/app/tests/suite/main.rs": "mod build;\nmod support;\n",
+        "crates/app/tests/suite/support/mod.rs":
+            "pub struct Project {\n    pub root: String,\n}\n\n"
+            "pub fn project() -> Project {\n    Project { root: String::new() }\n}\n\n"
+            "#[derive(Default)]\npub struct Fixture;\n",
+        "crates/app/tests/suite/build.rs": build.replace("BODY", "p.root.len();")})
+    sha = workspace.commit("suite: one more check", {
+        "crates/app/tests/suite/build.rs": build.replace("BODY", "assert!(p.root.is_empty());")})
+    context, counts = context_of(workspace, sha, "crates::app::tests::suite::build::builds")
+    found = {(s["name"], s["path"]) for s in context if s["path"] != "crates/app/tests/suite/build.rs"}
+    support = "crates/app/tests/suite/support/mod.rs"
+    assert found == {("Project", support), ("project", support), ("Fixture", support)}
+    assert "imported_from_outside" not in counts
+
+
+def test_a_macro_defined_in_an_inline_module_is_no_definition_for_other_files(workspace):
+    """`macro_rules!` is scoped by text: cargo's read2.rs defines a `try!` inside its
+    `mod imp`, which the rest of the crate never sees (its `try!` is std's); an exported
+    one is the crate's."""
+    use = ("pub fn load(path: &str) -> Result<u8, ()> {\n    let n = try!(parse(path));\n"
+           "    check!(n);\n    BODY\n}\n")
+    workspace.commit("macros", {
+        "crates/app/src/lib.rs": "pub mod io;\npub mod load;\n" + WORKSPACE["crates/app/src/lib.rs"],
+        "crates/app/src/io.rs": "mod imp {\n    macro_rules! try {\n        ($e:expr) => "
+                                "(match $e { Ok(e) => e, Err(e) => return Err(e) })\n    }\n}\n\n"
+                                "mod checks {\n    #[macro_export]\n    macro_rules! check {\n"
+                                "        ($e:expr) => (assert!($e > 0))\n    }\n}\n",
+        "crates/app/src/load.rs": use.replace("BODY", "Ok(n)")})
+    sha = workspace.commit("load: one more", {
+        "crates/app/src/load.rs": use.replace("BODY", "Ok(n + 1)")})
+    context, _ = context_of(workspace, sha, "load::load")
+    assert [s["name"] for s in context if s["path"] == "crates/app/src/io.rs"] == [
+        "checks::check"]

@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from typing import NamedTuple
 
 from pipeline.records import ABSENT_MODE, SKIPPED_MODES, Chunk
-from pipeline.rust.files import module_path, path_skip_reason
+from pipeline.rust.files import crate_root_module, module_path, path_skip_reason
 from pipeline.rust.symbols import Definition, SymbolIndex
 
 # Which definitions a name can stand for, by how the code uses it (a call may build a
@@ -61,6 +61,7 @@ class Place(NamedTuple):
     chunk: Chunk
     crate: str            # the directory of its crate in the commit's own tree
     module: list          # its module path: its file's, then the inline modules it lies in
+    root: list            # the module path of its crate's root (crate_root_module)
     imports: list         # (path, alias, module the `use` is written in), innermost first
     own_names: set        # what the chunk's own file defines, before or after the commit
     new_crate: bool       # its crate is one the commit adds: the parent tree has none of it
@@ -85,16 +86,18 @@ def chunk_place(index: SymbolIndex, same_commit: SameCommit, chunk: Chunk, scope
     (imports_reaching)."""
     module = [part for part in module_path(chunk.path).split("::") if part]
     crate = index.commit_crate_of(same_commit.sha, chunk.path)
-    return Place(chunk, crate, module + (scope.split("::") if scope else []), reaching,
-                 own_names, crate != index.crate_of(chunk.path))
+    return Place(chunk, crate, module + (scope.split("::") if scope else []),
+                 crate_root_module(chunk.path, lambda path: path in index.tree or
+                                   path == chunk.path), reaching, own_names,
+                 crate != index.crate_of(chunk.path))
 
 
-def _module_file(index: SymbolIndex, crate: str, here: list, segments: list):
+def _module_file(index: SymbolIndex, crate: str, root: list, here: list, segments: list):
     """(file, remaining segments) that a `use` path's module part names, written in module
-    here of crate, or None."""
+    here of crate, whose root module is root, or None."""
     head = segments[0]
     if head == "crate":
-        modules = segments[1:]
+        modules = root + segments[1:]
     elif head == "self":
         modules = here + segments[1:]
     elif head == "super":
@@ -103,7 +106,7 @@ def _module_file(index: SymbolIndex, crate: str, here: list, segments: list):
     elif head in index.crate_dirs:
         crate, modules = index.crate_dirs[head], segments[1:]
     else:
-        modules = segments                       # 2015-edition paths are crate-relative
+        modules = root + segments                # 2015-edition paths are crate-relative
     for cut in range(len(modules), -1, -1):
         path = index.modules.get((crate, "::".join(modules[:cut])))
         if path is not None:
@@ -111,10 +114,10 @@ def _module_file(index: SymbolIndex, crate: str, here: list, segments: list):
     return None
 
 
-def _in_module(index, crate: str, here: list, module: list, name: str) -> Definition | None:
+def _in_module(index, place: Place, here: list, module: list, name: str) -> Definition | None:
     """The definition of name in the module a path (segments) names from module here of
-    crate; no segments name the crate's root (2015's `use Error;`)."""
-    target = _module_file(index, crate, here, module or ["crate"])
+    the chunk's crate; no segments name the crate's root (2015's `use Error;`)."""
+    target = _module_file(index, place.crate, place.root, here, module or ["crate"])
     if target is None:
         return None
     file, rest = target
@@ -132,17 +135,17 @@ def _via_path(index, place: Place, path: str) -> Definition | None:
         if alias == segments[0]:
             segments, here = imported.split("::") + segments[1:], written_in
             break
-    return _in_module(index, place.crate, here, segments[:-1], segments[-1])
+    return _in_module(index, place, here, segments[:-1], segments[-1])
 
 
 def _via_imports(index, place: Place, name: str) -> Definition | None:
     """The definition a `use` reaching the chunk brings in under name, if it is in the repo."""
     for path, alias, written_in in place.imports:
         if alias == "*":
-            found = _in_module(index, place.crate, written_in, path.split("::")[:-1], name)
+            found = _in_module(index, place, written_in, path.split("::")[:-1], name)
         elif alias == name:
             segments = path.split("::")
-            found = _in_module(index, place.crate, written_in, segments[:-1], segments[-1])
+            found = _in_module(index, place, written_in, segments[:-1], segments[-1])
         else:
             continue          # most of them: no path split for each of a file's imports
         if found is not None:
@@ -159,7 +162,8 @@ def _outside(index, same_commit: SameCommit, place: Place, path: str) -> bool:
             head in same_commit.new_crates:
         return False
     return (place.crate, head) not in index.modules and \
-        (place.crate, head) not in same_commit.new_modules
+        (place.crate, head) not in same_commit.new_modules and \
+        (place.crate, "::".join(place.root + [head])) not in index.modules
 
 
 def _is_test_code(path: str, qualname: str) -> bool:
@@ -181,14 +185,23 @@ def _imported_crate(index, same_commit: SameCommit, place: Place, name: str) -> 
     return place.crate
 
 
+def _visible_elsewhere(definition: Definition) -> bool:
+    """Whether other files can use the definition by its name: not a `macro_rules!` inside
+    an inline module, which only that module's text sees (cargo's read2.rs has a `try!` in
+    its `mod imp`), unless exported to the crate's root."""
+    return definition.kind != "macro" or "::" not in definition.qualname or \
+        "#[macro_export]" in definition.text
+
+
 def _candidates(definitions: list, crate_of, crate: str, place: Place, role: str) -> list:
     """The definitions of the right kind in crate (crate_of: a path's crate in the tree the
-    definitions are from). Test helpers are not what non-test code means by a name; another
-    crate's definitions are reached through imports, not by name alone."""
+    definitions are from) that other files see. Test helpers are not what non-test code
+    means by a name; another crate's definitions are reached through imports, not by name
+    alone."""
     testing = _is_test_code(place.chunk.path, place.chunk.qualname)
     return [d for d in definitions if d.kind in ROLE_KINDS[role]
             and (testing or not _is_test_code(d.path, d.qualname))
-            and crate_of(d.path) == crate]
+            and crate_of(d.path) == crate and _visible_elsewhere(d)]
 
 
 def _unique(candidates: list, place: Place, name: str, role: str, counts: Counter,

@@ -33,6 +33,30 @@ def module_path(path: str) -> str:
     return "::".join(parts)
 
 
+# Directories whose files are crates of their own (integration tests, benchmarks, examples):
+# `tests/cli.rs` is the root of one whose `mod common;` is tests/common/mod.rs, beside it;
+# `tests/testsuite/main.rs` the root of one whose modules lie under tests/testsuite.
+_TARGET_DIRECTORIES = {"tests", "benches", "examples"}
+
+
+def crate_root_module(path: str, has_file) -> list:
+    """The module path (module_path's, split) of the root of the crate that the file at
+    path belongs to: [] under src/ (the library's or a binary's), else that of its
+    integration test, benchmark or example (`tests::testsuite` for tests/testsuite/build.rs
+    where has_file says tests/testsuite/main.rs exists; else `tests`, whose crates share
+    tests/common/mod.rs), whose `crate::` and 2015-edition paths start there."""
+    directories = path.split("/")[:-1]
+    if "src" in directories:
+        return []
+    targets = [at for at, name in enumerate(directories) if name in _TARGET_DIRECTORIES]
+    if not targets:
+        return []
+    end = targets[-1] + 1
+    if end < len(directories) and has_file("/".join(directories[:end + 1]) + "/main.rs"):
+        end += 1
+    return directories[:end]
+
+
 def skip_reason(data: bytes, max_file_bytes: int) -> str | None:
     """Why a file version is not read as Rust code (None: it is)."""
     if b"\0" in data[:8192]:
