@@ -201,13 +201,29 @@ def big_table(inserted: bool = False) -> str:
 
 def test_a_line_inserted_in_an_oversize_table_is_its_only_region(rust_repo):
     """A table has no syntax children to cut between: its lines are the pieces, so one
-    inserted line is the one region, not every later piece moved by a line."""
+    inserted line is the one region, not every later piece moved by a line. The row
+    before it comes along on both sides, to say where it goes."""
     rust_repo.commit("table", {"src/table.rs": big_table()})
     sha = rust_repo.commit("one more row", {"src/table.rs": big_table(inserted=True)})
     (chunk,) = shard_of(rust_repo, sha, max_item_chars=500)["chunks"]
-    assert chunk["old_code"] == ""
-    assert chunk["new_code"].endswith('    // …\n    ("new", -1),\n')
-    assert '"k' not in chunk["new_code"] and chunk["changed_lines"][-1][1] == 102
+    assert chunk["old_code"].endswith('    // …\n    ("k99", 99),\n')
+    assert chunk["new_code"].endswith('    // …\n    ("k99", 99),\n    ("new", -1),\n')
+    assert '"k98' not in chunk["new_code"] and chunk["changed_lines"] == [[102, 102]]
+
+
+def test_a_block_moved_within_an_oversize_item_is_a_removal_and_an_insertion(rust_repo):
+    """Each side of a move keeps the row before it: the removal is a chunk with new code
+    too, not dropped, and the insertion says where it goes."""
+    rows = [f'    ("k{i}", {i}),\n' for i in range(200)]
+    moved = rows[:50] + rows[53:150] + rows[50:53] + rows[150:]
+    rust_repo.commit("table", {"src/table.rs": big_table()})
+    sha = rust_repo.commit("move three rows", {"src/table.rs": big_table().replace(
+        "".join(rows), "".join(moved))})
+    chunks = shard_of(rust_repo, sha, max_item_chars=500)["chunks"]
+    ends = [(c["old_code"].split("// …\n")[-1], c["new_code"].split("// …\n")[-1])
+            for c in chunks]
+    assert ends == [("".join(rows[49:53]), rows[49]),
+                    (rows[149], rows[149] + "".join(rows[50:53]))]
 
 
 def test_an_item_is_cut_inside_its_widest_container_the_last_of_equally_wide_ones():
@@ -331,3 +347,16 @@ def test_a_macro_call_inserted_among_many_of_the_same_name_is_one_addition(rust_
     chunks = shard_of(rust_repo, sha)["chunks"]
     assert [(c["qualname"], c["change"]) for c in chunks] == [("tests::regression::rgtest!", "added")]
     assert "new_case" in chunks[0]["new_code"]
+
+
+def test_an_oversize_item_is_cut_only_at_line_starts_never_inside_a_macro_call():
+    """A macro's token tree has its tokens for children (`doc`, `!`, `(..)`): cutting
+    between them began a piece with `(h, "colors", ..` and left `doc!` and the indentation
+    in the piece before."""
+    calls = "".join(f'        doc!(h, "flag{i}", "A long description of flag number {i}.",\n'
+                    f'             "and its second line, {i}");\n' for i in range(40))
+    text = f"lazy_static! {{\n    static ref DOCS: Docs = {{\n{calls}    }};\n}}\n"
+    pieces = split_pieces(text, 300)
+    assert "".join(pieces) == text and len(pieces) > 10
+    assert all(piece.endswith("\n") for piece in pieces[:-1])
+    assert all(piece.lstrip().startswith(("doc!", "}")) for piece in pieces[1:])

@@ -63,8 +63,10 @@ def test_context_is_the_parent_tree_and_a_renamed_type_is_a_marked_same_commit_s
     assert parent == ["/// A remote peer.\npub struct Peer {\n    pub id: u64,\n}"]
     assert same_commit == ["// changed in this commit\n/// A remote peer.\n"
                            "pub struct Node {\n    pub id: u64,\n}"]
-    # The changed file's imports are its parent version's: the new `use` is the target.
-    assert snippets(row, "CONTEXT import") == ["use crate::model::Peer;"]
+    # The changed file's imports are its parent version's, the old code of its file-level
+    # segment, which comes first (the new `use` is its target): not repeated as context.
+    assert "CONTEXT import" not in row and row.count("use crate::model::Peer;") == 1
+    assert row.index("use crate::model::Node;") < row.index("pub fn serve")
     (root_row,) = rows_of(workdir, root)
     # A root commit has no parent: what context it has is its own, marked.
     assert "(parent tree)" not in root_row and "CONTEXT import" not in root_row
@@ -204,3 +206,34 @@ def test_a_2015_import_of_a_crate_root_item_resolves(workdir, rust_repo):
     assert run_doit(f"repo={rust_repo.path}", "val_ratio=0", "test_ratio=0")[0] == 0
     (row,) = rows_of(workdir, sha)
     assert snippets(row, "CONTEXT struct (parent tree)") == ["/// The crate's error.\npub struct Error;"]
+
+
+def test_a_row_with_a_files_imports_changed_shows_them_once_as_old_code(workdir, rust_repo):
+    """The file-level segment (its old code is the imports) comes first, and the file's
+    other segments in the row then leave out the same imports as context."""
+    rust_repo.commit("base", {"src/lib.rs": LIB, "src/model.rs": MODEL, "src/server.rs": SERVER,
+                              "src/util.rs": ""})
+    sha = rust_repo.commit("serve with io", {"src/server.rs": "use std::io;\n" + SERVER.replace(
+        "peer.id + 1", "peer.id + io::stdout().lock().len() as u64")})
+    assert run_doit(f"repo={rust_repo.path}", "val_ratio=0", "test_ratio=0")[0] == 0
+    (row,) = rows_of(workdir, sha)
+    assert "CONTEXT import" not in row
+    assert row.count("use crate::model::Peer;") == 2      # old code, and new code (the loss)
+    assert row.index("use std::io;") < row.index("pub fn serve")
+
+
+def test_a_long_import_list_keeps_the_imports_the_changed_code_uses(rust_repo):
+    """Over the per-snippet budget, the import snippet keeps what the file's changed code
+    uses (and globs), marked as cut, instead of being left out whole at the tokens stage."""
+    names = [f"Widget{i:02}" for i in range(60)]
+    code = ("use crate::model::*;\n" + "".join(f"use crate::parts::{n};\n" for n in names) +
+            "\npub fn build(a: Widget07, b: Widget42) -> u8 {\n    BODY\n}\n")
+    rust_repo.commit("base", {"src/lib.rs": LIB + "pub mod parts;\n", "src/model.rs": MODEL,
+                              "src/parts.rs": "".join(f"pub struct {n};\n" for n in names),
+                              "src/server.rs": code.replace("BODY", "1")})
+    sha = rust_repo.commit("build two", {"src/server.rs": code.replace("BODY", "2")})
+    config = Settings(repo=str(rust_repo.path), cache_dir=str(rust_repo.path.parent / "cache"))
+    (chunk,) = build_chunk_shard(config, sha)["chunks"]
+    (imports,) = [s["text"] for s in chunk["context"] if s["kind"] == "import"]
+    assert imports == ("use crate::model::*;\nuse crate::parts::Widget07;\n"
+                       "use crate::parts::Widget42;\n// …")

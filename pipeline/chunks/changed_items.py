@@ -63,7 +63,8 @@ def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses,
     limit = max(limit - max(map(len, signatures)) - len(ELISION) - 64, limit // 2)
     old_pieces, new_pieces = split_pieces(old, limit), split_pieces(new, limit)
     matcher = difflib.SequenceMatcher(None, old_pieces, new_pieces, autojunk=False)
-    regions = [(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
+    regions = _anchored([(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+                         if tag != "equal"], len(old_pieces))
     chunks = []
     for number, (i1, i2, j1, j2) in enumerate(regions, start=1):
         old_parts = pack(old_pieces[i1:i2], limit)
@@ -82,6 +83,26 @@ def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses,
                                       part=f"{number}.{k + 1} of {len(regions)} regions"))
             line += new_part.count("\n")
     return chunks
+
+
+def _anchored(regions: list, old_count: int) -> list:
+    """The changed regions (old pieces i1:i2, new pieces j1:j2) of a split item, each that
+    only adds or only removes pieces grown by the unchanged piece before it (after it, at
+    the item's start) on both sides. Alone, a row added to a long table was a target with
+    no old code, which said nothing of where it goes, and a removal had no new code to
+    learn (a moved block was only its insertion). Regions that then overlap are one."""
+    grown: list = []
+    for i1, i2, j1, j2 in regions:
+        if i1 == i2 or j1 == j2:
+            if i1 > 0:
+                i1, j1 = i1 - 1, j1 - 1
+            elif i2 < old_count:
+                i2, j2 = i2 + 1, j2 + 1
+        if grown and i1 < grown[-1][1]:
+            i1, j1 = grown[-1][0], grown[-1][2]
+            grown.pop()
+        grown.append((i1, i2, j1, j2))
+    return grown
 
 
 def _uses_in(uses: dict, text: str) -> dict:
@@ -152,8 +173,9 @@ def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | Non
         made = _unit_chunks(settings, change, {"kind": "file", "start_line": 1},
                             prefix.rstrip(":") or change.new_path, file_change, old_rest,
                             new_rest, _uses([], []))
-        chunks += made
-        scopes += [""] * len(made)
+        # First, as its lines (the imports) open the file: a row showing it shows the
+        # imports, which its later chunks then need not repeat (pipeline.merge.packing).
+        chunks, scopes = made + chunks, [""] * len(made) + scopes
     return chunks, scopes
 
 

@@ -22,6 +22,7 @@ from pipeline.rust.references import REFERENCE_ROLES
 from pipeline.rust.symbols import SymbolIndex
 from pipeline.text import cut_at_line
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPL_OWNER = re.compile(r"^impl\s+(?:(?P<trait>.+?)\s+for\s+)?(?P<type>.+)$")
 
 
@@ -85,13 +86,33 @@ def cut_definition(text: str, limit: int) -> str | None:
     return candidate
 
 
-def import_snippet(file_path: str, imports: list) -> list:
-    """The imports of the chunk's file as the author saw them, each once."""
-    lines = dict.fromkeys(f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
-                          else f"use {path} as {alias};" for path, alias in imports)
+def import_snippet(file_path: str, imports: list, used: set, limit: int) -> list:
+    """The imports of the chunk's file as the author saw them, each once. Over limit
+    characters, only those of the names the file's changed code uses (used: its words),
+    cut at a line if still over, and an elision marker says lines were left out: a long
+    list was left out whole at the tokens stage, over its token budget, where the code
+    uses a few of them."""
+    entries = dict.fromkeys((f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
+                             else f"use {path} as {alias};", alias) for path, alias in imports)
+    lines = [line for line, _ in entries]
+    if sum(len(line) + 1 for line in lines) > limit + 1:
+        lines, room = [], limit - len(ELISION) - 1
+        for line, alias in entries:
+            if (alias == "*" or alias in used) and len(line) + 1 <= room:
+                lines.append(line)
+                room -= len(line) + 1
+        lines = lines + [ELISION] if lines else []
     if not lines:
         return []
     return [Snippet(kind="import", path=file_path, name="imports", text="\n".join(lines))]
+
+
+def code_words(chunks: list) -> set:
+    """The words of the chunks' old and new code (what import_snippet keeps imports of)."""
+    words: set = set()
+    for chunk in chunks:
+        words.update(_WORD.findall(chunk.old_code), _WORD.findall(chunk.new_code))
+    return words
 
 
 def _wanted(chunk: Chunk) -> list:
@@ -104,14 +125,14 @@ def _wanted(chunk: Chunk) -> list:
 
 
 def chunk_context(index: SymbolIndex, same_commit: SameCommit, place: Place,
-                  shown_imports: list, settings: Settings, counts: Counter) -> tuple[list, list]:
+                  imports: list, settings: Settings, counts: Counter) -> tuple[list, list]:
     """The context snippets of the chunk at place within the per-snippet, per-kind and
     total budgets, and the spare ones that come next: a row that already shows some of the
     first gives the room they would take to the spare ones (pipeline.merge.packing).
-    shown_imports: the file's own imports as the author saw them. A file-level chunk gets
-    no import snippet: its old code is the file's imports already."""
+    imports: the file's import snippet (import_snippet). A file-level chunk gets none: its
+    old code is the file's imports already."""
     chunk = place.chunk
-    snippets = import_snippet(chunk.path, shown_imports) if chunk.kind != "file" else []
+    snippets = list(imports) if chunk.kind != "file" else []
     found, owners, priority = [], len(owner_names(chunk.owner)), 0
     for position, (name, role) in enumerate(_wanted(chunk)):
         resolved = resolve(index, same_commit, place, name, role, counts)
@@ -147,7 +168,10 @@ def attach_context(files: list, index: SymbolIndex, same_commit: SameCommit,
     the commit's parent; returns how names were resolved, counted."""
     counts: Counter = Counter()
     for file in files:
-        imports, shown = file.parent_imports + file.new_imports, file.shown_imports()
+        imports = file.parent_imports + file.new_imports
+        shown = import_snippet(file.path, file.shown_imports(), code_words(
+            [chunk for chunk in file.chunks if chunk.kind != "file"]),
+            settings.context_snippet_chars)
         reaching: dict = {}          # scope -> the imports that reach it
         for chunk, scope in zip(file.chunks, file.scopes):
             if scope not in reaching:

@@ -136,6 +136,10 @@ def _pieces(text: str, limit: int) -> tuple:
     source = text.encode()
     tree = get_parser().parse(source)
     # Budgets are in characters and cuts in bytes; a byte budget of `limit` is never larger.
-    cuts = _cuts(source, tree.root_node, 0, len(source), limit)
+    # Only cuts at line starts are kept: a child that shares its line with code before it
+    # (the `(...)` of `doc!(...)`, a token tree's tokens) stays with that code, or a piece
+    # would begin in the middle of a call, its indentation and macro name left behind.
+    cuts = [cut for cut in _cuts(source, tree.root_node, 0, len(source), limit)
+            if source[cut - 1] == ord("\n")]
     bounds = [0] + cuts + [len(source)]
     return tuple(decode(source[a:b]) for a, b in zip(bounds, bounds[1:]))

@@ -3,7 +3,8 @@
 An example is the repository marker and name, then as many of one commit's segments as
 fit max_length, then end-of-text; a commit whose segments do not fit in one example
 becomes several. Examples never mix commits. Within a row each thing appears once: a
-context snippet (a file's imports, a definition) already shown is not shown again, and the
+context snippet (a file's imports, a definition) already shown is not shown again (nor a
+file's imports after its file-level segment, whose old code holds them), and the
 characters it would have taken go to the chunk's spare snippets; the message is given
 with the row's first segment, later ones keep the empty message/after marker pair so every
 segment has StarCoder's commit layout. Loss is on each segment's new code and on the token
@@ -29,20 +30,22 @@ class Row:
     name_length: int
     spans: list = field(default_factory=list)
     shown: set = field(default_factory=set)        # context keys
+    files: set = field(default_factory=set)        # paths whose file-level code it shows
     parts: list = field(default_factory=list)      # (segment, pieces shown, with message)
     dropped: int = 0
 
 
-def _choose_context(segment: Segment, shown: set, room: int) -> tuple[list, int]:
-    """The segment's pieces to show in a row that already shows `shown`, within room
-    tokens; and how many were dropped for lack of room."""
+def _choose_context(segment: Segment, row: Row, room: int) -> tuple[list, int]:
+    """The segment's pieces to show in row, but those it shows already (a file's imports
+    too where its file-level code is shown: their old code), within room tokens; and how
+    many were dropped for lack of room."""
     chosen, freed = [], 0
     for piece in segment.context:
         if piece.spare:
-            if piece.key not in shown and piece.chars <= freed:
+            if piece.key not in row.shown and piece.chars <= freed:
                 chosen.append(piece)
                 freed -= piece.chars
-        elif piece.key in shown:
+        elif piece.key in row.shown or (piece.kind == "import" and piece.path in row.files):
             freed += piece.chars            # shown already: its room goes to spare ones
         else:
             chosen.append(piece)
@@ -64,7 +67,7 @@ def _segment_ids(settings, layout: Layout, segment: Segment, row: Row, message: 
     core = id_count(segment.head) + id_count(segment.old) + len(middle) + id_count(segment.new)
     # Context takes the room the segment would leave if it were alone in a row.
     room = settings.max_length - (len(layout.ids["repo"]) + 1 + row.name_length) - core
-    pieces, dropped = _choose_context(segment, row.shown, max(room, 0))
+    pieces, dropped = _choose_context(segment, row, max(room, 0))
     prefix = array(ID_TYPE)
     prefix.frombytes(segment.head)
     for piece in pieces:
@@ -83,6 +86,8 @@ def _add(layout: Layout, row: Row, segment: Segment, prefix: array, pieces: list
     row.input_ids.frombytes(segment.new)
     row.spans.append([start, len(row.input_ids)])
     row.shown.update(piece.key for piece in pieces)
+    if segment.kind == "file":
+        row.files.add(segment.path)
     row.parts.append((segment, pieces, not row.parts))
     row.dropped += dropped
 
