@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 import torch
+from git import Repo
 
 from conftest import RustRepo, run_doit, split_outputs
+from pipeline.config import Settings
+from pipeline.git.commit_list import repository_name
 from pipeline.git.sample_repo import git
 from pipeline.loading import jsonl_lines, load_tensors
 from test_cli import doit
@@ -154,3 +158,17 @@ def test_a_fork_and_its_upstream_share_their_common_commits_once(workdir):
     assert sum(split["commits"] for split in manifest["splits"].values()) == len(shared) + 3
     rows = [row for split_rows in _rows(workdir / "dataset").values() for row in split_rows]
     assert {row["repository"] for row in rows if row["commit"] in shared} == {"alpha"}
+
+
+@pytest.mark.parametrize("url, name", [
+    ("https://github.com/BurntSushi/ripgrep.git", "BurntSushi/ripgrep"),
+    ("git@github.com:rust-lang/cargo.git", "rust-lang/cargo"),
+    ("ssh://git@host.example/team/tool/", "team/tool"),
+    ("/mirrors/BurntSushi+ripgrep/repo", "checkout"),
+    ("file:///mirrors/owner/name.git", "checkout"),
+    ("../upstream/name", "checkout")])
+def test_rows_are_named_by_a_hosted_remotes_owner_and_name_else_the_directory(tmp_path, url,
+                                                                              name):
+    repo = Repo.init(tmp_path / "checkout")
+    repo.create_remote("origin", url)
+    assert repository_name(Settings(repo=str(tmp_path / "checkout")), repo) == name

@@ -29,6 +29,9 @@ COMMITS_VERSION = 3
 EXTEND_AT_MOST = 1000
 # `owner/name` at the end of a remote URL (https, ssh or scp-like; `.git` optional).
 _OWNER_NAME = re.compile(r"[/:](?P<owner>[^/:]+)/(?P<name>[^/]+?)(?:\.git)?/?$")
+# A URL of a hosted remote: `scheme://host/..` (not file://), or scp-like `host:path`. A
+# clone of a local path has no owner: `/mirrors/a+b/repo` would name its rows `a+b/repo`.
+_HOSTED = re.compile(r"^(?!file://)[a-z][a-z0-9+.-]*://|^[^/:]+:(?!/)", re.IGNORECASE)
 
 
 def list_path(settings: Settings, head: str) -> Path:
@@ -112,7 +115,7 @@ def repository_name(settings: Settings, repo) -> str:
         url = repo.git.config("--get", "remote.origin.url").strip()
     except git.GitCommandError:
         url = ""
-    match = _OWNER_NAME.search(url)
+    match = _OWNER_NAME.search(url) if _HOSTED.match(url) else None
     if match:
         return f"{match['owner']}/{match['name']}"
     directory = Path(repo.working_tree_dir or repo.git_dir).resolve()
