@@ -88,10 +88,10 @@ def cut_definition(text: str, limit: int) -> str | None:
 
 def import_snippet(file_path: str, imports: list, used: set, limit: int) -> list:
     """The imports of the chunk's file as the author saw them, each once. Over limit
-    characters, only those of the names the file's changed code uses (used: its words),
-    cut at a line if still over, and an elision marker says lines were left out: a long
-    list was left out whole at the tokens stage, over its token budget, where the code
-    uses a few of them."""
+    characters, only those of the names the file's changed code uses (used: its words) and
+    globs, as many as fit, and an elision marker says lines were left out: a long list was
+    left out whole at the tokens stage, over its token budget, where the code uses a few
+    of them."""
     entries = dict.fromkeys((f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
                              else f"use {path} as {alias};", alias) for path, alias in imports)
     lines = [line for line, _ in entries]
