@@ -86,16 +86,17 @@ def cut_definition(text: str, limit: int) -> str | None:
     return candidate
 
 
-def import_snippet(file_path: str, imports: list, used: set, limit: int) -> list:
+def import_snippet(file_path: str, imports: list, chunks: list, limit: int) -> list:
     """The imports of the chunk's file as the author saw them, each once. Over limit
-    characters, only those of the names the file's changed code uses (used: its words) and
-    globs, as many as fit, and an elision marker says lines were left out: a long list was
-    left out whole at the tokens stage, over its token budget, where the code uses a few
-    of them."""
+    characters, only those of the names the file's changed code uses (the words of
+    chunks' code) and globs, as many as fit, and an elision marker says lines were left
+    out: a long list was left out whole at the tokens stage, over its token budget, where
+    the code uses a few of them."""
     entries = dict.fromkeys((f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
                              else f"use {path} as {alias};", alias) for path, alias in imports)
     lines = [line for line, _ in entries]
     if sum(len(line) + 1 for line in lines) > limit + 1:
+        used = _code_words(chunks)
         lines, room = [], limit - len(ELISION) - 1
         for line, alias in entries:
             if (alias == "*" or alias in used) and len(line) + 1 <= room:
@@ -107,8 +108,8 @@ def import_snippet(file_path: str, imports: list, used: set, limit: int) -> list
     return [Snippet(kind="import", path=file_path, name="imports", text="\n".join(lines))]
 
 
-def code_words(chunks: list) -> set:
-    """The words of the chunks' old and new code (what import_snippet keeps imports of)."""
+def _code_words(chunks: list) -> set:
+    """The words of the chunks' old and new code."""
     words: set = set()
     for chunk in chunks:
         words.update(_WORD.findall(chunk.old_code), _WORD.findall(chunk.new_code))
@@ -169,9 +170,9 @@ def attach_context(files: list, index: SymbolIndex, same_commit: SameCommit,
     counts: Counter = Counter()
     for file in files:
         imports = file.parent_imports + file.new_imports
-        shown = import_snippet(file.path, file.shown_imports(), code_words(
-            [chunk for chunk in file.chunks if chunk.kind != "file"]),
-            settings.context_snippet_chars)
+        shown = import_snippet(file.path, file.shown_imports(),
+                               [chunk for chunk in file.chunks if chunk.kind != "file"],
+                               settings.context_snippet_chars)
         reaching: dict = {}          # scope -> the imports that reach it
         for chunk, scope in zip(file.chunks, file.scopes):
             if scope not in reaching:
