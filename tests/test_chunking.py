@@ -360,3 +360,31 @@ def test_an_oversize_item_is_cut_only_at_line_starts_never_inside_a_macro_call()
     assert "".join(pieces) == text and len(pieces) > 10
     assert all(piece.endswith("\n") for piece in pieces[:-1])
     assert all(piece.lstrip().startswith(("doc!", "}")) for piece in pieces[1:])
+
+
+def test_an_item_that_grows_over_the_budget_aligns_its_old_and_new_statements(rust_repo):
+    """Old code under the budget is cut as the new code over it is: the statements the
+    commit adds are the one region (after the statement before them), and the unchanged
+    ones are in no chunk, neither as a deletion nor as an addition."""
+    def function(count):
+        body = "".join(f"    let v{i} = compute({i});\n" for i in range(count))
+        return f"pub fn grow() -> u32 {{\n{body}    v0\n}}\n"
+    rust_repo.commit("grow", {"src/grow.rs": function(12)})
+    sha = rust_repo.commit("grow more", {"src/grow.rs": function(20)})
+    assert len(function(12)) < 500 < len(function(20))
+    (chunk,) = shard_of(rust_repo, sha, max_item_chars=500)["chunks"]
+    signature = "pub fn grow() -> u32 {\n    // …\n"
+    assert chunk["old_code"] == signature + "    let v11 = compute(11);\n"
+    assert chunk["new_code"] == signature + "".join(
+        f"    let v{i} = compute({i});\n" for i in range(11, 20))
+
+
+def test_an_oversize_item_is_never_cut_between_a_member_and_its_docs_or_attributes():
+    methods = "".join(f"    /// Returns the number {i}.\n    ///\n    /// More about it.\n"
+                      f"    #[inline]\n    // note {i}\n    pub fn n{i}(&self) -> u32 {{ {i} }}\n\n"
+                      for i in range(30))
+    text = f"impl Numbers {{\n{methods}}}\n"
+    pieces = split_pieces(text, 300)
+    assert "".join(pieces) == text and len(pieces) > 5
+    for piece in pieces[1:]:
+        assert piece.lstrip().startswith(("/// Returns", "}")), piece

@@ -61,7 +61,11 @@ def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses,
                             item["start_line"], _uses_in(uses, old + "\n" + new))]
     # Room for the signature and the marker a piece may carry, so it still fits the limit.
     limit = max(limit - max(map(len, signatures)) - len(ELISION) - 64, limit // 2)
-    old_pieces, new_pieces = split_pieces(old, limit), split_pieces(new, limit)
+    # Both sides are cut as one over the limit would be, so that their pieces align: a side
+    # under it kept whole matched none of the other's pieces, and the item's parts were
+    # paired by their order (the unchanged tail of a function as an addition).
+    cut_limit = max(min([limit] + [len(text) - 1 for text in (old, new) if text]), 1)
+    old_pieces, new_pieces = split_pieces(old, cut_limit), split_pieces(new, cut_limit)
     matcher = difflib.SequenceMatcher(None, old_pieces, new_pieces, autojunk=False)
     regions = _anchored([(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in matcher.get_opcodes()
                          if tag != "equal"], len(old_pieces))

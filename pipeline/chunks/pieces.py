@@ -69,6 +69,16 @@ def _line_cuts(source: bytes, start: int, end: int, limit: int) -> list:
         position = newline + 1
 
 
+# Children that belong to what follows them when they start a line: doc and plain comments
+# and attributes. A piece cut between them and their item ended with a dangling `///` or
+# `#[inline]`, and the next began without them.
+_LEADERS = ("line_comment", "block_comment", "attribute_item", "inner_attribute_item")
+
+
+def _starts_line(source: bytes, offset: int) -> bool:
+    return not source[source.rfind(b"\n", 0, offset) + 1:offset].strip()
+
+
 def _cuts(source: bytes, node, start: int, end: int, limit: int) -> list:
     """Byte offsets in (start, end) at which to cut so pieces fit limit where possible."""
     if end - start <= limit:
@@ -76,10 +86,19 @@ def _cuts(source: bytes, node, start: int, end: int, limit: int) -> list:
     container = _container(node) if node is not None else None
     if container is None:
         return _line_cuts(source, start, end, limit)
-    bounds = [start] + [line_start(source, child.start_byte) for child in
-                        container.named_children if start < child.start_byte < end] + [end]
-    children = [None] + [child for child in container.named_children
-                         if start < child.start_byte < end]
+    # Each piece: a child with the comments and attributes on the lines before it.
+    groups: list = []
+    led = False
+    for child in container.named_children:
+        if not start < child.start_byte < end:
+            continue
+        if led:
+            groups[-1].append(child)
+        else:
+            groups.append([child])
+        led = child.type in _LEADERS and _starts_line(source, child.start_byte)
+    bounds = [start] + [line_start(source, group[0].start_byte) for group in groups] + [end]
+    children = [None] + [group[-1] for group in groups]
     cuts = []
     for (piece_start, piece_end), child in zip(zip(bounds, bounds[1:]), children):
         if piece_start > start:
