@@ -237,3 +237,22 @@ def test_a_long_import_list_keeps_the_imports_the_changed_code_uses(rust_repo):
     (imports,) = [s["text"] for s in chunk["context"] if s["kind"] == "import"]
     assert imports == ("use crate::model::*;\nuse crate::parts::Widget07;\n"
                        "use crate::parts::Widget42;\n// …")
+
+
+def test_an_import_list_over_its_token_budget_is_cut_after_a_whole_line(workdir, rust_repo):
+    """A definition over budget_context is left out (cut, it might not be valid Rust); a
+    list of imports keeps its whole lines that fit."""
+    names = ["Alpha", "Beta", "Gamma", "Delta", "Epsilon", "Zeta"]
+    code = ("".join(f"use crate::model::{n};\n" for n in names) +
+            f"\npub fn all(a: {', '.join(names)}) -> u8 {{\n    BODY\n}}\n")
+    rust_repo.commit("base", {"src/lib.rs": LIB, "src/model.rs": "".join(
+        f"pub struct {n};\n" for n in names), "src/server.rs": code.replace("BODY", "1"),
+        "src/util.rs": ""})
+    sha = rust_repo.commit("all: two", {"src/server.rs": code.replace("BODY", "2")})
+    assert run_doit(f"repo={rust_repo.path}", "val_ratio=0", "test_ratio=0",
+                    "budget_context=24")[0] == 0
+    (row,) = rows_of(workdir, sha)
+    (imports,) = snippets(row, "CONTEXT import")
+    lines = imports.split("\n")
+    assert 1 <= len(lines) < len(names)
+    assert lines == [f"use crate::model::{n};" for n in names[:len(lines)]]

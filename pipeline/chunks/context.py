@@ -89,19 +89,15 @@ def cut_definition(text: str, limit: int) -> str | None:
 def import_snippet(file_path: str, imports: list, chunks: list, limit: int) -> list:
     """The imports of the chunk's file as the author saw them, each once. Over limit
     characters, only those of the names the file's changed code uses (the words of
-    chunks' code) and globs, as many as fit, and an elision marker says lines were left
-    out: a long list was left out whole at the tokens stage, over its token budget, where
-    the code uses a few of them."""
+    chunks' code) and globs, and an elision marker says lines were left out: a long list
+    was left out whole at the tokens stage, over its token budget, where the code uses a
+    few of them (that stage now cuts one still over its budget at a line)."""
     entries = dict.fromkeys((f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
                              else f"use {path} as {alias};", alias) for path, alias in imports)
     lines = [line for line, _ in entries]
     if sum(len(line) + 1 for line in lines) > limit + 1:
         used = _code_words(chunks)
-        lines, room = [], limit - len(ELISION) - 1
-        for line, alias in entries:
-            if (alias == "*" or alias in used) and len(line) + 1 <= room:
-                lines.append(line)
-                room -= len(line) + 1
+        lines = [line for line, alias in entries if alias == "*" or alias in used]
         lines = lines + [ELISION] if lines else []
     if not lines:
         return []

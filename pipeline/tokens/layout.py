@@ -38,6 +38,9 @@ class Layout:
     special: dict      # role -> whether the marker is a special token
     end_id: int
     pad_id: int
+    # Tokens holding a line break (byte-level BPE's `Ċ`): an import list over its budget is
+    # cut after the last of them that fits, a valid list of whole `use` lines.
+    line_end_ids: frozenset = frozenset()
 
     def context(self, kind: str) -> list:
         return self.ids[f"ctx_{kind}" if kind in CONTEXT_KINDS else "ctx_fn"]
@@ -60,5 +63,8 @@ def layout_of(tokenizer) -> Layout:
             tokenizer.encode(names[0], add_special_tokens=False).ids
     end_id = tokenizer.token_to_id(END_OF_TEXT)
     pad_id = tokenizer.token_to_id(PAD)
-    return Layout(ids, texts, special, end_id, end_id if pad_id is None else pad_id)
+    line_end_ids = frozenset(token_id for token, token_id in tokenizer.get_vocab().items()
+                             if "\n" in token or "Ċ" in token)
+    return Layout(ids, texts, special, end_id, end_id if pad_id is None else pad_id,
+                  line_end_ids)
 

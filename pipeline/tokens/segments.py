@@ -25,7 +25,7 @@ from pipeline.tokens.layout import Layout
 from pipeline.tokens.text_ids import ID_TYPE, TextIds
 
 # Bump when the example layout changes: part of every token shard's key.
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 # Repository name and path get fixed budgets, so fields + these always fit max_length.
 NAME_TOKENS, PATH_TOKENS = 16, 44
 
@@ -93,14 +93,29 @@ def _joined(marker: list, ids: array) -> bytes:
     return _marker(tuple(marker)) + ids.tobytes()
 
 
+def _cut_at_line_end(ids: array, budget: int, line_end_ids: frozenset) -> array | None:
+    """ids cut after the last token within budget that holds a line break, if any."""
+    for end in range(budget, 0, -1):
+        if ids[end - 1] in line_end_ids:
+            return ids[:end]
+    return None
+
+
 def _context(settings, layout: Layout, chunk: Chunk, ids: list, truncations: Counter) -> list:
-    """The chunk's snippets as pieces (marker + text ids), in priority order. A snippet
-    over budget_context is left out, not cut: a cut one might not be valid Rust."""
+    """The chunk's snippets as pieces (marker + text ids), in priority order. A definition
+    over budget_context is left out, not cut: a cut one might not be valid Rust; a list of
+    imports is cut after its last whole line within the budget."""
     pieces = []
     snippets = chunk.context + chunk.spare_context
     for number, (snippet, snippet_ids) in enumerate(zip(snippets, ids)):
-        if len(snippet_ids) > settings.budget_context:
+        if len(snippet_ids) > settings.budget_context and snippet.kind == "import":
+            snippet_ids = _cut_at_line_end(snippet_ids, settings.budget_context,
+                                           layout.line_end_ids)
+            truncations["import_context_cut" if snippet_ids else "context_over_budget"] += 1
+        elif len(snippet_ids) > settings.budget_context:
             truncations["context_over_budget"] += 1
+            continue
+        if not snippet_ids:
             continue
         key = store.content_key([snippet.kind, snippet.path, snippet.name, snippet.text])
         pieces.append(ContextPiece(
