@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
 from conftest import build_chunk_shard
-from pipeline.chunks.changed_items import _line_groups
+from pipeline.chunks.changed_items import _anchored, _line_groups
 from pipeline.chunks.pieces import _CUTTABLE_NODES, _container, _encloses, split_pieces
 from pipeline.rust.files import crate_root_module, module_path
 from pipeline.config import Settings
@@ -388,3 +389,26 @@ def test_an_oversize_item_is_never_cut_between_a_member_and_its_docs_or_attribut
     assert "".join(pieces) == text and len(pieces) > 5
     for piece in pieces[1:]:
         assert piece.lstrip().startswith(("/// Returns", "}")), piece
+
+
+def test_a_part_of_a_renamed_field_edit_has_the_old_code_it_replaced(rust_repo):
+    """Every statement of a long function edited (a field renamed, lines reflowed) is one
+    region of as many pieces on both sides: each part's old code is what its new code
+    replaced, and no part is new code alone."""
+    def function(field, wrap):
+        body = "".join(f"    let v{i} ={wrap}self.{field}.get({i});\n" for i in range(40))
+        return f"pub fn read(&self) -> u32 {{\n{body}    0\n}}\n"
+    rust_repo.commit("read", {"src/read.rs": function("0", " ")})
+    sha = rust_repo.commit("name the field", {"src/read.rs": function("inner", "\n        ")})
+    chunks = shard_of(rust_repo, sha, max_item_chars=500)["chunks"]
+    assert len(chunks) > 3
+    for chunk in chunks:
+        old = [int(n) for n in re.findall(r"get\((\d+)\)", chunk["old_code"])]
+        new = [int(n) for n in re.findall(r"get\((\d+)\)", chunk["new_code"])]
+        assert old and old == new, chunk
+
+
+def test_a_line_added_after_a_blank_line_of_a_long_string_keeps_the_text_line_before():
+    olds = ['const USAGE: &str = "\n', "    --a\n", "        Does a.\n", "\n", "    --c\n"]
+    # `    --b` inserted before `    --c`: new pieces 4:5 against none at old 4.
+    assert _anchored([(4, 4, 4, 5)], olds) == [(2, 4, 2, 5)]

@@ -68,15 +68,12 @@ def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses,
     old_pieces, new_pieces = split_pieces(old, cut_limit), split_pieces(new, cut_limit)
     matcher = difflib.SequenceMatcher(None, old_pieces, new_pieces, autojunk=False)
     regions = _anchored([(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in matcher.get_opcodes()
-                         if tag != "equal"], len(old_pieces))
+                         if tag != "equal"], old_pieces)
     chunks = []
     for number, (i1, i2, j1, j2) in enumerate(regions, start=1):
-        old_parts = pack(old_pieces[i1:i2], limit)
-        new_parts = pack(new_pieces[j1:j2], limit)
+        parts = _paired_parts(old_pieces[i1:i2], new_pieces[j1:j2], limit)
         line = item["start_line"] + "".join(new_pieces[:j1]).count("\n")
-        for k in range(max(len(old_parts), len(new_parts))):
-            old_part = old_parts[k] if k < len(old_parts) else ""
-            new_part = new_parts[k] if k < len(new_parts) else ""
+        for k, (old_part, new_part) in enumerate(parts):
             uses_here = _uses_in(uses, old_part + "\n" + new_part)
             old_code = with_signature(old_part, signatures[0], i1 == k == 0)
             new_code = with_signature(new_part, signatures[1], j1 == k == 0)
@@ -89,18 +86,42 @@ def _unit_chunks(settings, change, item, qualname, change_kind, old, new, uses,
     return chunks
 
 
-def _anchored(regions: list, old_count: int) -> list:
+def _paired_parts(olds: list, news: list, limit: int) -> list:
+    """(old part, new part) of a changed region's pieces, each side within limit where
+    its pieces allow. As many pieces on both sides (each statement of a method edited, as
+    a renamed field does) are packed in pairs, piece k with piece k, so that a part's old
+    code is what its new code replaced: packed side by side, one side's longer pieces
+    shifted every later pairing, and the last new part had no old code. Otherwise each
+    side is packed and the parts paired in order."""
+    if len(olds) == len(news):
+        parts: list = []
+        for old, new in zip(olds, news):
+            if parts and len(parts[-1][0]) + len(old) <= limit \
+                    and len(parts[-1][1]) + len(new) <= limit:
+                parts[-1] = (parts[-1][0] + old, parts[-1][1] + new)
+            else:
+                parts.append((old, new))
+        return parts
+    old_parts, new_parts = pack(olds, limit), pack(news, limit)
+    return [(old_parts[k] if k < len(old_parts) else "", new_parts[k] if k < len(new_parts)
+             else "") for k in range(max(len(old_parts), len(new_parts)))]
+
+
+def _anchored(regions: list, old_pieces: list) -> list:
     """The changed regions (old pieces i1:i2, new pieces j1:j2) of a split item, each that
-    only adds or only removes pieces grown by the unchanged piece before it (after it, at
-    the item's start) on both sides. Alone, a row added to a long table was a target with
-    no old code, which said nothing of where it goes, and a removal had no new code to
-    learn (a moved block was only its insertion). Regions that then overlap are one."""
+    only adds or only removes pieces grown by the unchanged piece before it (blank ones
+    and the one before them; after it, at the item's start) on both sides. Alone, a row
+    added to a long table was a target with no old code, which said nothing of where it
+    goes, and a removal had no new code to learn (a moved block was only its insertion).
+    Regions that then overlap are one."""
     grown: list = []
     for i1, i2, j1, j2 in regions:
         if i1 == i2 or j1 == j2:
             if i1 > 0:
                 i1, j1 = i1 - 1, j1 - 1
-            elif i2 < old_count:
+                while i1 > 0 and not old_pieces[i1].strip():
+                    i1, j1 = i1 - 1, j1 - 1
+            elif i2 < len(old_pieces):
                 i2, j2 = i2 + 1, j2 + 1
         if grown and i1 < grown[-1][1]:
             i1, j1 = grown[-1][0], grown[-1][2]
