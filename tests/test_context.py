@@ -320,8 +320,9 @@ def test_an_integration_test_crates_paths_start_at_its_own_root(workspace):
     sha = workspace.commit("suite: one more check", {
         "crates/app/tests/suite/build.rs": build.replace("BODY", "assert!(p.root.is_empty());")})
     context, counts = context_of(workspace, sha, "crates::app::tests::suite::build::builds")
-    found = {(s["name"], s["path"]) for s in context if s["path"] != "crates/app/tests/suite/build.rs"}
     support = "crates/app/tests/suite/support/mod.rs"
+    found = {(s["name"], s["path"]) for s in context
+             if s["path"] != "crates/app/tests/suite/build.rs"}
     assert found == {("Project", support), ("project", support), ("Fixture", support)}
     assert "imported_from_outside" not in counts
 
@@ -333,7 +334,8 @@ def test_a_macro_defined_in_an_inline_module_is_no_definition_for_other_files(wo
     use = ("pub fn load(path: &str) -> Result<u8, ()> {\n    let n = try!(parse(path));\n"
            "    check!(n);\n    BODY\n}\n")
     workspace.commit("macros", {
-        "crates/app/src/lib.rs": "pub mod io;\npub mod load;\n" + WORKSPACE["crates/app/src/lib.rs"],
+        "crates/app/src/lib.rs": "pub mod io;\npub mod load;\n" +
+                                 WORKSPACE["crates/app/src/lib.rs"],
         "crates/app/src/io.rs": "mod imp {\n    macro_rules! try {\n        ($e:expr) => "
                                 "(match $e { Ok(e) => e, Err(e) => return Err(e) })\n    }\n}\n\n"
                                 "mod checks {\n    #[macro_export]\n    macro_rules! check {\n"
