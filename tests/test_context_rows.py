@@ -224,19 +224,23 @@ def test_a_row_with_a_files_imports_changed_shows_them_once_as_old_code(workdir,
 
 def test_a_long_import_list_keeps_the_imports_the_changed_code_uses(rust_repo):
     """Over the per-snippet budget, the import snippet keeps what the file's changed code
-    uses (and globs), marked as cut, instead of being left out whole at the tokens stage."""
+    uses (and globs and traits), marked as cut, instead of being left out whole at the
+    tokens stage."""
     names = [f"Widget{i:02}" for i in range(60)]
-    code = ("use crate::model::*;\n" + "".join(f"use crate::parts::{n};\n" for n in names) +
+    code = ("use crate::model::*;\nuse std::io::BufRead;\nuse crate::parts::Named;\n" +
+            "".join(f"use crate::parts::{n};\n" for n in names) +
             "\npub fn build(a: Widget07, b: Widget42) -> u8 {\n    BODY\n}\n")
     rust_repo.commit("base", {"src/lib.rs": LIB + "pub mod parts;\n", "src/model.rs": MODEL,
-                              "src/parts.rs": "".join(f"pub struct {n};\n" for n in names),
+                              "src/parts.rs": "pub trait Named {\n    fn name(&self);\n}\n" +
+                                              "".join(f"pub struct {n};\n" for n in names),
                               "src/server.rs": code.replace("BODY", "1")})
     sha = rust_repo.commit("build two", {"src/server.rs": code.replace("BODY", "2")})
     config = Settings(repo=str(rust_repo.path), cache_dir=str(rust_repo.path.parent / "cache"))
     (chunk,) = build_chunk_shard(config, sha)["chunks"]
     (imports,) = [s["text"] for s in chunk["context"] if s["kind"] == "import"]
-    assert imports == ("use crate::model::*;\nuse crate::parts::Widget07;\n"
-                       "use crate::parts::Widget42;\n// …")
+    # The traits too, whose methods code calls without naming them (`.lines()`).
+    assert imports == ("use crate::model::*;\nuse std::io::BufRead;\nuse crate::parts::Named;\n"
+                       "use crate::parts::Widget07;\nuse crate::parts::Widget42;\n// …")
 
 
 def test_an_import_list_over_its_token_budget_is_cut_after_a_whole_line(workdir, rust_repo):

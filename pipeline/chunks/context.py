@@ -86,18 +86,31 @@ def cut_definition(text: str, limit: int) -> str | None:
     return candidate
 
 
-def import_snippet(file_path: str, imports: list, chunks: list, limit: int) -> list:
+# Traits of the standard library and common crates that code imports to call their
+# methods (`.lines()` needs BufRead in scope), whose names the code need not spell.
+_IMPORTED_TRAITS = frozenset("""
+Read Write BufRead Seek FromStr Hash Hasher Deref DerefMut Borrow BorrowMut Any Error
+FromIterator Future Stream Sink AsyncRead AsyncWrite AsyncBufRead AsyncSeek Itertools
+""".split())
+
+
+def import_snippet(file_path: str, imports: list, chunks: list, limit: int,
+                   is_trait=lambda name: False) -> list:
     """The imports of the chunk's file as the author saw them, each once. Over limit
     characters, only those of the names the file's changed code uses (the words of
-    chunks' code) and globs, and an elision marker says lines were left out: a long list
-    was left out whole at the tokens stage, over its token budget, where the code uses a
-    few of them (that stage now cuts one still over its budget at a line)."""
+    chunks' code), globs and traits (whose methods the code may call without naming them:
+    is_trait(name), those of _IMPORTED_TRAITS and `…Ext` ones), and an elision marker says
+    lines were left out: a long list was left out whole at the tokens stage, over its token
+    budget, where the code uses a few of them (that stage now cuts one still over its
+    budget at a line)."""
     entries = dict.fromkeys((f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
                              else f"use {path} as {alias};", alias) for path, alias in imports)
     lines = [line for line, _ in entries]
     if sum(len(line) + 1 for line in lines) > limit + 1:
         used = _code_words(chunks)
-        lines = [line for line, alias in entries if alias == "*" or alias in used]
+        lines = [line for line, alias in entries
+                 if alias == "*" or alias in used or alias in _IMPORTED_TRAITS
+                 or (alias.endswith("Ext") and alias[:1].isupper()) or is_trait(alias)]
         lines = lines + [ELISION] if lines else []
     if not lines:
         return []
@@ -168,7 +181,8 @@ def attach_context(files: list, index: SymbolIndex, same_commit: SameCommit,
         imports = file.parent_imports + file.new_imports
         shown = import_snippet(file.path, file.shown_imports(),
                                [chunk for chunk in file.chunks if chunk.kind != "file"],
-                               settings.context_snippet_chars)
+                               settings.context_snippet_chars, lambda name: any(
+                                   d.kind == "trait" for d in index.definitions(name)))
         reaching: dict = {}          # scope -> the imports that reach it
         for chunk, scope in zip(file.chunks, file.scopes):
             if scope not in reaching:
