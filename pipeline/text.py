@@ -1,6 +1,11 @@
-"""Bytes and texts in, text out: decoding that never fails and cutting at a line boundary."""
+"""Bytes and texts in, text out: decoding that never fails, cutting at a line boundary,
+the words of code."""
 
 from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def decode(data: bytes) -> str:
@@ -16,3 +21,8 @@ def cut_at_line(text: str, limit: int) -> tuple[str, bool]:
         return text, False
     cut = text.rfind("\n", 0, limit)
     return text[:cut if cut > 0 else limit], True
+
+
+def words(text: str) -> set:
+    """The identifier-like words of a text (what names code may be using)."""
+    return set(_WORD.findall(text))

@@ -9,7 +9,6 @@ cleanly falls back to windows of lines around the changed lines.
 from __future__ import annotations
 
 import difflib
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -25,7 +24,7 @@ from pipeline.rust.parsing import ParsedFile, RecentParses, common_prefix, commo
 from pipeline.rust.references import REFERENCE_ROLES, item_references
 from pipeline.rust.symbols import DEFINITION_KINDS
 from pipeline.rust.syntax import analyse, inline_scope
-from pipeline.text import cut_at_line, decode
+from pipeline.text import cut_at_line, decode, words
 
 FALLBACK_CONTEXT_LINES = 3
 def _changed_ranges(old: str, new: str, first_line: int) -> list:
@@ -134,8 +133,8 @@ def _uses_in(uses: dict, text: str) -> dict:
     """The item's uses narrowed to the names that occur in text (the chunk's own code: a
     piece of the item, or a container's header): each chunk gets the context of its own
     references. The owner stays: every piece is code of the same impl or trait."""
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
-    return {"refs": {role: [name for name in names if name.rsplit("::", 1)[-1] in words]
+    found = words(text)
+    return {"refs": {role: [name for name in names if name.rsplit("::", 1)[-1] in found]
                      for role, names in uses["refs"].items()}, "owner": uses["owner"]}
 
 

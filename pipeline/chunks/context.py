@@ -20,9 +20,8 @@ from pipeline.records import Chunk, Snippet
 from pipeline.rust.parsing import parse
 from pipeline.rust.references import REFERENCE_ROLES
 from pipeline.rust.symbols import SymbolIndex
-from pipeline.text import cut_at_line
+from pipeline.text import cut_at_line, words
 
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPL_OWNER = re.compile(r"^impl\s+(?:(?P<trait>.+?)\s+for\s+)?(?P<type>.+)$")
 
 
@@ -107,7 +106,8 @@ def import_snippet(file_path: str, imports: list, chunks: list, limit: int,
                              else f"use {path} as {alias};", alias) for path, alias in imports)
     lines = [line for line, _ in entries]
     if sum(len(line) + 1 for line in lines) > limit + 1:
-        used = _code_words(chunks)
+        used = set().union(*(words(chunk.old_code) | words(chunk.new_code)
+                             for chunk in chunks))
         lines = [line for line, alias in entries
                  if alias == "*" or alias in used or alias in _IMPORTED_TRAITS
                  or (alias.endswith("Ext") and alias[:1].isupper()) or is_trait(alias)]
@@ -115,14 +115,6 @@ def import_snippet(file_path: str, imports: list, chunks: list, limit: int,
     if not lines:
         return []
     return [Snippet(kind="import", path=file_path, name="imports", text="\n".join(lines))]
-
-
-def _code_words(chunks: list) -> set:
-    """The words of the chunks' old and new code."""
-    words: set = set()
-    for chunk in chunks:
-        words.update(_WORD.findall(chunk.old_code), _WORD.findall(chunk.new_code))
-    return words
 
 
 def _wanted(chunk: Chunk) -> list:
