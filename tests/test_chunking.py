@@ -58,10 +58,14 @@ def test_module_paths_follow_the_crate_layout(path, module):
     ("src/lib.rs", []), ("crates/a/src/tests/mod.rs", []), ("build.rs", []),
     ("tests/cli.rs", ["tests"]), ("tests/common/mod.rs", ["tests"]),
     ("crates/a/tests/testsuite/support/mod.rs", ["crates", "a", "tests", "testsuite"]),
-    ("benches/parse.rs", ["benches"]), ("examples/demo/main.rs", ["examples", "demo"])])
-def test_an_integration_test_benchmark_or_example_is_a_crate_root(path, root):
+    ("benches/parse.rs", ["benches"]), ("examples/demo/main.rs", ["examples", "demo"]),
+    ("src/bin/tool.rs", ["bin"]), ("crates/a/src/bin/cli/args.rs", ["bin", "cli"]),
+    ("src/main.rs", []), ("crates/b/src/cargo/core/mod.rs", ["cargo"]),
+    ("crates/b/src/cargo/lib.rs", ["cargo"])])
+def test_a_binary_integration_test_benchmark_or_example_is_a_crate_root(path, root):
     files = {"tests/cli.rs", "tests/common/mod.rs", "crates/a/tests/testsuite/main.rs",
-             "examples/demo/main.rs"}
+             "examples/demo/main.rs", "crates/a/src/bin/cli/main.rs",
+             "crates/b/src/cargo/lib.rs"}
     assert crate_root_module(path, files.__contains__) == root
 
 
@@ -125,6 +129,18 @@ def test_a_use_edit_outside_any_item_becomes_a_file_level_chunk(rust_repo):
     chunks = shard_of(rust_repo, sha)["chunks"]
     assert len(chunks) == 1 and chunks[0]["kind"] == "file"
     assert "use std::io;" in chunks[0]["new_code"] and "use std::io;" not in chunks[0]["old_code"]
+
+
+def test_extern_crate_lines_are_imports_of_the_file_level_chunk(rust_repo):
+    head = "#![allow(dead_code)]\n\nextern crate serde;\n\nuse std::io;\n\n"
+    rust_repo.commit("lib", {"src/lib.rs": head + PEER_V1})
+    with_url = head.replace("extern crate serde;\n", "extern crate serde;\n#[macro_use]\nextern crate url;\n")
+    sha = rust_repo.commit("use url", {"src/lib.rs": with_url + PEER_V1})
+    chunks = shard_of(rust_repo, sha)["chunks"]
+    assert [c["kind"] for c in chunks] == ["file"]
+    # The imports verbatim, as the file has them: no elision where the extern crates sit.
+    assert chunks[0]["new_code"] == with_url.strip() + "\n\nuse std::fmt;"
+    assert chunks[0]["old_code"] == head.strip() + "\n\nuse std::fmt;"
 
 
 def test_a_file_that_does_not_parse_falls_back_to_changed_line_windows(rust_repo):

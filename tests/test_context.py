@@ -346,3 +346,41 @@ def test_a_macro_defined_in_an_inline_module_is_no_definition_for_other_files(wo
     context, _ = context_of(workspace, sha, "load::load")
     assert [s["name"] for s in context if s["path"] == "crates/app/src/io.rs"] == [
         "checks::check"]
+
+
+def test_an_unexported_macro_of_the_library_is_not_its_binaries(workspace):
+    """A `macro_rules!` at the top of the library's root is seen by the library's files,
+    not by src/bin's binaries (crates of their own): pre-1.0 cargo's lib.rs `try!` was
+    given to every `try!` in src/bin."""
+    run = "pub fn run(n: u8) -> u8 {\n    let m = twice!(n);\n    BODY\n}\n"
+    workspace.commit("twice", {
+        "crates/app/src/lib.rs": "macro_rules! twice {\n    ($e:expr) => ($e * 2)\n}\n\n"
+                                 "pub mod run;\n" + WORKSPACE["crates/app/src/lib.rs"],
+        "crates/app/src/run.rs": run.replace("BODY", "m"),
+        "crates/app/src/bin/tool.rs": run.replace("BODY", "m")})
+    sha = workspace.commit("plus one", {
+        "crates/app/src/run.rs": run.replace("BODY", "m + 1"),
+        "crates/app/src/bin/tool.rs": run.replace("BODY", "m + 1")})
+    library, _ = context_of(workspace, sha, "run::run")
+    binary, _ = context_of(workspace, sha, "bin::tool::run")
+    assert [s["name"] for s in library if s["kind"] == "macro"] == ["twice"]
+    assert [s["name"] for s in binary if s["kind"] == "macro"] == []
+
+
+def test_2015_paths_start_at_a_library_root_below_src(rust_repo):
+    """Pre-2018 cargo's library root was src/cargo/lib.rs (`[lib] path`): its modules are
+    `cargo::core`, ..., and its files' `use core::Package;` names src/cargo/core, neither
+    std's `core` nor a dependency."""
+    build = "use util::Config;\n\npub fn build(config: &Config) -> u32 {\n    BODY\n}\n"
+    rust_repo.commit("app", {
+        "Cargo.toml": '[package]\nname = "app"\n\n[lib]\npath = "src/app/lib.rs"\n',
+        "src/app/lib.rs": "pub mod util;\npub mod ops;\n",
+        "src/app/util/mod.rs": "pub struct Config {\n    pub jobs: u32,\n}\n",
+        "src/app/ops/mod.rs": "pub mod build;\n",
+        "src/app/ops/build.rs": build.replace("BODY", "config.jobs")})
+    sha = rust_repo.commit("one more job", {
+        "src/app/ops/build.rs": build.replace("BODY", "config.jobs + 1")})
+    context, counts = context_of(rust_repo, sha, "app::ops::build::build")
+    assert [(s["name"], s["path"]) for s in context if s["kind"] != "import"] == [
+        ("Config", "src/app/util/mod.rs")]
+    assert counts.get("resolved_by_path") == 1 and "imported_from_outside" not in counts

@@ -185,23 +185,28 @@ def _imported_crate(index, same_commit: SameCommit, place: Place, name: str) -> 
     return place.crate
 
 
-def _visible_elsewhere(definition: Definition) -> bool:
-    """Whether other files can use the definition by its name: not a `macro_rules!` inside
-    an inline module, which only that module's text sees (cargo's read2.rs has a `try!` in
-    its `mod imp`), unless exported to the crate's root."""
-    return definition.kind != "macro" or "::" not in definition.qualname or \
-        "#[macro_export]" in definition.text
+def _visible_elsewhere(definition: Definition, place: Place, has_file) -> bool:
+    """Whether the chunk's code can use the definition by its name. A `macro_rules!` is
+    scoped by text: one inside an inline module is seen by that module alone (cargo's
+    read2.rs has a `try!` in its `mod imp`), one at a file's top by its crate's files (not
+    by the package's binaries and tests: pre-1.0 cargo's lib.rs `try!` is not src/bin's),
+    unless exported."""
+    if definition.kind != "macro" or "#[macro_export]" in definition.text:
+        return True
+    return "::" not in definition.qualname and \
+        crate_root_module(definition.path, has_file) == place.root
 
 
-def _candidates(definitions: list, crate_of, crate: str, place: Place, role: str) -> list:
+def _candidates(definitions: list, crate_of, crate: str, place: Place, role: str,
+                has_file) -> list:
     """The definitions of the right kind in crate (crate_of: a path's crate in the tree the
-    definitions are from) that other files see. Test helpers are not what non-test code
-    means by a name; another crate's definitions are reached through imports, not by name
-    alone."""
+    definitions are from; has_file: whether the parent tree has a file) that the chunk's code
+    sees. Test helpers are not what non-test code means by a name; another crate's
+    definitions are reached through imports, not by name alone."""
     testing = _is_test_code(place.chunk.path, place.chunk.qualname)
     return [d for d in definitions if d.kind in ROLE_KINDS[role]
             and (testing or not _is_test_code(d.path, d.qualname))
-            and crate_of(d.path) == crate and _visible_elsewhere(d)]
+            and crate_of(d.path) == crate and _visible_elsewhere(d, place, has_file)]
 
 
 def _unique(candidates: list, place: Place, name: str, role: str, counts: Counter,
@@ -251,7 +256,8 @@ def resolve(index: SymbolIndex, same_commit: SameCommit, place: Place, name: str
     rule = "resolved_by_unique_name" if crate == place.crate else "resolved_in_imported_crate"
     added = place.new_crate if crate == place.crate else crate in same_commit.new_crates.values()
     in_parent = [] if added else index.definitions(name)
-    candidates = _candidates(in_parent, index.crate_of, crate, place, role)
+    has_file = index.tree.__contains__
+    candidates = _candidates(in_parent, index.crate_of, crate, place, role, has_file)
     # A name the parent tree defines only in other crates is not looked for among what the
     # commit adds to the chunk's own (ripgrep's `grep::searcher::BinaryDetection` would get
     # a private flag type of that name); in the crate a `use` names, it may be the commit's.
@@ -261,7 +267,7 @@ def resolve(index: SymbolIndex, same_commit: SameCommit, place: Place, name: str
     # A name the parent tree lacks (or a crate it lacks): maybe the commit defines it.
     in_commit = _candidates(same_commit.definitions.get(name, []),
                             lambda path: index.commit_crate_of(same_commit.sha, path),
-                            crate, place, role)
+                            crate, place, role, has_file)
     found = _unique(in_commit, place, name, role, counts, "resolved_in_same_commit")
     return (found, SAME_COMMIT) if found is not None else None
 

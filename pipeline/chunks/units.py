@@ -3,7 +3,7 @@ units become old and new texts.
 
 Old and new items of a file are paired by qualified name and compared by text; an impl or
 trait by its text without its members (each member is a unit of its own). What lies
-outside every unit (use lines, comments, mod headers) is the file's residual, compared as
+outside every unit (imports, comments, mod headers) is the file's residual, compared as
 one more unit, so no change vanishes.
 """
 
@@ -18,8 +18,10 @@ from pipeline.rust.parsing import ParsedFile
 from pipeline.rust.syntax import analyse, children_by_parent
 from pipeline.text import decode
 
-# Items that are compared as units; `use` lines and inline-mod headers belong to the file.
-NOT_UNITS = {"use", "mod"}
+# Imports (`use` lines, `extern crate`) and inline-mod headers belong to the file, not to
+# units of their own: an added `extern crate url;` is one more line of the file's imports,
+# not a one-line target with a gap (`// …`) left where it sat among them.
+NOT_UNITS = {"use", "mod", "extern_crate"}
 
 
 def _own_text(source: bytes, item: dict, children: list) -> str:

@@ -35,26 +35,43 @@ def module_path(path: str) -> str:
 
 # Directories whose files are crates of their own (integration tests, benchmarks, examples):
 # `tests/cli.rs` is the root of one whose `mod common;` is tests/common/mod.rs, beside it;
-# `tests/testsuite/main.rs` the root of one whose modules lie under tests/testsuite.
+# `tests/testsuite/main.rs` the root of one whose modules lie under tests/testsuite. A
+# package's binaries under src/bin are laid out alike.
 _TARGET_DIRECTORIES = {"tests", "benches", "examples"}
 
 
 def crate_root_module(path: str, has_file) -> list:
     """The module path (module_path's, split) of the root of the crate that the file at
-    path belongs to: [] under src/ (the library's or a binary's), else that of its
-    integration test, benchmark or example (`tests::testsuite` for tests/testsuite/build.rs
-    where has_file says tests/testsuite/main.rs exists; else `tests`, whose crates share
-    tests/common/mod.rs), whose `crate::` and 2015-edition paths start there."""
+    path belongs to: the library's for files under src/ (_library_root), else that of its
+    binary under src/bin, integration test, benchmark or example (`tests::testsuite` for
+    tests/testsuite/build.rs where has_file says tests/testsuite/main.rs exists; else
+    `tests`, whose crates share tests/common/mod.rs), whose `crate::` and 2015-edition
+    paths start there."""
     directories = path.split("/")[:-1]
     if "src" in directories:
-        return []
-    targets = [at for at, name in enumerate(directories) if name in _TARGET_DIRECTORIES]
-    if not targets:
-        return []
-    end = targets[-1] + 1
+        below = len(directories) - directories[::-1].index("src")    # module paths start here
+        if directories[below:below + 1] != ["bin"]:
+            return _library_root(directories, below, has_file)
+        start, end = below, below + 1
+    else:
+        targets = [at for at, name in enumerate(directories) if name in _TARGET_DIRECTORIES]
+        if not targets:
+            return []
+        start, end = 0, targets[-1] + 1
     if end < len(directories) and has_file("/".join(directories[:end + 1]) + "/main.rs"):
         end += 1
-    return directories[:end]
+    return directories[start:end]
+
+
+def _library_root(directories: list, below: int, has_file) -> list:
+    """The module path of the library root above a file under src/ (directories, module
+    paths starting at below): src/lib.rs's, else that of the outermost lib.rs between, where
+    a manifest's `[lib] path` puts it (pre-2018 cargo's src/cargo/lib.rs, whose modules are
+    `cargo::core`, ...; its 2015 `use core::Package;` names src/cargo/core)."""
+    for end in range(below, len(directories) + 1):
+        if has_file("/".join(directories[:end]) + "/lib.rs"):
+            return directories[below:end]
+    return []
 
 
 def skip_reason(data: bytes, max_file_bytes: int) -> str | None:
