@@ -93,6 +93,30 @@ def test_headers_stop_at_the_body_and_references_are_collected():
     assert refs["LIMIT"]["const"] == [] and refs["Pair"]["const"] == []
 
 
+def test_references_in_macro_arguments_are_read_from_their_tokens():
+    """tree-sitter leaves a macro's arguments as tokens: cargo's tests were whole
+    `test!(name { ... })` bodies, and every `assert_eq!(parse(x), ...)` hides its calls."""
+    source = b"""fn check(limit: usize) {
+    assert_eq!(parse(limit), Peer::new(3).id());
+    let peers = vec![Peer { id: 1 }, io::Error::other(limit)];
+    try!(util::load(limit).map(|p| p.run(MAX_LEN)));
+    test!(builds_twice {
+        let p = project("foo");
+        assert_that(p.cargo("build"), execs().with_status(Code::Ok));
+        fn helper() {}
+        verify!(p);
+    });
+}
+"""
+    refs = references(source)["check"]
+    # Not `id` or `run` (methods), `new` and `other` (associated functions), `Error` and
+    # `Ok` (a path's tail), `helper` (defined there), `builds_twice` (the test's name).
+    assert refs == {"type": ["Code", "Peer"],
+                    "call": ["assert_that", "execs", "parse", "project", "util::load"],
+                    "macro": ["assert_eq", "test", "try", "vec", "verify"],
+                    "const": ["MAX_LEN"]}
+
+
 def test_references_leave_out_generic_parameters_and_bound_locals():
     source = b"""impl<T: Clone> Matcher for Regex<T> {
     fn find<F, E>(&self, mut matched: F) -> Result<(), E> where F: FnMut(Match) -> bool {

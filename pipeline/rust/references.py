@@ -1,7 +1,8 @@
 """A parsed file and one of its items in, the names the item uses from elsewhere out.
 
 By role: type names (and capitalised path heads, `Peer` in `Peer::new` and in
-`net::Peer::new`), called functions, macros, SCREAMING_CASE constants. A call through a
+`net::Peer::new`), called functions, macros, SCREAMING_CASE constants; in macro arguments
+too, which the parser leaves as tokens, by the tokens around each name. A call through a
 path is a function call only when the path names a module (`util::parse()`, `self::f()`);
 `Peer::new()` calls an associated function of `Peer`, so it references `Peer` alone and
 never a free `fn new` elsewhere. Generic parameters and names bound by parameters, `let` and
@@ -35,6 +36,7 @@ _REFERENCE_QUERY = Query(LANGUAGE, """
 (call_expression function: (identifier) @call)
 (call_expression function: (scoped_identifier name: (identifier) @path_call))
 (macro_invocation macro: (identifier) @macro)
+(token_tree (identifier) @in_macro)
 """ + _LOCAL_PATTERNS)
 _LOCAL_QUERY = Query(LANGUAGE, _LOCAL_PATTERNS)
 # SCREAMING_CASE constants are found by regex and checked against the tree: a `#match?`
@@ -55,12 +57,39 @@ def _is_name_of(node, parent) -> bool:
                                                                       node.end_byte)
 
 
+def _role_in_macro(node, name: str, source: bytes) -> tuple | None:
+    """(role, name) of an identifier in a macro's arguments, which tree-sitter leaves as
+    tokens (`assert_eq!(parse(x), Peer::new(3))`, a whole `test!(name { ... })` body): a
+    capitalised name that no `::` comes before is a type (or a path's head); a name before
+    `(` a call, unless a method (`.`), an associated function (`Peer::`) or a definition
+    (`fn`) comes before it; a name before `!` a macro."""
+    before, after = node.prev_sibling, node.next_sibling
+    before_type = before.type if before is not None else ""
+    if name[:1].isupper():
+        return ("type", name) if before_type != "::" and not name.isupper() else None
+    if after is None:
+        return None
+    if after.type == "!":
+        return "macro", name
+    if after.type != "token_tree" or after.child(0).type != "(" or before_type in (".", "fn"):
+        return None
+    if before_type != "::":
+        return "call", name
+    head = before.prev_sibling         # `util::load(p)`: a call through a module path
+    if head is not None and head.type in ("identifier", "self", "super", "crate") and \
+            not node_text(source, head)[:1].isupper():
+        return "call", f"{node_text(source, head)}::{name}"
+    return None
+
+
 def _role(capture: str, node, name: str, source: bytes) -> tuple | None:
     """(role, name) of a captured name, None if it is no reference to look up. A name
     written with its path (`io::Result`, `net::Peer`) is kept with it, so that it is
     resolved through that path and never by its last segment alone. A path head is a type
     when capitalised (else a module); a path call is a function call when its path names a
     module (else an associated function, referenced through its type)."""
+    if capture == "in_macro":
+        return _role_in_macro(node, name, source)
     parent = node.parent
     if capture == "type":
         qualified = parent is not None and parent.type == "scoped_type_identifier" and \
