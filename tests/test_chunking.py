@@ -366,6 +366,20 @@ def test_a_macro_call_inserted_among_many_of_the_same_name_is_one_addition(rust_
     assert "new_case" in chunks[0]["new_code"]
 
 
+def test_a_macro_call_edited_beside_one_inserted_before_it_is_paired_with_itself(rust_repo):
+    """cargo's 51432d488a inserted a `test!` before one it edited: paired in order, the
+    edit became the new test's old code and the edited test an addition."""
+    tests = [f"test!(case{i} {{\n    check({i});\n}});\n" for i in range(4)]
+    rust_repo.commit("tests", {"tests/cli.rs": "\n".join(tests)})
+    edited = tests[2].replace("check(2);", "check(2);\n    check(22);")
+    new = tests[:2] + ["test!(inserted {\n    check(9);\n});\n", edited] + tests[3:]
+    sha = rust_repo.commit("one more, one edited", {"tests/cli.rs": "\n".join(new)})
+    chunks = shard_of(rust_repo, sha)["chunks"]
+    assert [(c["change"], c["old_code"], c["new_code"]) for c in chunks] == [
+        ("added", "", "test!(inserted {\n    check(9);\n});"),
+        ("modified", tests[2].strip(), edited.strip())]
+
+
 def test_an_oversize_item_is_cut_only_at_line_starts_never_inside_a_macro_call():
     """A macro's token tree has its tokens for children (`doc`, `!`, `(..)`): cutting
     between them began a piece with `(h, "colors", ..` and left `doc!` and the indentation

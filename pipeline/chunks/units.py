@@ -127,12 +127,29 @@ def changed_pairs(olds: list, news: list):
     matcher = difflib.SequenceMatcher(None, [u.comparable for u in olds],
                                       [u.comparable for u in news], autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            continue
-        old_run, new_run = olds[i1:i2], news[j1:j2]
-        for k in range(max(len(old_run), len(new_run))):
-            yield (old_run[k] if k < len(old_run) else _ABSENT,
-                   new_run[k] if k < len(new_run) else _ABSENT)
+        if tag != "equal":
+            yield from _run_pairs(olds[i1:i2], news[j1:j2])
+
+
+def _first_code_line(unit: Unit) -> str:
+    """A unit's first line after its docs and attributes: `test!(builds_twice {`."""
+    for line in unit.text.split("\n"):
+        if line.strip() and not line.lstrip().startswith(("//", "#[", "/*", "*")):
+            return line.strip()
+    return ""
+
+
+def _run_pairs(old_run: list, new_run: list):
+    """Pairs of a run of units that changed among others of their name: those whose first
+    lines agree first (cargo's 51432d488a inserts `test!(cargo_test_failing_test {` before
+    a `test!(test_with_lib_dep {` it edits: the edit is paired with its own old version,
+    not with the inserted test), the rest in order, the unpaired ones added or removed."""
+    lines = difflib.SequenceMatcher(None, [_first_code_line(u) for u in old_run],
+                                    [_first_code_line(u) for u in new_run], autojunk=False)
+    for tag, i1, i2, j1, j2 in lines.get_opcodes():
+        olds, news = old_run[i1:i2], new_run[j1:j2]
+        for k in range(max(len(olds), len(news))):
+            yield (olds[k] if k < len(olds) else _ABSENT, news[k] if k < len(news) else _ABSENT)
 
 
 @_memoised
