@@ -368,19 +368,60 @@ def test_an_unexported_macro_of_the_library_is_not_its_binaries(workspace):
 
 
 def test_2015_paths_start_at_a_library_root_below_src(rust_repo):
-    """Pre-2018 cargo's library root was src/cargo/lib.rs (`[lib] path`): its modules are
-    `cargo::core`, ..., and its files' `use core::Package;` names src/cargo/core, neither
-    std's `core` nor a dependency."""
+    """Pre-2018 cargo's library root was src/cargo/lib.rs (`[lib] path`, in a manifest
+    that still said `[project]`): its modules are `cargo::core`, ..., its files' `use
+    core::Package;` names src/cargo/core, neither std's `core` nor a dependency, and its
+    binaries' `use cargo::core::Package;` the same."""
     build = "use util::Config;\n\npub fn build(config: &Config) -> u32 {\n    BODY\n}\n"
+    tool = "extern crate app;\n\nuse app::util::Config;\n\nfn run(config: &Config) -> u32 {\n" \
+           "    BODY\n}\n"
     rust_repo.commit("app", {
-        "Cargo.toml": '[package]\nname = "app"\n\n[lib]\npath = "src/app/lib.rs"\n',
+        "Cargo.toml": '[project]\nname = "app"\n\n[lib]\nname = "app"\n'
+                      'path = "src/app/lib.rs"\n',
         "src/app/lib.rs": "pub mod util;\npub mod ops;\n",
         "src/app/util/mod.rs": "pub struct Config {\n    pub jobs: u32,\n}\n",
         "src/app/ops/mod.rs": "pub mod build;\n",
-        "src/app/ops/build.rs": build.replace("BODY", "config.jobs")})
+        "src/app/ops/build.rs": build.replace("BODY", "config.jobs"),
+        "src/bin/tool.rs": tool.replace("BODY", "config.jobs")})
     sha = rust_repo.commit("one more job", {
-        "src/app/ops/build.rs": build.replace("BODY", "config.jobs + 1")})
-    context, counts = context_of(rust_repo, sha, "app::ops::build::build")
-    assert [(s["name"], s["path"]) for s in context if s["kind"] != "import"] == [
-        ("Config", "src/app/util/mod.rs")]
-    assert counts.get("resolved_by_path") == 1 and "imported_from_outside" not in counts
+        "src/app/ops/build.rs": build.replace("BODY", "config.jobs + 1"),
+        "src/bin/tool.rs": tool.replace("BODY", "config.jobs + 1")})
+    for qualname in ("app::ops::build::build", "bin::tool::run"):
+        context, counts = context_of(rust_repo, sha, qualname)
+        assert [(s["name"], s["path"]) for s in context if s["kind"] != "import"] == [
+            ("Config", "src/app/util/mod.rs")], qualname
+    assert counts.get("resolved_by_path") == 2 and "imported_from_outside" not in counts
+
+
+def test_a_path_finds_the_definition_of_the_kind_the_code_uses(rust_repo):
+    """A call `pkg(..)` is the module's `fn pkg`, not its `macro_rules! pkg` (cargo's
+    resolver tests have both); `Vec<_>` names no type, though `use Trait as _;` has `_`
+    for an alias."""
+    helpers = ("#[macro_export]\nmacro_rules! pkg {\n    ($x:expr) => (pkg($x))\n}\n\n"
+               "pub fn pkg(name: &str) -> String {\n    name.to_string()\n}\n\n"
+               "pub trait Named {\n    fn named(&self) -> bool;\n}\n")
+    test = ("use helpers::{pkg, Named as _};\n\npub fn names() -> Vec<String> {\n"
+            "    let all: Vec<_> = vec![pkg(\"a\")];\n    BODY\n}\n")
+    rust_repo.commit("helpers", {"src/lib.rs": "pub mod helpers;\npub mod names;\n",
+                                 "src/helpers.rs": helpers,
+                                 "src/names.rs": test.replace("BODY", "all")})
+    sha = rust_repo.commit("sorted", {"src/names.rs": test.replace(
+        "BODY", "let mut all = all;\n    all.sort();\n    all")})
+    context, _ = context_of(rust_repo, sha, "names::names")
+    assert [(s["kind"], s["name"]) for s in context if s["kind"] != "import"] == [("fn", "pkg")]
+
+
+def test_the_names_of_the_changed_lines_come_first_in_the_per_kind_budget(rust_repo):
+    """Over context_per_kind definitions of a kind, those the changed lines use are kept:
+    by name alone the three first in the alphabet would be, whatever the change is."""
+    model = "".join(f"pub struct {name} {{\n    pub id: u32,\n}}\n\n"
+                    for name in ("Alpha", "Beta", "Gamma", "Zeta"))
+    body = ("use model::{Alpha, Beta, Gamma, Zeta};\n\n"
+            "pub fn total(a: &Alpha, b: &Beta, g: &Gamma) -> u32 {\n    BODY\n}\n")
+    rust_repo.commit("model", {"src/lib.rs": "pub mod model;\npub mod total;\n",
+                               "src/model.rs": model,
+                               "src/total.rs": body.replace("BODY", "a.id + b.id + g.id")})
+    sha = rust_repo.commit("and zeta", {"src/total.rs": body.replace(
+        "BODY", "let z = Zeta { id: 1 };\n    a.id + b.id + g.id + z.id")})
+    context, _ = context_of(rust_repo, sha, "total::total")
+    assert [s["name"] for s in context if s["kind"] == "struct"] == ["Zeta", "Alpha", "Beta"]

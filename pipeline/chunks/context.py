@@ -117,13 +117,24 @@ def import_snippet(file_path: str, imports: list, chunks: list, limit: int,
     return [Snippet(kind="import", path=file_path, name="imports", text="\n".join(lines))]
 
 
+def _changed_words(chunk: Chunk) -> set:
+    """The words of the lines the change adds or removes (every line of an added item)."""
+    old_lines, new_lines = set(chunk.old_code.split("\n")), set(chunk.new_code.split("\n"))
+    return words("\n".join(old_lines ^ new_lines))
+
+
 def _wanted(chunk: Chunk) -> list:
     """(name, role) the chunk's context should define, most important first: the trait
-    and type of the method's impl, then what its code references."""
+    and type of the method's impl, then what its changed lines reference, then what the
+    rest of its code does. The per-kind budget keeps the first few: by name alone, a
+    `CargoResult` in an unchanged signature would push out the `Work` that a changed line
+    builds."""
     owners = owner_names(chunk.owner)
-    return [(name, "type") for name in owners] + [
-        (name, role) for role in REFERENCE_ROLES for name in chunk.refs[role]
-        if name not in owners]
+    references = [(name, role) for role in REFERENCE_ROLES for name in chunk.refs[role]
+                  if name not in owners]
+    changed = _changed_words(chunk)
+    references.sort(key=lambda reference: reference[0].rsplit("::", 1)[-1] not in changed)
+    return [(name, "type") for name in owners] + references
 
 
 def chunk_context(index: SymbolIndex, same_commit: SameCommit, place: Place,

@@ -104,7 +104,8 @@ def _module_file(index: SymbolIndex, crate: str, root: list, here: list, segment
         ups = len(segments) - len([s for s in segments if s != "super"])
         modules = here[:max(len(here) - ups, 0)] + segments[ups:]
     elif head in index.crate_dirs:
-        crate, modules = index.crate_dirs[head], segments[1:]
+        crate = index.crate_dirs[head]
+        modules = index.library_root(crate) + segments[1:]
     else:
         modules = root + segments                # 2015-edition paths are crate-relative
     for cut in range(len(modules), -1, -1):
@@ -114,20 +115,23 @@ def _module_file(index: SymbolIndex, crate: str, root: list, here: list, segment
     return None
 
 
-def _in_module(index, place: Place, here: list, module: list, name: str) -> Definition | None:
-    """The definition of name in the module a path (segments) names from module here of
-    the chunk's crate; no segments name the crate's root (2015's `use Error;`)."""
+def _in_module(index, place: Place, here: list, module: list, name: str,
+               role: str) -> Definition | None:
+    """The definition of name, of a kind role references, in the module a path (segments)
+    names from module here of the chunk's crate; no segments name the crate's root (2015's
+    `use Error;`). A `pkg(..)` call is the module's `fn pkg`, not its `macro_rules! pkg`."""
     target = _module_file(index, place.crate, place.root, here, module or ["crate"])
     if target is None:
         return None
     file, rest = target
     for definition in index.by_name.get(name, {}).get(file, []):
-        if definition.qualname == "::".join(rest + [name]):
+        if definition.qualname == "::".join(rest + [name]) and \
+                definition.kind in ROLE_KINDS[role]:
             return definition
     return None
 
 
-def _via_path(index, place: Place, path: str) -> Definition | None:
+def _via_path(index, place: Place, path: str, role: str) -> Definition | None:
     """The definition a name written with its path (`model::Peer`) stands for: the path's
     head expanded through the imports first (`use std::io;` makes `io::` std's)."""
     segments, here = path.split("::"), place.module
@@ -135,17 +139,17 @@ def _via_path(index, place: Place, path: str) -> Definition | None:
         if alias == segments[0]:
             segments, here = imported.split("::") + segments[1:], written_in
             break
-    return _in_module(index, place, here, segments[:-1], segments[-1])
+    return _in_module(index, place, here, segments[:-1], segments[-1], role)
 
 
-def _via_imports(index, place: Place, name: str) -> Definition | None:
+def _via_imports(index, place: Place, name: str, role: str) -> Definition | None:
     """The definition a `use` reaching the chunk brings in under name, if it is in the repo."""
     for path, alias, written_in in place.imports:
         if alias == "*":
-            found = _in_module(index, place, written_in, path.split("::")[:-1], name)
+            found = _in_module(index, place, written_in, path.split("::")[:-1], name, role)
         elif alias == name:
             segments = path.split("::")
-            found = _in_module(index, place, written_in, segments[:-1], segments[-1])
+            found = _in_module(index, place, written_in, segments[:-1], segments[-1], role)
         else:
             continue          # most of them: no path split for each of a file's imports
         if found is not None:
@@ -232,13 +236,13 @@ def resolve(index: SymbolIndex, same_commit: SameCommit, place: Place, name: str
     (local, unknown, ambiguous, common)."""
     chunk = place.chunk
     if "::" in name:
-        found = _via_path(index, place, name)
+        found = _via_path(index, place, name, role)
         rule = "resolved_by_written_path"
     else:
         if name in place.own_names:
             counts["defined_in_own_file"] += 1
             return None
-        found, rule = _via_imports(index, place, name), "resolved_by_path"
+        found, rule = _via_imports(index, place, name, role), "resolved_by_path"
     if found is not None:
         if found.path in (chunk.path, chunk.old_path):
             return None

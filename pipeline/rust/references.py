@@ -167,7 +167,8 @@ def _item_references(file: ParsedFile, index: int) -> dict:
     item = items[index]
     start, end = item["start_byte"], item["end_byte"]
     captured = _captures(file, _REFERENCE_QUERY, start, end)
-    excluded = captured.get("local", set()) | {item["name"]}
+    # `_` is an inferred type (`Vec<_>`), never a name: it would match `use Trait as _;`.
+    excluded = captured.get("local", set()) | {item["name"], "_"}
     if item["parent"] >= 0 and items[item["parent"]]["kind"] in ("impl", "trait"):
         excluded |= _header_names(file, item["parent"])    # the impl's generic parameters
     captured["const"] = _screaming_identifiers(file, start, end)

@@ -28,7 +28,11 @@ from pipeline.text import decode
 DEFINITION_KINDS = {"struct": "struct", "union": "struct", "type": "struct", "enum": "enum",
                     "trait": "trait", "fn": "fn", "macro_rules": "macro", "const": "const",
                     "static": "const"}
-_PACKAGE_NAME = re.compile(rb'^\[package\][^\[]*?^\s*name\s*=\s*"([^"]+)"',
+# `[project]`: the manifests of before 2016 (cargo's own until then).
+_PACKAGE_NAME = re.compile(rb'^\[(?:package|project)\][^\[]*?^\s*name\s*=\s*"([^"]+)"',
+                           re.MULTILINE | re.DOTALL)
+# Where the library's root file is when not src/lib.rs (`[[lib]]` in early manifests).
+_LIBRARY_PATH = re.compile(rb'^\[\[?lib\]\]?[^\[]*?^\s*path\s*=\s*"([^"]+)"',
                            re.MULTILINE | re.DOTALL)
 # Definitions of recent file versions kept in memory (the rest are a cache read away).
 _BLOB_MEMO_SIZE = 3_000
@@ -113,6 +117,7 @@ class SymbolIndex:
         self._crate_of: dict = {}                 # path -> crate_of(path), for crate_dirs
         self._added_packages = (None, {})         # (commit, {directory: added_package})
         self._package_names: dict = {}            # Cargo.toml blob -> its package name
+        self._library_roots: dict = {}            # Cargo.toml blob -> library_root's
         self.commit = None
         # The chunker's parses: it has usually just parsed the versions the index needs.
         self.parses = parses
@@ -298,6 +303,23 @@ class SymbolIndex:
         name = match.group(1).decode().replace("-", "_") if match else None
         self._package_names[blob] = name
         return name
+
+    def library_root(self, crate: str) -> list:
+        """The module path of the crate's library root: [] for src/lib.rs, ["cargo"] for
+        pre-2018 cargo's `[lib] path = "src/cargo/lib.rs"`, where `cargo::core::Package`
+        is src/cargo/core's. Memoised by manifest version."""
+        blob = self._manifests.get(f"{crate}/Cargo.toml" if crate else "Cargo.toml")
+        if blob is None:
+            return []
+        if blob not in self._library_roots:
+            data = self.reader.read(blob)
+            if data is None:
+                return []              # not remembered: a missing object may come back
+            match = _LIBRARY_PATH.search(data)
+            path = match.group(1).decode(errors="replace") if match else "src/lib.rs"
+            self._library_roots[blob] = [part for part in module_path(
+                f"{crate}/{path}" if crate else path).split("::") if part]
+        return self._library_roots[blob]
 
     def crate_of(self, path: str) -> str:
         """The directory of the innermost crate (Cargo.toml) containing path ('' if none),
