@@ -442,3 +442,27 @@ def test_a_line_added_after_a_blank_line_of_a_long_string_keeps_the_text_line_be
     olds = ['const USAGE: &str = "\n', "    --a\n", "        Does a.\n", "\n", "    --c\n"]
     # `    --b` inserted before `    --c`: new pieces 4:5 against none at old 4.
     assert _anchored([(4, 4, 4, 5)], olds) == [(2, 4, 2, 5)]
+
+
+def test_a_renamed_method_is_one_modified_chunk_not_an_addition_and_a_deletion(rust_repo):
+    """ripgrep's 27a980c renamed `link` to `link_dir` (two cfg'd twins): each was trained
+    as a new method, and the old ones were dropped as deletions."""
+    link = ("    /// Creates a link.\n    #[cfg(CFG)]\n    pub fn NAME(&self, src: &str) {\n"
+            "        let target = self.dir.join(src);\n        make_link(&target);\n"
+            "        self.count += 1;\n    }\n")
+    twins = "".join(link.replace("CFG", cfg) for cfg in ("unix", "windows"))
+    source = "impl WorkDir {\nTWINS\n    pub fn other(&self) {}\n}\n"
+    rust_repo.commit("links", {"tests/workdir.rs": source.replace(
+        "TWINS", twins.replace("NAME", "link"))})
+    sha = rust_repo.commit("link_dir", {"tests/workdir.rs": source.replace(
+        "TWINS", twins.replace("NAME", "link_dir"))})
+    chunks = shard_of(rust_repo, sha)["chunks"]
+    assert [(c["qualname"], c["change"]) for c in chunks] == [
+        ("tests::workdir::impl WorkDir::link_dir", "modified")] * 2
+    assert all("fn link(" in c["old_code"] and "fn link_dir(" in c["new_code"] for c in chunks)
+    # A method replaced by a different one stays an addition (and a skipped deletion).
+    other = rust_repo.commit("other", {"tests/workdir.rs": source.replace(
+        "TWINS", twins.replace("NAME", "link_dir")).replace(
+        "    pub fn other(&self) {}\n", "    pub fn unrelated(&mut self) -> u8 {\n        7\n    }\n")})
+    assert [(c["qualname"], c["change"]) for c in shard_of(rust_repo, other)["chunks"]] == [
+        ("tests::workdir::impl WorkDir::unrelated", "added")]

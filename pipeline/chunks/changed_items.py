@@ -149,6 +149,50 @@ def _uses(items: list, places: list) -> dict:
     return {"refs": refs, "owner": owner}
 
 
+# How much of a removed item's lines an added one must share to be taken for it renamed.
+_RENAMED_SHARE = 0.6
+# Files with more names gone or new than this are not searched for renames (a rewrite).
+_MOST_RENAMES = 40
+
+
+def _renames(old, new, old_units: dict, new_units: dict) -> dict:
+    """new name -> old name of the items the change renamed: a name gone and a new one, of
+    the same kind, in the same impl, trait or module, as many items each, whose lines are
+    mostly the same (ripgrep's 27a980c renames `link` to `link_dir`: an edit, not a new
+    method and a deleted one). Each name is paired once, the most alike first."""
+    gone = [name for name in old_units if name not in new_units]
+    came = [name for name in new_units if name not in old_units]
+    if not gone or not came or len(gone) * len(came) > _MOST_RENAMES ** 2:
+        return {}
+    old_items, new_items = analyse(old)["items"], analyse(new)["items"]
+
+    def shape(items, indexes, name):     # what must agree: kind, count, container
+        return items[indexes[0]]["kind"], len(indexes), name.rpartition("::")[0]
+
+    def lines(file, indexes):
+        return [line.strip() for index in indexes
+                for line in as_unit(file, index).text.split("\n")]
+
+    candidates = []
+    for old_name in gone:
+        old_shape = shape(old_items, old_units[old_name], old_name)
+        old_lines = None
+        for new_name in came:
+            if shape(new_items, new_units[new_name], new_name) != old_shape:
+                continue
+            old_lines = old_lines or lines(old, old_units[old_name])
+            matcher = difflib.SequenceMatcher(None, old_lines,
+                                              lines(new, new_units[new_name]), autojunk=False)
+            if matcher.real_quick_ratio() >= _RENAMED_SHARE and \
+                    matcher.ratio() >= _RENAMED_SHARE:
+                candidates.append((-matcher.ratio(), old_name, new_name))
+    renamed: dict = {}
+    for _, old_name, new_name in sorted(candidates):
+        if new_name not in renamed and old_name not in renamed.values():
+            renamed[new_name] = old_name
+    return renamed
+
+
 def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | None,
                  counts, sources: dict) -> tuple[list, list]:
     """The file's chunks and the inline module each lies in (its scope, see
@@ -162,8 +206,11 @@ def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | Non
     old_items = analyse(old)["items"] if old is not None else []
     new_items = analyse(new)["items"] if new is not None else []
     chunks = []
-    for name in list(new_units) + [name for name in old_units if name not in new_units]:
-        olds, news = old_units.get(name, []), new_units.get(name, [])
+    renamed = _renames(old, new, old_units, new_units)       # new name -> old name
+    gone = [name for name in old_units if name not in new_units and name not in
+            renamed.values()]
+    for name in list(new_units) + gone:
+        olds, news = old_units.get(renamed.get(name, name), []), new_units.get(name, [])
         if len(olds) == len(news) == 1 and same_bytes(
                 old.source, old_items[olds[0]], new.source, new_items[news[0]]):
             continue              # most items of a file: no text to build
