@@ -173,16 +173,21 @@ def _renames(old, new, old_units: dict, new_units: dict) -> dict:
         return [line.strip() for index in indexes
                 for line in as_unit(file, index).text.split("\n")]
 
+    new_shapes = {name: shape(new_items, new_units[name], name) for name in came}
+    new_lines: dict = {}                 # each new name's lines, read once if compared
     candidates = []
     for old_name in gone:
         old_shape = shape(old_items, old_units[old_name], old_name)
         old_lines = None
         for new_name in came:
-            if shape(new_items, new_units[new_name], new_name) != old_shape:
+            if new_shapes[new_name] != old_shape:
                 continue
-            old_lines = old_lines or lines(old, old_units[old_name])
-            matcher = difflib.SequenceMatcher(None, old_lines,
-                                              lines(new, new_units[new_name]), autojunk=False)
+            if old_lines is None:
+                old_lines = lines(old, old_units[old_name])
+            if new_name not in new_lines:
+                new_lines[new_name] = lines(new, new_units[new_name])
+            matcher = difflib.SequenceMatcher(None, old_lines, new_lines[new_name],
+                                              autojunk=False)
             if matcher.real_quick_ratio() >= _RENAMED_SHARE and \
                     matcher.ratio() >= _RENAMED_SHARE:
                 candidates.append((-matcher.ratio(), old_name, new_name))

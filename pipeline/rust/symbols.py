@@ -307,7 +307,8 @@ class SymbolIndex:
     def library_root(self, crate: str) -> list:
         """The module path of the crate's library root: [] for src/lib.rs, ["cargo"] for
         pre-2018 cargo's `[lib] path = "src/cargo/lib.rs"`, where `cargo::core::Package`
-        is src/cargo/core's. Memoised by manifest version."""
+        is src/cargo/core's: for the crates a `use` names by package name (a file's own
+        crate goes by its files, rust.files._library_root). Memoised by manifest version."""
         blob = self._manifests.get(f"{crate}/Cargo.toml" if crate else "Cargo.toml")
         if blob is None:
             return []
