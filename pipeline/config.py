@@ -43,6 +43,7 @@ class Settings:
     keep_whitespace_changes: bool = False
     keep_comment_changes: bool = False
     keep_duplicates: bool = False
+    keep_repeated_edits: bool = False
     # Paths (globs, comma-separated) never read, besides vendor/ and third_party/ code.
     exclude: str = ""
     # Cross-file context: characters per snippet, snippets per kind, characters in all.
@@ -99,7 +100,8 @@ class Settings:
         return {"include_merges": self.include_merges, "max_file_bytes": self.max_file_bytes,
                 "max_item_chars": self.max_item_chars, "keep_deletions": self.keep_deletions,
                 "keep_whitespace_changes": self.keep_whitespace_changes,
-                "keep_comment_changes": self.keep_comment_changes, "exclude": self.exclude,
+                "keep_comment_changes": self.keep_comment_changes,
+                "keep_repeated_edits": self.keep_repeated_edits, "exclude": self.exclude,
                 "context_snippet_chars": self.context_snippet_chars,
                 "context_per_kind": self.context_per_kind,
                 "context_total_chars": self.context_total_chars}

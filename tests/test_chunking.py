@@ -456,10 +456,13 @@ def test_a_renamed_method_is_one_modified_chunk_not_an_addition_and_a_deletion(r
         "TWINS", twins.replace("NAME", "link"))})
     sha = rust_repo.commit("link_dir", {"tests/workdir.rs": source.replace(
         "TWINS", twins.replace("NAME", "link_dir"))})
-    chunks = shard_of(rust_repo, sha)["chunks"]
+    chunks = shard_of(rust_repo, sha, keep_repeated_edits=True)["chunks"]
     assert [(c["qualname"], c["change"]) for c in chunks] == [
         ("tests::workdir::impl WorkDir::link_dir", "modified")] * 2
     assert all("fn link(" in c["old_code"] and "fn link_dir(" in c["new_code"] for c in chunks)
+    # The twins' edit is the same: by default the second is a repeat.
+    shard = shard_of(rust_repo, sha)
+    assert shard["chunks"] == chunks[:1] and shard["skipped"] == {"repeated_edit": 1}
     # A method replaced by a different one stays an addition (and a skipped deletion).
     other = rust_repo.commit("other", {"tests/workdir.rs": source.replace(
         "TWINS", twins.replace("NAME", "link_dir")).replace(

@@ -360,7 +360,7 @@ def test_an_unexported_macro_of_the_library_is_not_its_binaries(workspace):
         "crates/app/src/bin/tool.rs": run.replace("BODY", "m")})
     sha = workspace.commit("plus one", {
         "crates/app/src/run.rs": run.replace("BODY", "m + 1"),
-        "crates/app/src/bin/tool.rs": run.replace("BODY", "m + 1")})
+        "crates/app/src/bin/tool.rs": run.replace("BODY", "m + 2")})
     library, _ = context_of(workspace, sha, "run::run")
     binary, _ = context_of(workspace, sha, "bin::tool::run")
     assert [s["name"] for s in library if s["kind"] == "macro"] == ["twice"]
@@ -385,7 +385,7 @@ def test_2015_paths_start_at_a_library_root_below_src(rust_repo):
         "src/bin/tool.rs": tool.replace("BODY", "config.jobs")})
     sha = rust_repo.commit("one more job", {
         "src/app/ops/build.rs": build.replace("BODY", "config.jobs + 1"),
-        "src/bin/tool.rs": tool.replace("BODY", "config.jobs + 1")})
+        "src/bin/tool.rs": tool.replace("BODY", "config.jobs + 2")})
     for qualname in ("app::ops::build::build", "bin::tool::run"):
         context, counts = context_of(rust_repo, sha, qualname)
         assert [(s["name"], s["path"]) for s in context if s["kind"] != "import"] == [

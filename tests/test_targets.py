@@ -57,6 +57,39 @@ def test_deletions_whitespace_and_comment_changes_are_no_targets_but_are_counted
     assert shard_of(rust_repo, gone)["skipped"] == {"comment_only": 1, "deletion": 1}
 
 
+def test_lines_reindented_inside_a_string_are_a_whitespace_change(rust_repo):
+    manifest = '    let toml = r#"\n{0}[package]\n{0}name = "foo"\n    "#;\n'
+    rust_repo.commit("base", {"tests/a.rs": "fn t() {\n" + manifest.format("    ") + "}\n"})
+    sha = rust_repo.commit("indent", {"tests/a.rs": "fn t() {\n" + manifest.format("        ")
+                                      + "}\n"})
+    assert shard_of(rust_repo, sha)["skipped"] == {"whitespace_only": 1}
+    assert len(shard_of(rust_repo, sha, keep_whitespace_changes=True)["chunks"]) == 1
+    # A string's lines in another order are a change.
+    moved = rust_repo.commit("swap", {"tests/a.rs": "fn t() {\n" + manifest.format("    ").replace(
+        '[package]\n    name = "foo"', 'name = "foo"\n    [package]') + "}\n"})
+    assert len(shard_of(rust_repo, moved)["chunks"]) == 1
+
+
+def _tests(names, attribute, status="0"):
+    return "".join(f"{attribute}\nfn {name}() {{\n    run(\"{name}\").status({status});\n}}\n\n"
+                   for name in names)
+
+
+def test_an_edit_repeated_over_a_commits_items_is_one_target_and_counted(rust_repo):
+    rust_repo.commit("base", {"tests/a.rs": _tests(["one", "two"], "#[test]"),
+                              "tests/b.rs": _tests(["three", "four"], "#[test]")})
+    # One mechanical edit in three items, over two files; four gets another edit too.
+    sha = rust_repo.commit("cargo_test", {
+        "tests/a.rs": _tests(["one", "two"], "#[cargo_test]"),
+        "tests/b.rs": _tests(["three"], "#[cargo_test]") + _tests(["four"], "#[cargo_test]", "1")})
+    shard = shard_of(rust_repo, sha)
+    assert [c["qualname"] for c in shard["chunks"]] == ["tests::a::one", "tests::b::four"]
+    assert shard["skipped"] == {"repeated_edit": 2}
+    assert "#[cargo_test]" in shard["chunks"][0]["new_code"]
+    kept = shard_of(rust_repo, sha, keep_repeated_edits=True)
+    assert len(kept["chunks"]) == 4 and kept["skipped"] == {}
+
+
 def test_vendored_and_excluded_paths_are_skipped_and_counted(workdir, rust_repo):
     rust_repo.commit("base", {"src/lib.rs": "pub fn a() {}\n"})
     sha = rust_repo.commit("vendor", {"vendor/dep/src/lib.rs": "pub fn dep() {}\n",

@@ -12,7 +12,7 @@ import difflib
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pipeline.chunks.targets import chunk_skip_reason
+from pipeline.chunks.targets import chunk_skip_reason, first_of_each_edit
 from pipeline.chunks.pieces import ELISION, pack, split_pieces, with_signature
 from pipeline.chunks.units import (as_unit, changed_pairs, code_lines, inside, pair_texts,
                                    residual, same_bytes, signatures, text_source, units)
@@ -406,4 +406,19 @@ def commit_chunks(settings: Settings, parses: RecentParses, reader: BlobReader,
     elif not changes:
         counts.skipped["commit_without_rust_changes"] += 1
     files = [file_chunks(settings, parses, reader, change, counts) for change in changes or ()]
-    return [found for found in files if found is not None], counts
+    files = [found for found in files if found is not None]
+    if not settings.keep_repeated_edits:
+        _drop_repeated_edits(files, counts)
+    return files, counts
+
+
+def _drop_repeated_edits(files: list, counts: FileCounts) -> None:
+    """Each file's chunks and scopes without those whose edit an earlier chunk of the
+    commit made (targets.first_of_each_edit), counted."""
+    firsts = iter(first_of_each_edit([chunk for file in files for chunk in file.chunks]))
+    for file in files:
+        keep = [next(firsts) for _ in file.chunks]
+        if not all(keep):
+            counts.skipped["repeated_edit"] += keep.count(False)
+        file.chunks = [chunk for chunk, kept in zip(file.chunks, keep) if kept]
+        file.scopes = [scope for scope, kept in zip(file.scopes, keep) if kept]
