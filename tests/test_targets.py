@@ -70,6 +70,18 @@ def test_lines_reindented_inside_a_string_are_a_whitespace_change(rust_repo):
     assert len(shard_of(rust_repo, moved)["chunks"]) == 1
 
 
+def test_a_list_reflowed_with_a_trailing_comma_is_a_formatting_change(rust_repo):
+    one_line = "pub fn f(a: u8, b: u8) -> (u8,) {\n    g(a, b);\n    (a,)\n}\n"
+    rust_repo.commit("base", {"src/a.rs": one_line})
+    reflowed = rust_repo.commit("fmt", {"src/a.rs": one_line.replace(
+        "f(a: u8, b: u8)", "f(\n    a: u8,\n    b: u8,\n)").replace("g(a, b)", "g(\n        a,\n        b,\n    )")})
+    assert shard_of(rust_repo, reflowed)["skipped"] == {"formatting_only": 1}
+    assert len(shard_of(rust_repo, reflowed, keep_whitespace_changes=True)["chunks"]) == 1
+    # A one-element tuple's comma is no trailing comma: (a,) -> (a) is a change.
+    untupled = rust_repo.commit("untuple", {"src/a.rs": one_line.replace("(a,)", "(a)")})
+    assert len(shard_of(rust_repo, untupled)["chunks"]) == 1
+
+
 def _tests(names, attribute, status="0"):
     return "".join(f"{attribute}\nfn {name}() {{\n    run(\"{name}\").status({status});\n}}\n\n"
                    for name in names)

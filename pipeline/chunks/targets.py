@@ -1,15 +1,17 @@
 """A chunk in, whether it is worth learning as a target out.
 
 By default a chunk is not a target when the model would have nothing to write (a pure
-deletion), when only whitespace (indentation inside strings too) or only comments changed,
-when a line longer than max_item_chars had to be cut (its old and new code would no longer
-be the file's), or when an earlier chunk of its commit made the same edit (a mechanical
-change repeated over hundreds of items). Each is counted by reason; settings keep each
-kind. (Which files are read at all: pipeline.rust.files.)
+deletion), when only whitespace (indentation inside strings too) or trailing commas
+changed (a reflow), when only comments changed, when a line longer than max_item_chars had
+to be cut (its old and new code would no longer be the file's), or when an earlier chunk
+of its commit made the same edit (a mechanical change repeated over hundreds of items).
+Each is counted by reason; settings keep each kind. (Which files are read at all:
+pipeline.rust.files.)
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from functools import lru_cache
 
@@ -116,8 +118,14 @@ def chunk_skip_reason(chunk: Chunk, settings: Settings, sources: dict | None = N
     if settings.keep_whitespace_changes and settings.keep_comment_changes:
         return None
     sources = sources or {}
-    if _code_characters(chunk.old_code, sources) != _code_characters(chunk.new_code, sources):
-        return None
+    old_characters = _code_characters(chunk.old_code, sources)
+    new_characters = _code_characters(chunk.new_code, sources)
+    if old_characters != new_characters:
+        if (settings.keep_whitespace_changes
+                or _TRAILING_COMMA.sub("", old_characters) != _TRAILING_COMMA.sub("", new_characters)
+                or _reflowed_tokens(chunk.old_code) != _reflowed_tokens(chunk.new_code)):
+            return None
+        return "formatting_only"
     if _stripped_lines(chunk.old_code) == _stripped_lines(chunk.new_code):
         # Lines re-indented, string literals' lines too (cargo re-indented the raw strings
         # of 999 tests in one commit): tokens would tell a string's spaces apart.
@@ -129,6 +137,42 @@ def chunk_skip_reason(chunk: Chunk, settings: Settings, sources: dict | None = N
     if old_code == new_code and not settings.keep_comment_changes:
         return "comment_only"
     return None
+
+
+# A comma just before a closing bracket, in a text's code characters: rustfmt adds or drops
+# such commas as it reflows a list onto lines or back (cargo's `cargo fmt` commit: 1,118 of
+# its chunks changed only so).
+_TRAILING_COMMA = re.compile(r",(?=[)\]}>])")
+_CLOSING = frozenset({")", "]", "}", ">"})
+_TUPLES = frozenset({"tuple_expression", "tuple_type", "tuple_pattern"})
+
+
+@lru_cache(maxsize=_TOKEN_MEMO_SIZE)
+def _reflowed_tokens(text: str) -> tuple:
+    """The text's tokens (comments too, as code_tokens) without its trailing commas, but
+    for a one-element tuple's `(x,)`: a list reflowed by rustfmt has the same."""
+    source = text.encode()
+    tokens = []
+    cursor = get_parser().parse(source).walk()
+    while True:
+        node = cursor.node
+        if node.kind_id in _COMMENT_IDS or not cursor.goto_first_child():
+            if not (node.type == "," and _trailing(node)):
+                tokens.append(source[node.start_byte:node.end_byte])
+            while not cursor.goto_next_sibling():
+                if not cursor.goto_parent():
+                    return tuple(tokens)
+
+
+def _trailing(comma) -> bool:
+    """Whether a comma is a list's last, before its closing bracket (not a one-element
+    tuple's)."""
+    after = comma.next_sibling
+    if after is None and comma.parent.type == "match_arm":     # `A => 1,` holds its comma
+        after = comma.parent.next_sibling
+    if after is None or after.type not in _CLOSING:
+        return False
+    return not (comma.parent.type in _TUPLES and comma.parent.named_child_count == 1)
 
 
 def _stripped_lines(text: str) -> list:
