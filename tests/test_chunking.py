@@ -444,6 +444,52 @@ def test_a_line_added_after_a_blank_line_of_a_long_string_keeps_the_text_line_be
     assert _anchored([(4, 4, 4, 5)], olds) == [(2, 4, 2, 5)]
 
 
+def test_an_impl_whose_generics_were_renamed_keeps_its_methods_paired(rust_repo):
+    """Cargo's 305efa63cc made `impl<'cfg> DrainState<'cfg>` `impl<'gctx> ...<'gctx>`: its
+    methods, unchanged ones too, came out as new code and the old ones as deletions."""
+    methods = ("    pub fn run(&self) -> u32 {\n        self.jobs + 1\n    }\n\n"
+               "    pub fn stop(&self) -> bool {\n        self.jobs == 0\n    }\n")
+    source = "pub struct Drain<'a> {\n    jobs: u32,\n    name: &'a str,\n}\n\n" \
+             "impl<'LT> Drain<'LT> {\n" + methods + "}\n"
+    rust_repo.commit("drain", {"src/drain.rs": source.replace("LT", "cfg")})
+    sha = rust_repo.commit("rename lifetime", {"src/drain.rs": source.replace(
+        "LT", "gctx").replace("self.jobs + 1", "self.jobs + 2")})
+    chunks = shard_of(rust_repo, sha)["chunks"]
+    assert [(c["qualname"], c["change"]) for c in chunks] == [
+        ("drain::impl Drain<'gctx>", "modified"), ("drain::impl Drain<'gctx>::run", "modified")]
+    assert chunks[0]["old_code"] == "impl<'cfg> Drain<'cfg>"
+    assert "self.jobs + 1" in chunks[1]["old_code"] and "self.jobs + 2" in chunks[1]["new_code"]
+
+
+def test_the_methods_of_a_renamed_type_follow_its_impl(rust_repo):
+    """Cargo's 305efa63cc renamed `Config` to `GlobalContext`: `impl Config`'s methods,
+    too many to compare one by one, were trained as new code, unchanged ones too."""
+    methods = "".join(f"    pub fn m{i}(&self) -> u32 {{\n        self.jobs + {i}\n    }}\n\n"
+                      for i in range(45))
+    source = "pub struct NAME {\n    jobs: u32,\n}\n\nimpl NAME {\n" + methods + "}\n"
+    rust_repo.commit("config", {"src/config.rs": source.replace("NAME", "Config")})
+    sha = rust_repo.commit("rename", {"src/config.rs": source.replace(
+        "NAME", "GlobalContext").replace("self.jobs + 7\n", "self.jobs * 7\n")})
+    chunks = shard_of(rust_repo, sha)["chunks"]
+    assert [(c["qualname"], c["change"]) for c in chunks] == [
+        ("config::GlobalContext", "modified"), ("config::impl GlobalContext", "modified"),
+        ("config::impl GlobalContext::m7", "modified")]
+    assert chunks[1]["old_code"] == "impl Config" and "self.jobs + 7" in chunks[2]["old_code"]
+
+
+def test_the_provided_methods_of_a_renamed_trait_follow_it(rust_repo):
+    """Cargo's 8b80440350 renamed the trait `CommonArgs` to `AppExt` and changed nothing
+    else: its methods were trained as new code."""
+    methods = "".join(f"    fn arg_{i}(self) -> Self {{\n        self._arg({i})\n    }}\n\n"
+                      for i in range(3))
+    source = "pub trait NAME: Sized {\n    fn _arg(self, n: u8) -> Self;\n\n" + methods + "}\n"
+    rust_repo.commit("trait", {"src/prelude.rs": source.replace("NAME", "CommonArgs")})
+    sha = rust_repo.commit("rename", {"src/prelude.rs": source.replace("NAME", "AppExt")})
+    chunks = shard_of(rust_repo, sha)["chunks"]
+    assert [(c["qualname"], c["change"], c["old_code"], c["new_code"]) for c in chunks] == [
+        ("prelude::AppExt", "modified", "pub trait CommonArgs: Sized", "pub trait AppExt: Sized")]
+
+
 def test_a_renamed_method_is_one_modified_chunk_not_an_addition_and_a_deletion(rust_repo):
     """ripgrep's 27a980c renamed `link` to `link_dir` (two cfg'd twins): each was trained
     as a new method, and the old ones were dropped as deletions."""

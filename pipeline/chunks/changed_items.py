@@ -9,6 +9,7 @@ cleanly falls back to windows of lines around the changed lines.
 from __future__ import annotations
 
 import difflib
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -149,22 +150,98 @@ def _uses(items: list, places: list) -> dict:
     return {"refs": refs, "owner": owner}
 
 
+_CONTAINERS = ("impl", "trait")
+# Generic arguments with none inside: taken off from the innermost out.
+_GENERICS = re.compile(r"<[^<>]*>")
 # How much of a removed item's lines an added one must share to be taken for it renamed.
 _RENAMED_SHARE = 0.6
 # Files with more names gone or new than this are not searched for renames (a rewrite).
 _MOST_RENAMES = 40
 
 
-def _renames(old, new, old_units: dict, new_units: dict) -> dict:
+def _without_generics(name: str) -> str:
+    """A qualified name without the generic arguments of its impl: `impl Drain<'a>::run`
+    -> `impl Drain::run`."""
+    while "<" in name:
+        stripped = _GENERICS.sub("", name)
+        if stripped == name:
+            break
+        name = stripped
+    return name
+
+
+def _regeneric(old_units: dict, new_units: dict) -> dict:
+    """new name -> old name of the impls (and their members) whose generic arguments
+    alone the change renamed, each one of a kind on both sides. Cargo's 305efa63cc made
+    `impl<'cfg> DrainState<'cfg>` `impl<'gctx> DrainState<'gctx>`: every method of such an
+    impl had a new name, and came out as new code, unchanged ones too."""
+    gone: dict = {}
+    came: dict = {}
+    for units_, other, by_key in ((old_units, new_units, gone), (new_units, old_units, came)):
+        for name in units_:
+            if "<" in name and name not in other:
+                by_key.setdefault(_without_generics(name), []).append(name)
+    return {came[key][0]: gone[key][0] for key in came
+            if len(came[key]) == 1 and len(gone.get(key, ())) == 1}
+
+
+def _paired_names(old, new, old_units: dict, new_units: dict) -> dict:
+    """new name -> old name of the items the change renamed (the others keep their name):
+    impls whose generic arguments alone changed, then renamed impls and traits, whose
+    members follow them, then any other renamed item."""
+    renamed = _regeneric(old_units, new_units)
+    renamed.update(_renames(old, new, old_units, new_units, renamed, _CONTAINERS))
+    renamed.update(_members(old, new, renamed, old_units, new_units))
+    renamed.update(_renames(old, new, old_units, new_units, renamed))
+    return renamed
+
+
+def _members(old, new, renamed: dict, old_units: dict, new_units: dict) -> dict:
+    """new name -> old name of the members of the renamed impls and traits (renamed: new
+    -> old): cargo's 305efa63cc renamed `Config` to `GlobalContext`, and `impl Config`'s
+    150 methods are `impl GlobalContext`'s, too many names for _renames to compare."""
+    found: dict = {}
+    taken = set(renamed.values())
+    for new_name, old_name in renamed.items():
+        new_prefix = _members_prefix(new, new_units[new_name][0])
+        old_prefix = _members_prefix(old, old_units[old_name][0])
+        for name in new_units:
+            if name.startswith(new_prefix) and name not in old_units and name not in renamed:
+                was = old_prefix + name[len(new_prefix):]
+                if was in old_units and was not in new_units and was not in taken:
+                    found[name] = was
+                    taken.add(was)
+    return found
+
+
+def _members_prefix(file, index: int) -> str:
+    """How the qualified names of an item's members begin: `impl X::` for an impl's,
+    `trait X::` for a trait X's (pipeline.rust.syntax names them by their owner)."""
+    item = analyse(file)["items"][index]
+    if item["kind"] != "trait":
+        return item["qualname"] + "::"
+    scope = item["qualname"][:len(item["qualname"]) - len(item["name"])]
+    return f"{scope}trait {item['name']}::"
+
+
+def _renames(old, new, old_units: dict, new_units: dict, paired: dict,
+             kinds: tuple = ()) -> dict:
     """new name -> old name of the items the change renamed: a name gone and a new one, of
     the same kind, in the same impl, trait or module, as many items each, whose lines are
     mostly the same (ripgrep's 27a980c renames `link` to `link_dir`: an edit, not a new
-    method and a deleted one). Each name is paired once, the most alike first."""
-    gone = [name for name in old_units if name not in new_units]
-    came = [name for name in new_units if name not in old_units]
-    if not gone or not came or len(gone) * len(came) > _MOST_RENAMES ** 2:
+    method and a deleted one). Each name is paired once, the most alike first; names in
+    paired (new -> old) are paired already. Only items of kinds, when given."""
+    taken = set(paired.values())
+    gone = [name for name in old_units if name not in new_units and name not in taken]
+    came = [name for name in new_units if name not in old_units and name not in paired]
+    if not gone or not came:
         return {}
     old_items, new_items = analyse(old)["items"], analyse(new)["items"]
+    if kinds:
+        gone = [name for name in gone if old_items[old_units[name][0]]["kind"] in kinds]
+        came = [name for name in came if new_items[new_units[name][0]]["kind"] in kinds]
+    if not gone or not came or len(gone) * len(came) > _MOST_RENAMES ** 2:
+        return {}
 
     def shape(items, indexes, name):     # what must agree: kind, count, container
         return items[indexes[0]]["kind"], len(indexes), name.rpartition("::")[0]
@@ -211,7 +288,7 @@ def _item_chunks(settings, change, old: ParsedFile | None, new: ParsedFile | Non
     old_items = analyse(old)["items"] if old is not None else []
     new_items = analyse(new)["items"] if new is not None else []
     chunks = []
-    renamed = _renames(old, new, old_units, new_units)       # new name -> old name
+    renamed = _paired_names(old, new, old_units, new_units)  # new name -> old name
     gone = [name for name in old_units if name not in new_units and name not in
             renamed.values()]
     for name in list(new_units) + gone:
