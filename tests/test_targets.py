@@ -82,6 +82,17 @@ def test_a_list_reflowed_with_a_trailing_comma_is_a_formatting_change(rust_repo)
     assert len(shard_of(rust_repo, untupled)["chunks"]) == 1
 
 
+def test_imports_only_sorted_are_a_formatting_change(rust_repo):
+    imports = ["use std::rc::Rc;", "use std::fmt;", "mod peer;", "use crate::peer::Peer;"]
+    code = "\n\npub fn f() -> u8 {\n    1\n}\n"
+    rust_repo.commit("base", {"src/lib.rs": "\n".join(imports) + code})
+    sorted_ = rust_repo.commit("sort", {"src/lib.rs": "\n".join(sorted(imports)) + code})
+    assert shard_of(rust_repo, sorted_)["skipped"] == {"formatting_only": 1}
+    # One import gone as well: a change.
+    dropped = rust_repo.commit("drop", {"src/lib.rs": "\n".join(sorted(imports)[1:]) + code})
+    assert [c["kind"] for c in shard_of(rust_repo, dropped)["chunks"]] == ["file"]
+
+
 def _tests(names, attribute, status="0"):
     return "".join(f"{attribute}\nfn {name}() {{\n    run(\"{name}\").status({status});\n}}\n\n"
                    for name in names)
@@ -124,6 +135,23 @@ def test_a_piece_of_a_large_added_impl_carries_its_header(rust_repo):
     for chunk in chunks[1:]:
         assert chunk["new_code"].startswith(f"impl Peer {{\n    {ELISION}\n    pub fn m")
         assert chunk["part"]
+
+
+def test_a_long_run_of_docs_and_imports_is_cut_between_its_lines(rust_repo):
+    """Cargo's resolver/mod.rs had 4,269 characters of module docs and imports outside its
+    items: one piece (cut inside its widest `use` list, at no line start), cut at the
+    limit and left out, so its added `use util::ChainError;` was lost."""
+    docs = "".join(f"//! Line {i} of the module's documentation, long enough.\n" for i in range(5))
+    imports = "use std::collections::{HashMap, HashSet};\n" + "".join(
+        f"use crate::module_number_{i}::Thing;\n" for i in range(8))
+    code = "\npub fn f() -> u8 {\n    1\n}\n"
+    rust_repo.commit("base", {"src/lib.rs": docs + imports + code})
+    sha = rust_repo.commit("import", {"src/lib.rs": docs + imports + "use std::fmt;\n" + code})
+    shard = shard_of(rust_repo, sha, max_item_chars=500)
+    assert shard["skipped"] == {}
+    (chunk,) = shard["chunks"]
+    assert chunk["kind"] == "file" and chunk["new_code"].endswith("use std::fmt;")
+    assert "use std::fmt;" not in chunk["old_code"] and len(chunk["new_code"]) <= 500
 
 
 def test_duplicate_targets_in_a_split_are_dropped_and_counted(workdir, rust_repo):

@@ -83,7 +83,14 @@ def _cuts(source: bytes, node, start: int, end: int, limit: int) -> list:
     """Byte offsets in (start, end) at which to cut so pieces fit limit where possible."""
     if end - start <= limit:
         return []
-    container = _container(node) if node is not None else None
+    if node is not None and node.type == "source_file" and node.named_child_count > 1:
+        # Several top-level children: the text of a file's lines outside its items (its
+        # imports and comments), cut between them, not inside the widest `use` list
+        # (cargo's resolver/mod.rs: 4,269 characters of docs and imports in one piece,
+        # then cut at the limit and left out).
+        container = node
+    else:
+        container = _container(node) if node is not None else None
     if container is None:
         return _line_cuts(source, start, end, limit)
     # Each piece: a child with the comments and attributes on the lines before it.

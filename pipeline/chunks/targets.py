@@ -2,9 +2,10 @@
 
 By default a chunk is not a target when the model would have nothing to write (a pure
 deletion), when only whitespace (indentation inside strings too) or trailing commas
-changed (a reflow), when only comments changed, when a line longer than max_item_chars had
-to be cut (its old and new code would no longer be the file's), or when an earlier chunk
-of its commit made the same edit (a mechanical change repeated over hundreds of items).
+changed (a reflow) or a file's imports were only sorted, when only comments changed, when
+a line longer than max_item_chars had to be cut (its old and new code would no longer be
+the file's), or when an earlier chunk of its commit made the same edit (a mechanical
+change repeated over hundreds of items).
 Each is counted by reason; settings keep each kind. (Which files are read at all:
 pipeline.rust.files.)
 """
@@ -121,9 +122,8 @@ def chunk_skip_reason(chunk: Chunk, settings: Settings, sources: dict | None = N
     old_characters = _code_characters(chunk.old_code, sources)
     new_characters = _code_characters(chunk.new_code, sources)
     if old_characters != new_characters:
-        if (settings.keep_whitespace_changes
-                or _TRAILING_COMMA.sub("", old_characters) != _TRAILING_COMMA.sub("", new_characters)
-                or _reflowed_tokens(chunk.old_code) != _reflowed_tokens(chunk.new_code)):
+        if settings.keep_whitespace_changes or not _reformatted(chunk, old_characters,
+                                                                new_characters):
             return None
         return "formatting_only"
     if _stripped_lines(chunk.old_code) == _stripped_lines(chunk.new_code):
@@ -173,6 +173,17 @@ def _trailing(comma) -> bool:
     if after is None or after.type not in _CLOSING:
         return False
     return not (comma.parent.type in _TUPLES and comma.parent.named_child_count == 1)
+
+
+def _reformatted(chunk: Chunk, old_characters: str, new_characters: str) -> bool:
+    """Whether a chunk whose code characters changed was only reformatted: a file's lines
+    outside its items (imports, `mod` lines) put in another order (imports sorted), or a
+    list reflowed with or without its trailing comma."""
+    if chunk.kind == "file" and sorted(_stripped_lines(chunk.old_code)) == sorted(
+            _stripped_lines(chunk.new_code)):
+        return True
+    return (_TRAILING_COMMA.sub("", old_characters) == _TRAILING_COMMA.sub("", new_characters)
+            and _reflowed_tokens(chunk.old_code) == _reflowed_tokens(chunk.new_code))
 
 
 def _stripped_lines(text: str) -> list:
