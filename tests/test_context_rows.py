@@ -241,6 +241,13 @@ def test_a_long_import_list_keeps_the_imports_the_changed_code_uses(rust_repo):
     # The traits too, whose methods code calls without naming them (`.lines()`).
     assert imports == ("use crate::model::*;\nuse std::io::BufRead;\nuse crate::parts::Named;\n"
                        "use crate::parts::Widget07;\nuse crate::parts::Widget42;\n// …")
+    # Those of the names the changed lines use come first: a list still over its token
+    # budget keeps its first lines.
+    sha = rust_repo.commit("build with 42", {"src/server.rs": code.replace(
+        "BODY", "std::mem::size_of::<Widget42>() as u8")})
+    (chunk,) = build_chunk_shard(config, sha)["chunks"]
+    (imports,) = [s["text"] for s in chunk["context"] if s["kind"] == "import"]
+    assert imports.startswith("use crate::parts::Widget42;\nuse crate::model::*;\n")
 
 
 def test_an_import_list_over_its_token_budget_is_cut_after_a_whole_line(workdir, rust_repo):
@@ -257,6 +264,6 @@ def test_an_import_list_over_its_token_budget_is_cut_after_a_whole_line(workdir,
                     "budget_context=24")[0] == 0
     (row,) = rows_of(workdir, sha)
     (imports,) = snippets(row, "CONTEXT import")
-    lines = imports.split("\n")
-    assert 1 <= len(lines) < len(names)
+    *lines, marker = imports.split("\n")
+    assert 1 <= len(lines) < len(names) and marker == "// …"     # the cut is said
     assert lines == [f"use crate::model::{n};" for n in names[:len(lines)]]

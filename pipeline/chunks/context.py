@@ -98,20 +98,24 @@ def import_snippet(file_path: str, imports: list, chunks: list, limit: int,
     """The imports of the chunk's file as the author saw them, each once. Over limit
     characters, only those of the names the file's changed code uses (the words of
     chunks' code), globs and traits (whose methods the code may call without naming them:
-    is_trait(name), those of _IMPORTED_TRAITS and `…Ext` ones), and an elision marker says
-    lines were left out: a long list was left out whole at the tokens stage, over its token
-    budget, where the code uses a few of them (that stage now cuts one still over its
-    budget at a line)."""
+    is_trait(name), those of _IMPORTED_TRAITS and `…Ext` ones), those the changed lines
+    use first, and an elision marker says lines were left out: a long list was left out
+    whole at the tokens stage, over its token budget, where the code uses a few of them
+    (that stage now cuts one still over its budget at a line)."""
     entries = dict.fromkeys((f"use {path};" if alias in ("*", path.rsplit("::", 1)[-1])
                              else f"use {path} as {alias};", alias) for path, alias in imports)
     lines = [line for line, _ in entries]
     if sum(len(line) + 1 for line in lines) > limit + 1:
         used = set().union(*(words(chunk.old_code) | words(chunk.new_code)
                              for chunk in chunks))
-        lines = [line for line, alias in entries
-                 if alias == "*" or alias in used or alias in _IMPORTED_TRAITS
-                 or (alias.endswith("Ext") and alias[:1].isupper()) or is_trait(alias)]
-        lines = lines + [ELISION] if lines else []
+        kept = [(line, alias) for line, alias in entries
+                if alias == "*" or alias in used or alias in _IMPORTED_TRAITS
+                or (alias.endswith("Ext") and alias[:1].isupper()) or is_trait(alias)]
+        # Those of the names the changed lines use first: a list still over the token
+        # budget keeps its first lines (pipeline.tokens.segments).
+        changed = set().union(*(_changed_words(chunk) for chunk in chunks))
+        kept.sort(key=lambda entry: entry[1] not in changed)
+        lines = [line for line, _ in kept] + [ELISION] if kept else []
     if not lines:
         return []
     return [Snippet(kind="import", path=file_path, name="imports", text="\n".join(lines))]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.chunks.pieces import ELISION
+
 END_OF_TEXT = "<|endoftext|>"
 PAD = "<pad>"
 CONTEXT_KINDS = ("import", "struct", "enum", "trait", "impl", "fn", "macro", "const")
@@ -41,6 +43,8 @@ class Layout:
     # Tokens holding a line break (byte-level BPE's `Ċ`): an import list over its budget is
     # cut after the last of them that fits, a valid list of whole `use` lines.
     line_end_ids: frozenset = frozenset()
+    # The elision marker `// …` on a line of its own: it ends an import list cut there.
+    elision_ids: tuple = ()
 
     def context(self, kind: str) -> list:
         return self.ids[f"ctx_{kind}" if kind in CONTEXT_KINDS else "ctx_fn"]
@@ -65,6 +69,7 @@ def layout_of(tokenizer) -> Layout:
     pad_id = tokenizer.token_to_id(PAD)
     line_end_ids = frozenset(token_id for token, token_id in tokenizer.get_vocab().items()
                              if "\n" in token or "Ċ" in token)
+    elision_ids = tuple(tokenizer.encode(ELISION, add_special_tokens=False).ids)
     return Layout(ids, texts, special, end_id, end_id if pad_id is None else pad_id,
-                  line_end_ids)
+                  line_end_ids, elision_ids)
 

@@ -25,7 +25,7 @@ from pipeline.tokens.layout import Layout
 from pipeline.tokens.text_ids import ID_TYPE, TextIds
 
 # Bump when the example layout changes: part of every token shard's key.
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 # Repository name and path get fixed budgets, so fields + these always fit max_length.
 NAME_TOKENS, PATH_TOKENS = 16, 44
 
@@ -101,6 +101,14 @@ def _cut_at_line_end(ids: array, budget: int, line_end_ids: frozenset) -> array 
     return None
 
 
+def _cut_imports(ids: array, budget: int, layout: Layout) -> array | None:
+    """An import list over budget as its first whole lines, then the elision marker that
+    says lines were left out (the list's own marker, at its end, went with the tail)."""
+    marker = layout.elision_ids
+    cut = _cut_at_line_end(ids, budget - len(marker), layout.line_end_ids)
+    return None if cut is None else cut + array(cut.typecode, marker)
+
+
 def _context(settings, layout: Layout, chunk: Chunk, ids: list, truncations: Counter) -> list:
     """The chunk's snippets as pieces (marker + text ids), in priority order. A definition
     over budget_context is left out, not cut: a cut one might not be valid Rust; a list of
@@ -109,8 +117,7 @@ def _context(settings, layout: Layout, chunk: Chunk, ids: list, truncations: Cou
     snippets = chunk.context + chunk.spare_context
     for number, (snippet, snippet_ids) in enumerate(zip(snippets, ids)):
         if len(snippet_ids) > settings.budget_context and snippet.kind == "import":
-            snippet_ids = _cut_at_line_end(snippet_ids, settings.budget_context,
-                                           layout.line_end_ids)
+            snippet_ids = _cut_imports(snippet_ids, settings.budget_context, layout)
             truncations["import_context_cut" if snippet_ids else "context_over_budget"] += 1
         elif len(snippet_ids) > settings.budget_context:
             truncations["context_over_budget"] += 1
