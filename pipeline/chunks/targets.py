@@ -5,9 +5,8 @@ deletion), when only whitespace (indentation inside strings too) or trailing com
 changed (a reflow) or a file's imports were only sorted, when only comments changed, when
 a line longer than max_item_chars had to be cut (its old and new code would no longer be
 the file's), or when an earlier chunk of its commit made the same edit (a mechanical
-change repeated over hundreds of items).
-Each is counted by reason; settings keep each kind. (Which files are read at all:
-pipeline.rust.files.)
+change repeated over hundreds of items). Each is counted by reason; settings keep each
+kind. (Which files are read at all: pipeline.rust.files.)
 """
 
 from __future__ import annotations
