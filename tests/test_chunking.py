@@ -243,6 +243,17 @@ def test_a_block_moved_within_an_oversize_item_is_a_removal_and_an_insertion(rus
                     (rows[149], rows[149] + "".join(rows[50:53]))]
 
 
+def test_a_split_item_keeps_its_doc_comments_and_attributes_with_its_signature():
+    """An item whose text starts with doc comments and attributes has several top-level
+    children: its first piece is all of them and the signature, not its first doc line
+    alone (which made the next piece start one line late, after a repeated signature)."""
+    body = "".join(f"    let v{i} = compute({i});\n" for i in range(40))
+    head = "/// Activates things.\n/// Second line.\n#[inline]\npub fn f() {\n"
+    pieces = split_pieces(head + body + "}\n", 300)
+    assert pieces[0] == head and pieces[1] == "    let v0 = compute(0);\n"
+    assert "".join(pieces) == head + body + "}\n"
+
+
 def test_an_item_is_cut_inside_its_widest_container_the_last_of_equally_wide_ones():
     """_container's choice: the widest node to cut in that has more than one named child;
     of equally wide ones, the last."""

@@ -82,6 +82,21 @@ def test_a_list_reflowed_with_a_trailing_comma_is_a_formatting_change(rust_repo)
     assert len(shard_of(rust_repo, untupled)["chunks"]) == 1
 
 
+def test_a_reflow_that_reindents_a_continued_string_is_a_formatting_change(rust_repo):
+    """Cargo's `cargo fmt` re-indented the lines of `\\`-continued strings as it reflowed
+    their calls; Rust skips the whitespace after such a line end (not in a raw string)."""
+    call = 'pub fn f() {\n    warn(1, "custom registry support via \\\nINDENTthe index is removed");\n}\n'
+    rust_repo.commit("base", {"src/a.rs": call.replace("INDENT", " " * 10)})
+    reflowed = rust_repo.commit("fmt", {"src/a.rs": call.replace("INDENT", " " * 9).replace(
+        "warn(1, ", "warn(\n        1,\n        ").replace('removed");', 'removed",\n    );')})
+    assert shard_of(rust_repo, reflowed)["skipped"] == {"formatting_only": 1}
+    raw = call.replace('"custom', 'r"custom')
+    rust_repo.commit("raw", {"src/a.rs": raw.replace("INDENT", " " * 10)})
+    reindented = rust_repo.commit("raw fmt", {"src/a.rs": raw.replace("INDENT", " " * 9).replace(
+        "warn(1, ", "warn(\n        1,\n        ").replace('removed");', 'removed",\n    );')})
+    assert len(shard_of(rust_repo, reindented)["chunks"]) == 1    # a raw string's spaces count
+
+
 def test_imports_only_sorted_are_a_formatting_change(rust_repo):
     imports = ["use std::rc::Rc;", "use std::fmt;", "mod peer;", "use crate::peer::Peer;"]
     code = "\n\npub fn f() -> u8 {\n    1\n}\n"

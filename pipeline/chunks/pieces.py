@@ -97,7 +97,9 @@ def _cuts(source: bytes, node, start: int, end: int, limit: int) -> list:
     groups: list = []
     led = False
     for child in container.named_children:
-        if not start < child.start_byte < end:
+        # A child at start too (a file's first line; an item's first doc comment), or the
+        # next child would start a group of its own, cut from the comments before it.
+        if not start <= child.start_byte < end:
             continue
         if led:
             groups[-1].append(child)

@@ -16,7 +16,7 @@ from pipeline.rust import symbols, syntax
 from pipeline.rust.symbols import SymbolIndex
 
 # Bump when chunk shards change shape or content: part of every chunk shard's key.
-CHUNKER_VERSION = 40
+CHUNKER_VERSION = 41
 
 
 def _key_parts(settings: Settings) -> list:

@@ -144,20 +144,26 @@ def chunk_skip_reason(chunk: Chunk, settings: Settings, sources: dict | None = N
 _TRAILING_COMMA = re.compile(r",(?=[)\]}>])")
 _CLOSING = frozenset({")", "]", "}", ">"})
 _TUPLES = frozenset({"tuple_expression", "tuple_type", "tuple_pattern"})
+# A string's escaped line end: the string goes on after the next line's indentation.
+_CONTINUATIONS = frozenset({b"\\\n", b"\\\r\n"})
 
 
 @lru_cache(maxsize=_TOKEN_MEMO_SIZE)
 def _reflowed_tokens(text: str) -> tuple:
     """The text's tokens (comments too, as code_tokens) without its trailing commas, but
-    for a one-element tuple's `(x,)`: a list reflowed by rustfmt has the same."""
+    for a one-element tuple's `(x,)`, and a string's lines after an escaped line end
+    without their indentation: a list reflowed by rustfmt has the same."""
     source = text.encode()
     tokens = []
     cursor = get_parser().parse(source).walk()
     while True:
         node = cursor.node
         if node.kind_id in _COMMENT_IDS or not cursor.goto_first_child():
+            token = source[node.start_byte:node.end_byte]
+            if tokens and tokens[-1] in _CONTINUATIONS and node.type == "string_content":
+                token = token.lstrip()   # Rust skips the whitespace after a `\` line end
             if not (node.type == "," and _trailing(node)):
-                tokens.append(source[node.start_byte:node.end_byte])
+                tokens.append(token)
             while not cursor.goto_next_sibling():
                 if not cursor.goto_parent():
                     return tuple(tokens)
