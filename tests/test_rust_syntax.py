@@ -362,3 +362,16 @@ mod outer {
     scopes = {item["qualname"]: inline_scope(items, item) for item in items}
     assert scopes["top"] == "" and scopes["outer"] == ""
     assert scopes["outer::tests::check"] == "outer::tests"
+
+
+def test_an_item_starts_at_the_plain_comments_right_above_it():
+    source = (b"//! Module docs.\n"            # the module's: no item's
+              b"// Why a exists.\n"             # right above a: a's
+              b"fn a() {}\n\n"
+              b"// A loose note.\n\n"          # a blank line below it: no item's
+              b"fn b() {} // after b\n"        # after code on its line: no item's
+              b"// Leads c,\n/// and its doc,\n#[inline]\nfn c() {}\n"
+              b"// Not d's:\n\n/// Doc of d.\nfn d() {}\n")   # a blank line between
+    items = {item["name"]: item for item in analyse(parse(source))["items"]}
+    assert {name: item["start_line"] for name, item in items.items()} == {
+        "a": 2, "b": 7, "c": 8, "d": 14}

@@ -128,6 +128,21 @@ def test_an_edit_repeated_over_a_commits_items_is_one_target_and_counted(rust_re
     assert len(kept["chunks"]) == 4 and kept["skipped"] == {}
 
 
+def test_an_added_item_keeps_the_comments_right_above_it(rust_repo):
+    """Ripgrep's 3065a8c9c8 added `reset_sigpipe` under six lines saying why: they went to
+    the file's other lines, a comment-only change, and the target had no explanation."""
+    base = "//! The crate.\n\npub fn main() {}\n"
+    rust_repo.commit("base", {"src/main.rs": base})
+    added = ("// Rust ignores SIGPIPE by default;\n// restore it so that a closed pipe ends us.\n"
+             "#[cfg(unix)]\nfn reset_sigpipe() {\n    unsafe { sigpipe() }\n}\n")
+    loose = "// A note on the file, apart.\n\n"
+    sha = rust_repo.commit("sigpipe", {"src/main.rs": base + "\n" + loose + added})
+    shard = shard_of(rust_repo, sha)
+    assert [(c["kind"], c["new_code"]) for c in shard["chunks"]] == [("fn", added.rstrip("\n"))]
+    # The comment with a blank line below it is the file's: a comment-only change.
+    assert shard["skipped"] == {"comment_only": 1}
+
+
 def test_vendored_and_excluded_paths_are_skipped_and_counted(workdir, rust_repo):
     rust_repo.commit("base", {"src/lib.rs": "pub fn a() {}\n"})
     sha = rust_repo.commit("vendor", {"vendor/dep/src/lib.rs": "pub fn dep() {}\n",

@@ -2,7 +2,8 @@
 
 An item is a plain dict (it goes straight into msgpack): kind, name, qualname (within the
 file), owner (the impl or trait of a method), byte and line span including the doc comments
-and attributes before it (tree-sitter makes those preceding siblings, not children),
+and attributes before it and the plain comments right above (tree-sitter makes those
+preceding siblings, not children),
 where its body starts (what precedes is its header), and its parent item's index (-1 at
 top level). What an item references is read from the tree only for the items that change
 (pipeline.rust.references). An import is [path, alias, scope]: scope is the inline module
@@ -17,7 +18,7 @@ import re
 from pipeline.rust.parsing import ParsedFile, node_text, parse
 
 # Bump when the analysis output changes: it is part of every chunk and definitions cache key.
-ANALYSER_VERSION = 8
+ANALYSER_VERSION = 9
 
 _SIMPLE_KINDS = {
     "function_item": "fn", "function_signature_item": "fn", "struct_item": "struct",
@@ -59,28 +60,60 @@ def _item_name(source: bytes, node, node_type: str, kind: str) -> str:
     return node_text(source, name) if name is not None else kind
 
 
+def _is_inner_doc(node) -> bool:
+    return node.text.startswith((b"//!", b"/*!"))
+
+
+def _last_row(node) -> int:
+    """The row a node's text ends on (a line comment's span ends after its newline)."""
+    end = node.end_point
+    return end.row - 1 if end.column == 0 and end.row > node.start_point.row else end.row
+
+
 def _collect(container, source: bytes, scope: str, owner: str, parent: int, out: dict):
     """Append the items (and flattened imports) directly inside container. Each node's
     type is read once: a tree-sitter property makes a new Python value at every access,
-    and the items of every parsed file version pass through here."""
-    pending_start = None
+    and the items of every parsed file version pass through here.
+
+    An item starts at the doc comments and attributes before it, and at the plain comments
+    on the lines right above those or it (no blank line between): they say what it is
+    for, and an added item without them was a target without its explanation, the
+    comment left to the file's other lines."""
+    pending_start = None      # the first doc comment or attribute before the next item
+    comments_start = None     # the first of the plain comments right above it
+    leaders_end = -1          # the row the last comment or attribute ends on
+    previous_end = -1         # the row the previous child ends on
     for node in container.children:
         node_type = node.type
-        if node_type == "attribute_item" or (node_type in _COMMENTS and _is_doc_comment(node)):
+        row = node.start_point.row
+        if node_type in _COMMENTS and not _is_doc_comment(node):
+            if row == previous_end or _is_inner_doc(node):
+                comments_start = None          # after code on its line, or the module's
+            elif comments_start is None or row > leaders_end + 1:
+                comments_start = node          # a blank line before it: a new run
+            leaders_end = previous_end = _last_row(node)
+            continue
+        if node_type in _COMMENTS or node_type == "attribute_item":
+            if comments_start is not None and row > leaders_end + 1:
+                comments_start = None
             if pending_start is None:
                 pending_start = node
+            leaders_end = previous_end = _last_row(node)
             continue
+        previous_end = _last_row(node)
         if node_type in _SIMPLE_KINDS:
             item_node, item_type = node, node_type
         elif node_type == "expression_statement" and node.named_child_count == 1 and \
                 (inner := node.named_children[0]).type == "macro_invocation":
             item_node, item_type = inner, "macro_invocation"   # `foo!(..);`, a statement
         else:
-            if node_type not in _COMMENTS:
-                pending_start = None
+            pending_start = comments_start = None
             continue
         start = pending_start if pending_start is not None else node
-        pending_start = None
+        if comments_start is not None and row == leaders_end + 1 and \
+                comments_start.start_byte < start.start_byte:
+            start = comments_start
+        pending_start = comments_start = None
         _add_item(node, item_node, item_type, start, source, scope, owner, parent, out)
 
 
