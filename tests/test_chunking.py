@@ -257,12 +257,19 @@ def test_a_split_item_keeps_its_doc_comments_and_attributes_with_its_signature()
 def test_an_item_is_cut_inside_its_widest_container_the_last_of_equally_wide_ones():
     """_container's choice: the widest node to cut in that has more than one named child;
     of equally wide ones, the last."""
-    same = b"fn f() {\n    a(1);\n    b(2);\n}\nfn g() {\n    c(3);\n    d(4);\n}\n"
+    def branches(first):
+        return (b"fn f() {\n    if t {\n" + first + b"    } else {\n        c(3);\n"
+                b"        d(4);\n    }\n}\n")
+    same = branches(b"        a(1);\n        b(2);\n")
     root = get_parser().parse(same).root_node
-    assert same[_container(root).start_byte:].startswith(b"{\n    c(3);")
-    wider = b"fn f() {\n    a(1);\n    b(2);\n    e(5);\n}\nfn g() {\n    c(3);\n    d(4);\n}\n"
+    assert same[_container(root).start_byte:].startswith(b"{\n        c(3);")
+    wider = branches(b"        a(1);\n        b(2);\n        e(5);\n")
     root = get_parser().parse(wider).root_node
-    assert wider[_container(root).start_byte:].startswith(b"{\n    a(1);")
+    assert wider[_container(root).start_byte:].startswith(b"{\n        a(1);")
+    # Several top-level children (an item's docs and attributes, a file's imports): the
+    # file itself.
+    docs = b"/// Doc.\n#[inline]\nfn f() {\n    a(1);\n    b(2);\n}\n"
+    assert _container(get_parser().parse(docs).root_node).type == "source_file"
     # A block of one statement is no place to cut; the call's token tree (`m!`) is.
     one = b"fn f() {\n    m!(a, b, c);\n}\n"
     container = _container(get_parser().parse(one).root_node)

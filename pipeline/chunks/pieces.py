@@ -16,8 +16,11 @@ from tree_sitter import Query, QueryCursor
 from pipeline.rust.parsing import LANGUAGE, get_parser
 from pipeline.text import decode
 
-# Node kinds whose named children are the natural places to cut.
-_CUTTABLE_NODES = ("block", "declaration_list", "field_declaration_list", "enum_variant_list",
+# Node kinds whose named children are the natural places to cut. A source_file with more
+# than one is a file's lines outside its items (imports, comments; cargo's resolver/mod.rs
+# had 4,269 characters of them, then kept whole, since the widest container inside was a
+# `use` list on one line) or an item after its doc comments and attributes.
+_CUTTABLE_NODES = ("source_file", "block", "declaration_list", "field_declaration_list", "enum_variant_list",
                    "match_block", "ordered_field_declaration_list", "token_tree", "use_list")
 _CUTTABLE_QUERY = Query(LANGUAGE, "[" + " ".join(f"({kind})" for kind in _CUTTABLE_NODES)
                         + "] @container")
@@ -83,14 +86,7 @@ def _cuts(source: bytes, node, start: int, end: int, limit: int) -> list:
     """Byte offsets in (start, end) at which to cut so pieces fit limit where possible."""
     if end - start <= limit:
         return []
-    if node is not None and node.type == "source_file" and node.named_child_count > 1:
-        # Several top-level children: the text of a file's lines outside its items (its
-        # imports and comments), cut between them, not inside the widest `use` list
-        # (cargo's resolver/mod.rs: 4,269 characters of docs and imports in one piece,
-        # then cut at the limit and left out).
-        container = node
-    else:
-        container = _container(node) if node is not None else None
+    container = _container(node) if node is not None else None
     if container is None:
         return _line_cuts(source, start, end, limit)
     # Each piece: a child with the comments and attributes on the lines before it.

@@ -116,8 +116,7 @@ class SymbolIndex:
         self._crate_set: set = set()              # the crate directories crate_dirs names
         self._crate_of: dict = {}                 # path -> crate_of(path), for crate_dirs
         self._added_packages = (None, {})         # (commit, {directory: added_package})
-        self._package_names: dict = {}            # Cargo.toml blob -> its package name
-        self._library_roots: dict = {}            # Cargo.toml blob -> library_root's
+        self._manifest_facts: dict = {}           # Cargo.toml blob -> _manifest's
         self.commit = None
         # The chunker's parses: it has usually just parsed the versions the index needs.
         self.parses = parses
@@ -291,36 +290,35 @@ class SymbolIndex:
             elif path == winner:
                 self.modules[key] = min(files, key=order)
 
+    def _manifest(self, blob: str) -> tuple | None:
+        """(package name as `use` writes it, library root file's path in the package) of a
+        Cargo.toml version, read once: the crates are read again whenever a manifest
+        changes, and most of them stay."""
+        if blob not in self._manifest_facts:
+            data = self.reader.read(blob)
+            if data is None:
+                return None            # not remembered: a missing object may come back
+            name, path = _PACKAGE_NAME.search(data), _LIBRARY_PATH.search(data)
+            self._manifest_facts[blob] = (
+                name.group(1).decode().replace("-", "_") if name else None,
+                path.group(1).decode(errors="replace") if path else "src/lib.rs")
+        return self._manifest_facts[blob]
+
     def _package_name(self, blob: str) -> str | None:
-        """The package name of a Cargo.toml version, as `use` writes it. Memoised: the
-        crates are read again whenever a manifest changes, and most of them stay."""
-        if blob in self._package_names:
-            return self._package_names[blob]
-        data = self.reader.read(blob)
-        if data is None:
-            return None                # not remembered: a missing object may come back
-        match = _PACKAGE_NAME.search(data)
-        name = match.group(1).decode().replace("-", "_") if match else None
-        self._package_names[blob] = name
-        return name
+        facts = self._manifest(blob)
+        return facts[0] if facts is not None else None
 
     def library_root(self, crate: str) -> list:
         """The module path of the crate's library root: [] for src/lib.rs, ["cargo"] for
         pre-2018 cargo's `[lib] path = "src/cargo/lib.rs"`, where `cargo::core::Package`
         is src/cargo/core's: for the crates a `use` names by package name (a file's own
-        crate goes by its files, rust.files._library_root). Memoised by manifest version."""
+        crate goes by its files, rust.files._library_root)."""
         blob = self._manifests.get(f"{crate}/Cargo.toml" if crate else "Cargo.toml")
-        if blob is None:
+        facts = self._manifest(blob) if blob is not None else None
+        if facts is None:
             return []
-        if blob not in self._library_roots:
-            data = self.reader.read(blob)
-            if data is None:
-                return []              # not remembered: a missing object may come back
-            match = _LIBRARY_PATH.search(data)
-            path = match.group(1).decode(errors="replace") if match else "src/lib.rs"
-            self._library_roots[blob] = [part for part in module_path(
-                f"{crate}/{path}" if crate else path).split("::") if part]
-        return self._library_roots[blob]
+        path = f"{crate}/{facts[1]}" if crate else facts[1]
+        return [part for part in module_path(path).split("::") if part]
 
     def crate_of(self, path: str) -> str:
         """The directory of the innermost crate (Cargo.toml) containing path ('' if none),
